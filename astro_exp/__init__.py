@@ -1,0 +1,3 @@
+"""astro-exp: config-driven experiments for classifying astronomical pictures."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,271 @@
+"""The training loop: AdamW, warm-up + cosine, label smoothing, gradient clipping, AMP,
+early stopping, best/last checkpoints and an exact resume.
+
+Everything after the DataLoader runs batched on the model's device: uint8 batch ->
+``preprocess.prepare`` -> ``augment`` (train only) -> ``preprocess.normalize`` -> model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+from tqdm.auto import tqdm
+
+from astro_exp.data.datamodule import DataModule
+from astro_exp.engine.device import autocast, resolve_flag
+from astro_exp.engine.metrics import classification_metrics
+from astro_exp.errors import ConfigError
+from astro_exp.vision.preprocess import Preprocess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitState:
+    """What an exact resume needs besides model, optimiser and scheduler."""
+
+    epoch: int = 0  # epochs completed
+    global_step: int = 0
+    best_score: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(_tuplify(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+class Trainer:
+    """Fits a model on a :class:`DataModule`; checkpoints go to ``run_dir/checkpoints``."""
+
+    def __init__(
+        self,
+        cfg: Mapping,
+        model: nn.Module,
+        preprocess: Preprocess,
+        augment: nn.Module,
+        datamodule: DataModule,
+        logger,
+        run_dir: str | Path,
+        device: torch.device,
+        task_cfg: Mapping,
+        make_bundle: Callable[..., dict],
+    ) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.dm = datamodule
+        self.task = datamodule.task
+        self.classes = datamodule.classes
+        self.logger = logger
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.make_bundle = make_bundle
+        self.channels_last = resolve_flag(cfg.get("channels_last", "auto"), device)
+        self.precision = str(cfg.get("precision", "auto"))
+        self.model = model.to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward_model = torch.compile(self.model) if cfg.get("compile") else self.model
+        self.preprocess = preprocess.to(device)
+        self.augment = augment.to(device)
+        self.label_smoothing = float(task_cfg.get("label_smoothing", 0.0))
+        self.max_epochs = int(cfg["max_epochs"])
+        if self.max_epochs < 1:
+            raise ConfigError(f"trainer.max_epochs={self.max_epochs} must be >= 1")
+        self.train_loader = datamodule.loader("train")
+        self.steps_per_epoch = len(self.train_loader)
+        self.optimizer = instantiate(cfg["optimizer"])(self.model.parameters())
+        sched = cfg.get("scheduler") or {}
+        total = self.max_epochs * self.steps_per_epoch
+        warmup = int(round(float(sched.get("warmup_epochs", 0)) * self.steps_per_epoch))
+        self.scheduler = CosineLRScheduler(
+            self.optimizer, t_initial=max(1, total - warmup), lr_min=float(sched.get("min_lr", 0.0)),
+            warmup_t=warmup, warmup_lr_init=float(sched.get("warmup_lr_init", 0.0)),
+            warmup_prefix=True, t_in_epochs=False,
+        )  # fmt: skip
+        es = cfg.get("early_stopping") or {}
+        self.monitor = str(cfg.get("checkpoint_monitor", "val/f1_macro"))
+        self.es_monitor = str(es.get("monitor", self.monitor))
+        self.es_mode = str(es.get("mode", "max"))
+        self.es_patience = es.get("patience")
+        self.es_min_delta = float(es.get("min_delta", 0.0))
+        self.state = FitState()
+        self.interrupted = False  # stopped by trainer.stop_after_epoch, to be resumed
+
+    # -- one batch through the device-side pipeline ------------------------------------------
+    def _inputs(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        with torch.no_grad():
+            x = self.preprocess.prepare(x)
+            if train:
+                x = self.augment(x)
+            x = self.preprocess.normalize(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "multiclass":
+            return F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+        target = y.float()
+        if self.label_smoothing:
+            target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return F.binary_cross_entropy_with_logits(logits.float(), target)
+
+    @torch.no_grad()
+    def predict_logits(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits, targets and item indices of a split, in eval mode."""
+        self.model.eval()
+        outs, ys, ids = [], [], []
+        for x, y, idx in self.dm.loader(split, shuffle=False):
+            with autocast(self.device, self.precision):
+                outs.append(self.forward_model(self._inputs(x, train=False)).float().cpu())
+            ys.append(y)
+            ids.append(idx)
+        return torch.cat(outs), torch.cat(ys), torch.cat(ids)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _resume_state(self) -> dict:
+        s = self.state
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "epoch": s.epoch,
+            "global_step": s.global_step,
+            "best_score": s.best_score,
+            "best_epoch": s.best_epoch,
+            "bad_epochs": s.bad_epochs,
+            "history": s.history,
+        }
+
+    def save(self, name: str, metrics: dict[str, float], with_resume: bool) -> Path:
+        from astro_exp.models.bundle import save_bundle
+
+        bundle = self.make_bundle(
+            self.model, epoch=self.state.epoch, metrics=metrics,
+            resume=self._resume_state() if with_resume else None,
+        )  # fmt: skip
+        return save_bundle(bundle, self.ckpt_dir / name)
+
+    def restore(self, bundle: dict) -> None:
+        """Continue exactly where ``bundle`` (a last.pt) left off."""
+        resume = bundle.get("resume")
+        if not resume:
+            raise ConfigError("ckpt_path has no resume state (best.pt after training ends); use last.pt")
+        self.model.load_state_dict(bundle["state_dict"])
+        self.optimizer.load_state_dict(resume["optimizer"])
+        self.scheduler.load_state_dict(resume["scheduler"])
+        set_rng_state(resume["rng"])
+        self.state = FitState(
+            epoch=int(resume["epoch"]), global_step=int(resume["global_step"]),
+            best_score=resume["best_score"], best_epoch=int(resume["best_epoch"]),
+            bad_epochs=int(resume["bad_epochs"]), history=list(resume.get("history", [])),
+        )  # fmt: skip
+        log.info("resumed from epoch %d (step %d)", self.state.epoch, self.state.global_step)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _improved(self, score: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+        if best is None or math.isnan(best):
+            return not math.isnan(score)
+        return score > best + min_delta if mode == "max" else score < best - min_delta
+
+    def train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        self.train_loader.sampler.set_epoch(epoch)
+        total, count = 0.0, 0
+        log_every = int(self.cfg.get("log_every_n_steps", 10))
+        clip = self.cfg.get("grad_clip_norm")
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{self.max_epochs}", unit="batch",
+                   leave=False, disable=(not self.cfg.get("progress", True)) or None)  # fmt: skip
+        for x, y, _ in bar:
+            inputs, y = self._inputs(x, train=True), y.to(self.device, non_blocking=True)
+            with autocast(self.device, self.precision):
+                logits = self.forward_model(inputs)
+            loss = self.loss(logits, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {self.state.global_step}; lower trainer.optimizer.lr")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+            self.optimizer.step()
+            self.state.global_step += 1
+            self.scheduler.step_update(self.state.global_step)
+            total += loss.item() * len(y)
+            count += len(y)
+            if self.state.global_step % log_every == 0:
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.logger.log_metrics({"train/loss": loss.item(), "train/lr": lr, "epoch": epoch}, step=self.state.global_step)
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
+        return total / max(count, 1)
+
+    def fit(self) -> FitState:
+        start_epoch = self.state.epoch
+        stop_after = self.cfg.get("stop_after_epoch")
+        for epoch in range(start_epoch, self.max_epochs):
+            t0 = time.perf_counter()
+            train_loss = self.train_epoch(epoch)
+            logits, targets, _ = self.predict_logits("val")
+            metrics, _ = classification_metrics(logits, targets, self.task, self.classes, "val")
+            metrics.update({"train/epoch_loss": train_loss, "epoch": epoch + 1,
+                            "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
+            self.state.epoch = epoch + 1
+            if self.monitor not in metrics:
+                raise ConfigError(f"trainer.checkpoint_monitor={self.monitor!r} is not a val metric; try val/f1_macro")
+            score = metrics[self.monitor]
+            self.logger.log_metrics(metrics, step=self.state.global_step)
+            log.info("epoch %d/%d  train/loss %.4f  %s %.4f  val/acc %.4f  (%.1fs)", epoch + 1, self.max_epochs,
+                     train_loss, self.monitor, score, metrics["val/acc"], metrics["time/epoch_s"])  # fmt: skip
+            if self._improved(score, self.state.best_score, self.es_mode):
+                self.state.best_score, self.state.best_epoch = score, epoch + 1
+                self.save("best.pt", metrics, with_resume=False)
+            es_score = metrics.get(self.es_monitor, score)
+            hist_best = max((h.get(self.es_monitor, -math.inf) for h in self.state.history), default=None) \
+                if self.es_mode == "max" else min((h.get(self.es_monitor, math.inf) for h in self.state.history), default=None)  # fmt: skip
+            self.state.bad_epochs = 0 if self._improved(es_score, hist_best, self.es_mode, self.es_min_delta) else self.state.bad_epochs + 1
+            self.state.history.append({k: v for k, v in metrics.items() if "/" not in k or k.startswith("val/")})
+            self.save("last.pt", metrics, with_resume=True)
+            if self.es_patience is not None and self.state.bad_epochs > int(self.es_patience):
+                log.info("early stopping: %s did not improve for %d epochs", self.es_monitor, self.state.bad_epochs)
+                break
+            if stop_after is not None and self.state.epoch >= int(stop_after) and self.state.epoch < self.max_epochs:
+                log.warning("stopping after epoch %d as asked (trainer.stop_after_epoch); resume with ckpt_path=%s",
+                            self.state.epoch, self.ckpt_dir / "last.pt")  # fmt: skip
+                self.interrupted = True
+                break
+        return self.state

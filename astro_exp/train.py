@@ -1,0 +1,109 @@
+"""``train(cfg)``: one experiment from a composed config, separate from ``@hydra.main`` so
+tests and notebooks can call it with a config from Hydra's compose API."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from astro_exp.data.datamodule import build_datamodule
+from astro_exp.engine.device import resolve_device, resolve_flag
+from astro_exp.engine.evaluate import final_evaluation
+from astro_exp.engine.trainer import Trainer
+from astro_exp.errors import CheckpointError
+from astro_exp.models.bundle import load_bundle, make_bundle
+from astro_exp.models.factory import create_model
+from astro_exp.tracking import build_loggers
+from astro_exp.vision import build_augment, build_preprocess
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _sweep_group() -> tuple[str | None, str | None]:
+    """(W&B group, job name) of a Hydra multirun job; (None, None) outside one."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return None, None
+    if hc.mode != RunMode.MULTIRUN:
+        return None, None
+    sweep = Path(hc.sweep.dir)
+    return f"sweep-{sweep.parent.name}-{sweep.name}", f"{hc.job.num}-{hc.job.override_dirname or 'default'}"
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train, calibrate and evaluate; returns the final metrics (also in metrics.json)."""
+    t_start = time.perf_counter()
+    config = OmegaConf.to_container(cfg, resolve=True)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(int(cfg.seed))
+    if cfg.trainer.get("num_threads"):
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+    device = resolve_device(cfg.trainer.accelerator)
+    pin = resolve_flag(cfg.trainer.get("pin_memory", "auto"), device)
+
+    resume = load_bundle(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    dm = build_datamodule(config, cfg.paths.cache_dir, pin_memory=pin, progress=bool(cfg.trainer.progress))
+    if resume is not None and list(resume["classes"]) != dm.classes:
+        raise CheckpointError(
+            f"ckpt_path was trained on classes {resume['classes']}, this data has {dm.classes}; "
+            "resume with the same source and task"
+        )
+    model_cfg = config["model"]
+    model = create_model(
+        model_name=model_cfg["model_name"], num_classes=len(dm.classes),
+        pretrained=bool(model_cfg.get("pretrained")) and resume is None, img_size=dm.image_size,
+        drop_rate=model_cfg.get("drop_rate", 0.0), drop_path_rate=model_cfg.get("drop_path_rate", 0.0),
+    )  # fmt: skip
+    n_params = sum(p.numel() for p in model.parameters())
+    preprocess = build_preprocess(config["preprocess"])
+    augment = build_augment(config["augment"])
+    bundle_fn = functools.partial(
+        make_bundle, model_cfg={k: v for k, v in model_cfg.items() if k != "pretrained"},
+        classes=dm.classes, task=dm.task, preprocess=config["preprocess"], image_size=dm.image_size,
+        config=config, dataset_fingerprint=dm.imageset.fingerprint,
+    )  # fmt: skip
+
+    group, job_name = _sweep_group()
+    logger_cfg = dict(config["logger"])
+    logger = build_loggers(logger_cfg, run_dir, group=logger_cfg.get("group") or group,
+                           name=job_name or cfg.run_name)  # fmt: skip
+    try:
+        logger.log_config(config)
+        trainer = Trainer(cfg.trainer, model, preprocess, augment, dm, logger, run_dir, device, cfg.task, bundle_fn)
+        if resume is not None:
+            trainer.restore(resume)
+        log.info("data %s | model %s (%.2fM params) on %s | %d steps/epoch",
+                 dm.summary(), model_cfg["model_name"], n_params / 1e6, device, trainer.steps_per_epoch)  # fmt: skip
+        t_fit = time.perf_counter()
+        trainer.fit()
+        fit_s = time.perf_counter() - t_fit
+        summary: dict[str, float] = {**dm.summary(), "model/params": float(n_params),
+                                     "epochs": float(trainer.state.epoch), "time/fit_s": fit_s}  # fmt: skip
+        if trainer.interrupted:
+            summary["interrupted"] = 1.0
+            summary[cfg.optimized_metric] = float(trainer.state.best_score or float("nan"))
+        else:
+            summary.update(final_evaluation(trainer, logger, int(cfg.data.num_logged_predictions)))
+        summary["time/total_s"] = time.perf_counter() - t_start
+        logger.log_summary(summary)
+    finally:
+        logger.finish()
+    return summary

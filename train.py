@@ -1,0 +1,40 @@
+"""Train, evaluate and log one experiment: ``python train.py model=resnet augment=heavy``.
+
+Sweeps: ``python train.py -m model=resnet,efficientnet_lite0 augment=light,heavy``.
+The composed config: ``python train.py --cfg job``; a smoke test: ``python train.py debug=fast``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from astro_exp.errors import AstroExpError
+
+log = logging.getLogger("train")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the metric named by ``optimized_metric`` so Hydra sweepers can optimise it."""
+    from astro_exp.train import train  # imported here so --help and --cfg stay fast
+
+    try:
+        metrics = train(cfg)
+    except AstroExpError as e:
+        log.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    value = metrics.get(cfg.optimized_metric)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        log.warning("optimized_metric %r not in the final metrics", cfg.optimized_metric)
+        return None
+    return float(value)
+
+
+if __name__ == "__main__":
+    main()
