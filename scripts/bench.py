@@ -89,10 +89,8 @@ def main() -> None:
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["logger=none", *args.overrides])
-    OmegaConf.update(cfg, "paths.output_dir", tempfile.mkdtemp(prefix="bench-"), force_add=True)
-    OmegaConf.update(cfg, "paths.root_dir", str(ROOT), force_add=True)
     config = OmegaConf.to_container(cfg, resolve=False)
-    config["paths"] = {"cache_dir": str(ROOT / "data" / "cache")}
+    config["paths"] = {"cache_dir": str(Path(os.environ.get("ASTRO_EXP_ROOT", ROOT)) / "data" / "cache")}
     config = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
 
     torch.manual_seed(0)

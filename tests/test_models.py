@@ -1,0 +1,127 @@
+"""The timm factory: every config alias builds, typos get suggestions, and the offline
+EfficientNet-Lite0 weights really are ImageNet weights (they recognise skimage's cat)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from astro_exp.errors import ConfigError
+from astro_exp.models import MODEL_ALIASES, create_model
+from astro_exp.models import pretrained as pretrained_mod
+from astro_exp.models.pretrained import (
+    EFFICIENTNET_LITE0_NORM,
+    efficientnet_lite0_weights_path,
+    load_efficientnet_lite0_imagenet,
+)
+
+IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def _package_state() -> OrderedDict[str, torch.Tensor]:
+    return torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+
+
+def _chelsea_224() -> torch.Tensor:
+    """skimage's cat, resized to 224x224 and normalised the way the packaged weights expect."""
+    from skimage.data import chelsea
+
+    x = torch.from_numpy(chelsea()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    x = F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+    mean = torch.tensor(EFFICIENTNET_LITE0_NORM["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(EFFICIENTNET_LITE0_NORM["std"]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@pytest.mark.parametrize("alias", sorted(MODEL_ALIASES))
+def test_every_alias_builds_and_gives_logits(alias: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(MODEL_ALIASES[alias], num_classes=4, img_size=64).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 4) and torch.isfinite(logits).all()
+
+
+def test_img_size_reaches_vit_and_cnns_ignore_it() -> None:
+    vit = create_model("vit_tiny_patch16_224", num_classes=4, img_size=64)
+    assert vit.pos_embed.shape[1] == 1 + (64 // 16) ** 2  # class token + 4x4 patches
+    cnn = create_model("test_resnet", num_classes=4, img_size=64, drop_rate=0.1)
+    assert cnn.get_classifier().out_features == 4
+
+
+def test_unknown_name_suggests_close_timm_names() -> None:
+    with pytest.raises(ConfigError) as info:
+        create_model("resnet181", num_classes=4)
+    message = str(info.value)
+    assert "\n" not in message and "resnet18," in message and "timm.list_models()" in message
+
+
+def test_config_alias_is_not_a_timm_name() -> None:
+    with pytest.raises(ConfigError, match=r"model\.model_name=resnet18"):
+        create_model("resnet", num_classes=4)
+
+
+def test_bad_kwarg_is_one_line_config_error() -> None:
+    with pytest.raises(ConfigError, match="drop_rat") as info:
+        create_model("test_resnet", num_classes=4, drop_rat=0.1)
+    assert "\n" not in str(info.value)
+
+
+def test_failed_download_is_one_line_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import huggingface_hub.constants as hf
+
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)  # fail at once instead of retrying for ~45 s
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path))  # ignore any locally cached weights
+    with pytest.raises(
+        ConfigError, match=r"could not download pretrained weights for test_resnet"
+    ) as info:
+        create_model("test_resnet", num_classes=4, pretrained=True)
+    assert "\n" not in str(info.value) and "efficientnet_lite0" in str(info.value)
+
+
+def test_offline_lite0_weights_rank_chelsea_as_a_cat() -> None:
+    model = create_model("tf_efficientnet_lite0", num_classes=1000, pretrained=True).eval()
+    with torch.no_grad():
+        probs = model(_chelsea_224()).softmax(-1)[0]
+    top = probs.topk(5)
+    assert int(top.indices[0]) in IMAGENET_CATS
+    assert float(top.values[0]) > 0.5  # confident, not a lucky argmax
+    assert float(probs[list(IMAGENET_CATS)].sum()) > 0.9
+
+
+def test_pretrained_lite0_keeps_backbone_and_gets_new_head() -> None:
+    package = _package_state()
+    model = create_model("tf_efficientnet_lite0", num_classes=4, pretrained=True)
+    assert torch.equal(model.conv_stem.weight, package["_conv_stem.weight"])
+    assert torch.equal(model.conv_head.weight, package["_conv_head.weight"])
+    assert model.get_classifier().out_features == 4
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 4)
+
+
+def test_pretrained_lite0_adapts_stem_to_one_channel() -> None:
+    model = create_model("tf_efficientnet_lite0", num_classes=4, pretrained=True, in_chans=1)
+    rgb = _package_state()["_conv_stem.weight"]
+    assert torch.allclose(model.conv_stem.weight, rgb.sum(dim=1, keepdim=True))
+
+
+def test_loader_pairs_tensors_when_bn_counters_are_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = OrderedDict(
+        (k, v) for k, v in _package_state().items() if not k.endswith("num_batches_tracked")
+    )
+    monkeypatch.setattr(pretrained_mod.torch, "load", lambda *a, **k: state)
+    model = create_model("tf_efficientnet_lite0", num_classes=1000)
+    load_efficientnet_lite0_imagenet(model)
+    assert torch.equal(model.classifier.weight, state["_fc.weight"])
+    assert torch.equal(model.bn2.running_var, state["_bn1.running_var"])
+
+
+def test_loader_rejects_other_architectures() -> None:
+    with pytest.raises(ConfigError, match="tf_efficientnet_lite0"):
+        load_efficientnet_lite0_imagenet(create_model("test_resnet", num_classes=1000))
