@@ -50,7 +50,9 @@ def _sweep_group() -> tuple[str | None, str | None]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train, calibrate and evaluate; returns the final metrics (also in metrics.json)."""
     t_start = time.perf_counter()
-    config = OmegaConf.to_container(cfg, resolve=True)
+    # the `hydra` node is present when a config comes from the compose API; it is not ours
+    config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+              for k in cfg if k != "hydra"}  # fmt: skip
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(int(cfg.seed))
