@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
+import tempfile
 
 import hydra
 from omegaconf import DictConfig
@@ -36,5 +38,13 @@ def main(cfg: DictConfig) -> float | None:
     return float(value)
 
 
+def _quiet_non_zero_ranks() -> None:
+    """Under torchrun only rank 0 gets a Hydra run folder; the others write to a temp dir."""
+    if int(os.environ.get("RANK", "0")) > 0:
+        scratch = tempfile.mkdtemp(prefix=f"astro-exp-rank{os.environ['RANK']}-")
+        sys.argv += [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+
+
 if __name__ == "__main__":
+    _quiet_non_zero_ranks()
     main()

@@ -14,13 +14,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from astro_exp.data.datamodule import build_datamodule
+from astro_exp.engine import distributed
 from astro_exp.engine.device import resolve_device, resolve_flag
 from astro_exp.engine.evaluate import final_evaluation
 from astro_exp.engine.trainer import Trainer
 from astro_exp.errors import CheckpointError
 from astro_exp.models.bundle import load_bundle, make_bundle
 from astro_exp.models.factory import create_model
-from astro_exp.tracking import build_loggers
+from astro_exp.tracking import MultiLogger, build_loggers
 from astro_exp.vision import build_augment, build_preprocess
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # the `hydra` node is present when a config comes from the compose API; it is not ours
     config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
               for k in cfg if k != "hydra"}  # fmt: skip
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(int(cfg.seed))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = resolve_device(cfg.trainer.accelerator)
+    _, world, local_rank = distributed.init_distributed(device.type)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+    # under torchrun, rank 0's Hydra folder is the one run folder of all ranks
+    run_dir = Path(distributed.broadcast_object(str(cfg.paths.output_dir)))
+    run_dir.mkdir(parents=True, exist_ok=True)
     pin = resolve_flag(cfg.trainer.get("pin_memory", "auto"), device)
 
     resume = load_bundle(cfg.ckpt_path) if cfg.get("ckpt_path") else None
@@ -85,8 +90,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     group, job_name = _sweep_group()
     logger_cfg = dict(config["logger"])
-    logger = build_loggers(logger_cfg, run_dir, group=logger_cfg.get("group") or group,
-                           name=job_name or cfg.run_name)  # fmt: skip
+    if distributed.is_main():
+        logger = build_loggers(logger_cfg, run_dir, group=logger_cfg.get("group") or group,
+                               name=job_name or cfg.run_name)  # fmt: skip
+    else:
+        logger = MultiLogger([])  # only rank 0 logs
     try:
         logger.log_config(config)
         trainer = Trainer(cfg.trainer, model, preprocess, augment, dm, logger, run_dir, device, cfg.task, bundle_fn)
@@ -105,7 +113,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         else:
             summary.update(final_evaluation(trainer, logger, int(cfg.data.num_logged_predictions)))
         summary["time/total_s"] = time.perf_counter() - t_start
+        summary["world_size"] = float(world)
         logger.log_summary(summary)
     finally:
         logger.finish()
+        distributed.cleanup()
     return summary

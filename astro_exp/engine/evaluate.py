@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from astro_exp.engine import distributed
 from astro_exp.engine.calibration import fit_temperature, fit_thresholds
 from astro_exp.engine.metrics import classification_metrics, probabilities
 from astro_exp.engine.plots import plot_confusion
@@ -24,6 +25,7 @@ def final_evaluation(trainer: Trainer, logger, num_logged_predictions: int = 32)
     temperature scaling; best.pt is rewritten with the temperature so predict uses it.
     """
     best_path = trainer.ckpt_dir / "best.pt"
+    distributed.barrier()  # rank 0 wrote it
     best = load_bundle(best_path)
     trainer.model.load_state_dict(best["state_dict"])
     task, classes = trainer.task, trainer.classes
@@ -47,6 +49,8 @@ def final_evaluation(trainer: Trainer, logger, num_logged_predictions: int = 32)
     metrics["calibration/temperature"] = temperature
     metrics["best_epoch"] = float(trainer.state.best_epoch)
 
+    if not distributed.is_main():
+        return metrics
     run_dir = trainer.run_dir
     cm_path = plot_confusion(confusion.numpy(), classes, run_dir / "confusion_matrix.png",
                              title=f"test, macro-F1 {metrics['test/f1_macro']:.3f}")  # fmt: skip

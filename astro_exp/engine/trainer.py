@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from astro_exp.data.datamodule import DataModule
+from astro_exp.engine import distributed
 from astro_exp.engine.device import autocast, resolve_flag
 from astro_exp.engine.metrics import classification_metrics
 from astro_exp.errors import ConfigError
@@ -99,7 +100,12 @@ class Trainer:
         self.model = model.to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward_model = torch.compile(self.model) if cfg.get("compile") else self.model
+        self.forward_model = self.model
+        if distributed.is_distributed():
+            ids = [device.index] if device.type == "cuda" else None
+            self.forward_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.get("compile"):
+            self.forward_model = torch.compile(self.forward_model)
         self.preprocess = preprocess.to(device)
         self.augment = augment.to(device)
         self.label_smoothing = float(task_cfg.get("label_smoothing", 0.0))
@@ -156,7 +162,11 @@ class Trainer:
                 outs.append(self.forward_model(self._inputs(x, train=False)).float().cpu())
             ys.append(y)
             ids.append(idx)
-        return torch.cat(outs), torch.cat(ys), torch.cat(ids)
+        logits, targets, index = distributed.gather_cat(torch.cat(outs), torch.cat(ys), torch.cat(ids))
+        if distributed.is_distributed():  # one row per item, in item order, as on one process
+            index, first = np.unique(index.numpy(), return_index=True)
+            logits, targets, index = logits[first], targets[first], torch.from_numpy(index)
+        return logits, targets, index
 
     # -- checkpoints --------------------------------------------------------------------------
     def _resume_state(self) -> dict:
@@ -176,6 +186,8 @@ class Trainer:
     def save(self, name: str, metrics: dict[str, float], with_resume: bool) -> Path:
         from astro_exp.models.bundle import save_bundle
 
+        if not distributed.is_main():
+            return self.ckpt_dir / name
         bundle = self.make_bundle(
             self.model, epoch=self.state.epoch, metrics=metrics,
             resume=self._resume_state() if with_resume else None,
@@ -232,7 +244,7 @@ class Trainer:
                 lr = self.optimizer.param_groups[0]["lr"]
                 self.logger.log_metrics({"train/loss": loss.item(), "train/lr": lr, "epoch": epoch}, step=self.state.global_step)
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
-        return total / max(count, 1)
+        return distributed.mean_over_ranks(total, count)
 
     def fit(self) -> FitState:
         start_epoch = self.state.epoch
