@@ -105,3 +105,30 @@ def test_multirun_sweep_then_compare_ranks_runs(tmp_path: Path) -> None:
     assert compared.returncode == 0, compared.stderr
     assert (sweeps[0] / "comparison.csv").read_text().count("\n") == 5  # header + 4 runs
     assert "augment" in compared.stdout and "seed" in compared.stdout
+
+
+def wandb_history(run_dir: Path) -> list[dict]:
+    """The history a W&B run recorded, read back with W&B's own reader (`wandb leet inspect`)."""
+    import shutil
+    import subprocess
+
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    wandb_cli = shutil.which("wandb") or str(Path(__import__("sys").executable).parent / "wandb")
+    out = subprocess.run([wandb_cli, "leet", "inspect", "--json", str(offline)], capture_output=True,
+                         text=True, timeout=120, check=True).stdout  # fmt: skip
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [r["history"]["item"] for r in records if r.get("type") == "history"]
+
+
+def test_wandb_offline_run_records_the_logged_metrics(make_cfg, tmp_path: Path) -> None:
+    run_dir = tmp_path / "wb"
+    train(make_cfg([*TINY, "logger=wandb", "trainer.log_every_n_steps=1"], run_dir=run_dir))
+    history = wandb_history(run_dir)
+    keys = set().union(*history)
+    for key in ("train/loss", "train/lr", "val/f1_macro", "val/acc", "train/epoch_loss"):
+        assert key in keys, key
+    assert any(k.startswith("test/confusion_matrix") for k in keys)
+    assert any(k.startswith("test/predictions") for k in keys), "table of sample predictions"
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    val_f1 = [r["val/f1_macro"] for r in logged if "val/f1_macro" in r]
+    assert [h["val/f1_macro"] for h in history if "val/f1_macro" in h] == pytest.approx(val_f1)

@@ -112,7 +112,6 @@ def build_cache(
             ):  # fmt: skip
                 pass
         arr.flush()
-        del arr
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
