@@ -47,6 +47,7 @@ def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
             cfg.paths.output_dir = str(run_dir or tmp_path / "run")
             cfg.paths.cache_dir = str(cache_dir)
             cfg.trainer.progress = False
+            del cfg["hydra"]  # HydraConfig holds it now; train.py's cfg has no `hydra` node either
         GlobalHydra.instance().clear()
         return cfg
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.progress import progress as progress_bar
 from astro_exp.sources.base import ImageSet
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,9 @@ def build_cache(
     workers = num_threads or min(4, os.cpu_count() or 1)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in tqdm(
-                pool.map(fill, range(n)), total=n, desc=f"caching {imageset.name} @{image_size}px",
-                disable=not progress, unit="img",
+            for _ in progress_bar(
+                pool.map(fill, range(n)), enabled=progress, total=n, unit="img",
+                desc=f"caching {imageset.name} @{image_size}px",
             ):  # fmt: skip
                 pass
         arr.flush()

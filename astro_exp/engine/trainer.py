@@ -21,13 +21,13 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from timm.scheduler import CosineLRScheduler
 from torch import nn
-from tqdm.auto import tqdm
 
 from astro_exp.data.datamodule import DataModule
 from astro_exp.engine import distributed
 from astro_exp.engine.device import autocast, resolve_flag
 from astro_exp.engine.metrics import classification_metrics
 from astro_exp.errors import ConfigError
+from astro_exp.progress import progress
 from astro_exp.vision.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,8 @@ class Trainer:
         total, count = 0.0, 0
         log_every = int(self.cfg.get("log_every_n_steps", 10))
         clip = self.cfg.get("grad_clip_norm")
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{self.max_epochs}", unit="batch",
-                   leave=False, disable=(not self.cfg.get("progress", True)) or None)  # fmt: skip
+        bar = progress(self.train_loader, enabled=bool(self.cfg.get("progress", True)),
+                       desc=f"epoch {epoch + 1}/{self.max_epochs}", unit="batch", leave=False)  # fmt: skip
         for x, y, _ in bar:
             inputs, y = self._inputs(x, train=True), y.to(self.device, non_blocking=True)
             with autocast(self.device, self.precision):
