@@ -1,15 +1,27 @@
-"""Rank runs: the library side of ``scripts/compare.py`` (the web app's Runs page reuses it)."""
+"""Rank runs: the library side of ``scripts/compare.py`` (the web app's Runs page reuses it).
+
+A run folder is any folder holding a ``metrics.json`` (flat keys like ``test/f1_macro``),
+with Hydra's ``.hydra/overrides.yaml`` (what the sweep varied) and ``.hydra/config.yaml``
+(``optimized_metric``: what the sweep optimised, the default ranking key) when present.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-COLUMNS = ("test/acc", "test/f1_macro", "test/ece", "time/total_s")
+DEFAULT_METRIC = "test/f1_macro"
+# (metrics.json key, column name): the columns every table shows after the ranking metric
+COLUMNS = (("test/acc", "test/acc"), ("test/f1_macro", "test/f1_macro"), ("test/ece", "test/ece"),
+           ("time/total_s", "time_s"))  # fmt: skip
+_SKIP_PARTS = {"wandb", ".hydra", "checkpoints", "__pycache__"}
+_LOWER_IS_BETTER = ("loss", "ece", "nll", "error", "time", "brier")
 
 
 @dataclass
@@ -20,17 +32,27 @@ class Run:
     optimized_metric: str | None = None
 
     def get(self, key: str) -> float | None:
+        """The metric as a float, None when missing, null, NaN or not a number."""
         value = self.metrics.get(key)
-        return None if value is None else float(value)
+        try:
+            value = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return None if math.isnan(value) else value
 
 
 def find_runs(*roots: str | Path) -> list[Path]:
-    """Every folder under ``roots`` (or a root itself) that holds a metrics.json."""
+    """Every folder under ``roots`` (or a root itself) that holds a metrics.json, sorted.
+
+    W&B's and Hydra's own sub-folders are skipped: they are part of a run, not runs.
+    """
     found: set[Path] = set()
     for root in map(Path, roots):
         if (root / "metrics.json").is_file():
             found.add(root)
-        found.update(p.parent for p in root.rglob("metrics.json") if "wandb" not in p.parts)
+        for p in root.rglob("metrics.json"):
+            if not _SKIP_PARTS.intersection(p.relative_to(root).parts):
+                found.add(p.parent)
     return sorted(found)
 
 
@@ -38,18 +60,43 @@ def _overrides(run_dir: Path) -> dict[str, str]:
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
-    items = yaml.safe_load(path.read_text()) or []
-    return dict(item.split("=", 1) for item in items if "=" in item)
+    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    pairs = (str(item).split("=", 1) for item in items if "=" in str(item))
+    return {key.lstrip("+"): value for key, value in pairs}  # +key=v / ++key=v: same axis as key=v
 
 
 def load_run(run_dir: str | Path) -> Run:
+    """Read one run folder; raises ValueError (with the path) on an unreadable metrics.json."""
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{run_dir / 'metrics.json'}: {e}") from e
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{run_dir / 'metrics.json'}: not a JSON object")
     optimized = None
     cfg_path = run_dir / ".hydra" / "config.yaml"
     if cfg_path.is_file():
-        optimized = (yaml.safe_load(cfg_path.read_text()) or {}).get("optimized_metric")
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            cfg = {}
+        optimized = cfg.get("optimized_metric") if isinstance(cfg, dict) else None
     return Run(run_dir, metrics, _overrides(run_dir), optimized)
+
+
+def default_metric(runs: list[Run]) -> str:
+    """The runs' ``optimized_metric`` when some run has it in metrics.json, else test/f1_macro."""
+    candidates = [r.optimized_metric for r in runs if r.optimized_metric]
+    for metric in [*dict.fromkeys(candidates), DEFAULT_METRIC]:
+        if any(r.get(metric) is not None for r in runs):
+            return metric
+    return candidates[0] if candidates else DEFAULT_METRIC
+
+
+def default_mode(metric: str) -> str:
+    """``min`` for losses, calibration errors and times; ``max`` for everything else."""
+    return "min" if any(word in metric.lower() for word in _LOWER_IS_BETTER) else "max"
 
 
 def differing_keys(runs: list[Run]) -> list[str]:
@@ -59,54 +106,107 @@ def differing_keys(runs: list[Run]) -> list[str]:
 
 
 def rank_runs(runs: list[Run], metric: str, mode: str = "max") -> list[Run]:
-    """Best first; runs without the metric go last."""
+    """Best first; runs without the metric go last (in path order, the sort is stable)."""
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode {mode!r}: use max or min")
+
     def key(run: Run) -> tuple[int, float]:
         v = run.get(metric)
-        if v is None or v != v:
+        if v is None:
             return (1, 0.0)
         return (0, -v if mode == "max" else v)
 
     return sorted(runs, key=key)
 
 
-def table(runs: list[Run], metric: str, root: Path | None = None) -> tuple[list[str], list[list[str]]]:
+def common_root(paths: list[Path]) -> Path | None:
+    """The deepest folder holding all ``paths`` (to show run folders relative to it)."""
+    if not paths:
+        return None
+    try:
+        return Path(os.path.commonpath([str(p.resolve()) for p in paths]))
+    except ValueError:  # different drives
+        return None
+
+
+def run_label(run: Run, axes: list[str], root: Path | None = None) -> str:
+    """``k=v, k=v`` over the differing overrides, else the folder relative to ``root``."""
+    if axes:
+        return ", ".join(f"{k}={run.overrides.get(k, '-')}" for k in axes)
+    return _relative(run.path, root)
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    resolved = path.resolve()
+    if root is not None and resolved.is_relative_to(root):
+        return str(resolved.relative_to(root)) or "."
+    return str(path)
+
+
+def _fmt(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if key.startswith("time/") else f"{value:.4f}"
+
+
+def table(
+    runs: list[Run], metric: str, root: Path | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Header and string rows: rank, run, one column per differing override, the metrics."""
     axes = differing_keys(runs)
-    metrics = [metric, *[c for c in COLUMNS if c != metric]]
-    header = ["rank", "run", *axes, *metrics]
+    columns = [(metric, metric), *[c for c in COLUMNS if c[0] != metric]]
+    header = ["rank", "run", *axes, *[name for _, name in columns]]
     rows = []
     for i, run in enumerate(runs, 1):
-        name = str(run.path.relative_to(root)) if root and run.path.is_relative_to(root) else str(run.path)
-        values = [f"{v:.4f}" if (v := run.get(m)) is not None else "-" for m in metrics]
-        rows.append([str(i), name, *[run.overrides.get(k, "-") for k in axes], *values])
+        values = [_fmt(key, run.get(key)) for key, _ in columns]
+        rows.append(
+            [str(i), _relative(run.path, root), *[run.overrides.get(k, "-") for k in axes], *values]
+        )
     return header, rows
 
 
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Aligned plain-text columns for the terminal."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
 def write_csv(header: list[str], rows: list[list[str]], path: str | Path) -> Path:
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)
     return Path(path)
 
 
-def plot_bar(runs: list[Run], metric: str, path: str | Path) -> Path:
+def plot_bar(runs: list[Run], metric: str, path: str | Path, root: Path | None = None) -> Path:
+    """Horizontal bars, best run on top, labelled by the differing overrides; a run without
+    the metric gets no bar and a "-" so it is not mistaken for a zero score."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display on servers and in CI
     import matplotlib.pyplot as plt
 
     axes = differing_keys(runs)
-    labels = [", ".join(f"{k}={r.overrides.get(k, '-')}" for k in axes) or r.path.name for r in runs]
-    values = [r.get(metric) or 0.0 for r in runs]
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(runs) + 1.2))
+    labels = [run_label(r, axes, root) for r in runs]
+    values = [r.get(metric) for r in runs]
+    present = [v for v in values if v is not None]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(runs) + 1.4))
     y = list(range(len(runs)))[::-1]
-    ax.barh(y, values, color="#3b6ea8")
+    ax.barh(y, [v if v is not None else 0.0 for v in values], color="#3b6ea8")
     ax.set_yticks(y, labels)
     for yi, v in zip(y, values, strict=True):
-        ax.text(v, yi, f" {v:.3f}", va="center", fontsize=9)
+        ax.text(v or 0.0, yi, f" {v:.3f}" if v is not None else " -", va="center", fontsize=9)
+    lo, hi = min([0.0, *present]), max([0.0, *present])
+    if lo >= 0.0 and hi <= 1.0:
+        hi = 1.0  # scores in [0, 1]: a fixed axis makes charts of different sweeps comparable
+    span = (hi - lo) or 1.0
+    ax.set_xlim(lo - 0.02 * span if lo < 0 else 0.0, hi + 0.12 * span)
     ax.set_xlabel(metric)
-    ax.set_xlim(0, max(1.0, max(values, default=1.0)) * 1.1)
-    ax.set_title(f"runs ranked by {metric}")
+    ax.set_title(f"{len(runs)} runs ranked by {metric}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
