@@ -15,6 +15,7 @@ import tempfile
 import hydra
 from omegaconf import DictConfig
 
+import astro_exp  # noqa: F401  (registers the ${cwd:} resolver the configs use)
 from astro_exp.errors import AstroExpError
 
 log = logging.getLogger("train")

@@ -14,7 +14,8 @@ from astro_exp.train import train
 from tests.conftest import ROOT, run_script
 
 TINY = ["model=tiny", "logger=none", "source.per_class=20", "preprocess.image_size=32",
-        "data.batch_size=16", "trainer.max_epochs=2", "trainer.scheduler.warmup_epochs=0"]  # fmt: skip
+        "data.batch_size=16", "trainer.max_epochs=2", "trainer.scheduler.warmup_epochs=0",
+        "trainer.log_every_n_steps=2"]  # fmt: skip
 
 MULTICLASS_KEYS = ["test/acc", "test/acc_macro", "test/precision_macro", "test/recall_macro", "test/f1_macro",
                    "test/f1/galaxy", "test/precision/star", "test/recall/planet", "test/ece",
