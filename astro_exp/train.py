@@ -115,6 +115,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         summary["time/total_s"] = time.perf_counter() - t_start
         summary["world_size"] = float(world)
         logger.log_summary(summary)
+        if distributed.is_main():
+            log.info("done in %.0fs; run folder: %s", summary["time/total_s"], run_dir)
     finally:
         logger.finish()
         distributed.cleanup()
