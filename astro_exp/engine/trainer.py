@@ -41,6 +41,7 @@ class FitState:
     global_step: int = 0
     best_score: float | None = None
     best_epoch: int = -1
+    es_best: float | None = None  # best early-stopping score so far
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
 
@@ -125,6 +126,7 @@ class Trainer:
         )  # fmt: skip
         es = cfg.get("early_stopping") or {}
         self.monitor = str(cfg.get("checkpoint_monitor", "val/f1_macro"))
+        self.monitor_mode = str(cfg.get("checkpoint_mode", "max"))
         self.es_monitor = str(es.get("monitor", self.monitor))
         self.es_mode = str(es.get("mode", "max"))
         self.es_patience = es.get("patience")
@@ -179,6 +181,7 @@ class Trainer:
             "global_step": s.global_step,
             "best_score": s.best_score,
             "best_epoch": s.best_epoch,
+            "es_best": s.es_best,
             "bad_epochs": s.bad_epochs,
             "history": s.history,
         }
@@ -206,7 +209,7 @@ class Trainer:
         self.state = FitState(
             epoch=int(resume["epoch"]), global_step=int(resume["global_step"]),
             best_score=resume["best_score"], best_epoch=int(resume["best_epoch"]),
-            bad_epochs=int(resume["bad_epochs"]), history=list(resume.get("history", [])),
+            es_best=resume.get("es_best"), bad_epochs=int(resume["bad_epochs"]), history=list(resume.get("history", [])),
         )  # fmt: skip
         log.info("resumed from epoch %d (step %d)", self.state.epoch, self.state.global_step)
 
@@ -263,13 +266,14 @@ class Trainer:
             self.logger.log_metrics(metrics, step=self.state.global_step)
             log.info("epoch %d/%d  train/loss %.4f  %s %.4f  val/acc %.4f  (%.1fs)", epoch + 1, self.max_epochs,
                      train_loss, self.monitor, score, metrics["val/acc"], metrics["time/epoch_s"])  # fmt: skip
-            if self._improved(score, self.state.best_score, self.es_mode):
+            if self._improved(score, self.state.best_score, self.monitor_mode):
                 self.state.best_score, self.state.best_epoch = score, epoch + 1
                 self.save("best.pt", metrics, with_resume=False)
             es_score = metrics.get(self.es_monitor, score)
-            hist_best = max((h.get(self.es_monitor, -math.inf) for h in self.state.history), default=None) \
-                if self.es_mode == "max" else min((h.get(self.es_monitor, math.inf) for h in self.state.history), default=None)  # fmt: skip
-            self.state.bad_epochs = 0 if self._improved(es_score, hist_best, self.es_mode, self.es_min_delta) else self.state.bad_epochs + 1
+            if self._improved(es_score, self.state.es_best, self.es_mode, self.es_min_delta):
+                self.state.es_best, self.state.bad_epochs = es_score, 0
+            else:
+                self.state.bad_epochs += 1
             self.state.history.append({k: v for k, v in metrics.items() if "/" not in k or k.startswith("val/")})
             self.save("last.pt", metrics, with_resume=True)
             if self.es_patience is not None and self.state.bad_epochs > int(self.es_patience):
