@@ -133,3 +133,26 @@ def test_wandb_offline_run_records_the_logged_metrics(make_cfg, tmp_path: Path) 
     logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     val_f1 = [r["val/f1_macro"] for r in logged if "val/f1_macro" in r]
     assert [h["val/f1_macro"] for h in history if "val/f1_macro" in h] == pytest.approx(val_f1)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu_match_one_process(tmp_path: Path) -> None:
+    """torchrun with 2 gloo processes: one run folder, metrics close to a single process."""
+    args = ["debug=fast", "trainer=ddp", "trainer.max_epochs=2", "source.per_class=40", "data.batch_size=16"]
+    single = run_script(["train.py", *args, "hydra.run.dir=" + str(tmp_path / "single")],
+                        env={"ASTRO_EXP_ROOT": str(tmp_path)})  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *args,
+                      "hydra.run.dir=" + str(tmp_path / "ddp"), "trainer.num_threads=1"],
+                     env={"ASTRO_EXP_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    folders = [p for p in tmp_path.iterdir() if (p / "metrics.json").exists()]
+    assert sorted(p.name for p in folders) == ["ddp", "single"], "one run folder for both ranks"
+    a = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    assert b["data/n_test"] == a["data/n_test"], "the gathered test set is the whole test set"
+    assert b["epochs"] == a["epochs"] == 2
+    for key in ("test/acc", "test/f1_macro", "val/acc"):
+        assert abs(a[key] - b[key]) <= 0.2, (key, a[key], b[key])
+    assert len(list((tmp_path / "ddp" / "checkpoints").glob("*.pt"))) == 2

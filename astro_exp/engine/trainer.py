@@ -101,6 +101,8 @@ class Trainer:
         self.model = model.to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if distributed.is_distributed() and cfg.get("sync_batchnorm") and device.type == "cuda":
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.forward_model = self.model
         if distributed.is_distributed():
             ids = [device.index] if device.type == "cuda" else None
