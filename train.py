@@ -13,6 +13,8 @@ import sys
 import tempfile
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import astro_exp  # noqa: F401  (registers the ${cwd:} resolver the configs use)
@@ -30,6 +32,8 @@ def main(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
     except AstroExpError as e:
         log.error("%s", e)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records a failed job (Optuna: a FAIL trial) and goes on
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     value = metrics.get(cfg.optimized_metric)
