@@ -7,7 +7,7 @@ STAMP := $(VENV)/.astro-exp-installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup train test lint bench clean-cache
+.PHONY: setup train test lint bench clean-cache browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,3 +31,7 @@ bench: setup
 
 clean-cache:
 	rm -rf data/cache
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download needed)
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)

@@ -1,0 +1,111 @@
+"""JSON endpoints with the pages' data, for scripts: ``/api/pictures``, ``/api/pictures/<id>``,
+``/api/classify`` and ``/api/runs``. Errors are ``{"error", "status"}`` with the HTTP code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+
+from astro_exp.web import error_response, queries
+from astro_exp.web import runs as runs_mod
+from astro_exp.web.fetch import UrlRefused
+from astro_exp.web.media import BadImage, decode_untrusted
+from astro_exp.web.state import NotFound, state
+from astro_exp.web.views import picture_analysis, read_submission
+
+bp = Blueprint("api", __name__)
+PICTURE_FIELDS = ("id", "source", "date", "page_url", "image_url", "hd_url", "title", "explanation", "credit",
+                  "copyright", "media_type", "sha256", "width", "height", "fetched_at", "status")  # fmt: skip
+
+
+def _item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "date": row.get("date"), "title": row.get("title"), "source": row.get("source"),
+        "sha256": row.get("sha256"), "label": row.get("pred_label"), "confidence": row.get("confidence"),
+        "anomaly_score": row.get("anomaly_score"),
+        "is_anomaly": None if row.get("is_anomaly") is None else bool(row["is_anomaly"]),
+        "catalog_label": row.get("truth"), "weak_label": row.get("weak_label"),
+        "url": url_for("web.picture", picture_id=row["id"]),
+        "thumb_url": url_for("web.thumb", picture_id=row["id"]),
+    }  # fmt: skip
+
+
+@bp.get("/pictures")
+def pictures():  # noqa: ANN201
+    st = state()
+    f = queries.Filters.from_args(request.args, st.settings.page_size)
+    if not st.has_catalog:
+        raise NotFound(f"no catalog at {st.catalog_path}")
+    run_id = st.run_id(request.args.get("run"))
+    with st.connect() as conn:
+        rows, total = queries.list_pictures(conn, f, run_id)
+    return jsonify({"run_id": run_id, "total": total, "page": f.page, "per_page": f.per_page,
+                    "warnings": f.errors, "items": [_item(r) for r in rows]})  # fmt: skip
+
+
+@bp.get("/pictures/<int:picture_id>")
+def picture(picture_id: int):  # noqa: ANN201
+    st = state()
+    run_id = st.run_id(request.args.get("run"))
+    row = st.picture(picture_id, run_id)
+    analysis = picture_analysis(st, row, views=False)
+    prediction = None
+    if analysis is not None:
+        prediction = dict(analysis.prediction)
+        prediction["neighbours"] = [
+            {**{k: v for k, v in n.items() if k != "picture"},
+             "picture_id": (n.get("picture") or {}).get("id")}  # fmt: skip
+            for n in st.neighbour_refs(prediction.get("neighbours") or [])
+        ]
+    return jsonify({
+        **{k: row.get(k) for k in PICTURE_FIELDS}, "labels": row.get("labels"), "catalog_label": row.get("truth"),
+        "corrections": row.get("corrections", []), "run_id": run_id, "prediction": prediction,
+        "threshold": analysis.threshold if analysis else None,
+        "original_url": url_for("web.original", picture_id=picture_id),
+    })  # fmt: skip
+
+
+@bp.post("/classify")
+def classify():  # noqa: ANN201
+    """multipart ``file=@pic.jpg`` or form/JSON ``url=...``: the prediction and its page."""
+    st = state()
+    if not st.model.loaded:
+        return error_response(503)
+    url = None
+    if request.is_json:
+        body = request.get_json(silent=True)
+        url = body.get("url") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url.strip():
+            return error_response(400, 'send {"url": "https://..."} or a multipart "file"')
+    try:
+        decoded = decode_untrusted(read_submission(st, url), st.settings.max_pixels)
+    except UrlRefused as e:
+        return error_response(403 if "switched off" in str(e) else 400, str(e))
+    except BadImage as e:
+        return error_response(400, f"not accepted: {e}")
+    sha = st.uploads.save(decoded)
+    analysis = st.analyse_upload(decoded, views=False)
+    pred = dict(analysis.prediction)
+    pred["neighbours"] = [
+        {**{k: v for k, v in n.items() if k != "picture"}, "picture_id": (n.get("picture") or {}).get("id")}
+        for n in st.neighbour_refs(pred.get("neighbours") or [])
+    ]
+    return jsonify({"sha256": sha, "width": decoded.size[0], "height": decoded.size[1], "prediction": pred,
+                    "threshold": analysis.threshold, "url": url_for("web.upload", sha=sha)})  # fmt: skip
+
+
+@bp.get("/runs")
+def runs():  # noqa: ANN201
+    st = state()
+    ranked, metric, mode, axes = st.runs.ranked(request.args.get("metric") or None)
+    return jsonify({"metric": metric, "mode": mode, "axes": axes,
+                    "runs": [runs_mod.summary(e, metric, axes) for e in ranked]})  # fmt: skip
+
+
+@bp.get("/runs/<path:run_id>")
+def run(run_id: str):  # noqa: ANN201
+    entry = state().runs.get(run_id)
+    if entry is None:
+        raise NotFound(f"no run {run_id!r} under the outputs folder")
+    return jsonify(runs_mod.details(entry))

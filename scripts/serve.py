@@ -1,0 +1,60 @@
+"""Serve the web app: gallery, picture pages, classify, anomalies, runs and labels.
+
+    python scripts/serve.py ckpt_path=outputs/.../checkpoints/best.pt     # http://127.0.0.1:5000
+    python scripts/serve.py ckpt_path=... port=8080 allow_url_classify=true
+    python scripts/serve.py server.debug=true                            # Flask's dev server
+
+Served by waitress (a production WSGI server) unless server.debug=true. Binds 127.0.0.1
+unless host= says otherwise. A bad checkpoint or setting is a one-line error, exit 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from astro_exp.errors import AstroExpError  # noqa: E402 - also registers the config resolvers
+
+log = logging.getLogger("astro_exp.serve")
+SERVER_KEYS = ("host", "port", "server", "paths")  # the rest of serve.yaml is WebSettings
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from astro_exp.web import create_app  # after Hydra parsed the command line: --help stays fast
+
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(settings, dict)
+    web = {k: v for k, v in settings.items() if k not in SERVER_KEYS}
+    host, port = str(cfg.host), int(cfg.port)
+    try:
+        app = create_app(web)
+    except AstroExpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this address can use the app", host)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    if cfg.server.debug:
+        log.warning("server.debug=true: Flask's development server with the debugger; never expose it")
+        app.run(host=host, port=port, debug=True, use_reloader=False)
+        return
+    from waitress import serve
+
+    # "Task queue depth is N" on every gallery load (48 thumbnails at once) is no news
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+    print(f"astro-exp web app on {url} (waitress, {int(cfg.server.threads)} threads); Ctrl+C stops it", flush=True)
+    serve(app, host=host, port=port, threads=int(cfg.server.threads), ident="astro-exp")
+
+
+if __name__ == "__main__":
+    main()
