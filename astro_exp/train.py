@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from astro_exp.anomaly.evaluate import anomaly_stage
 from astro_exp.data.datamodule import build_datamodule
 from astro_exp.engine import distributed
 from astro_exp.engine.device import resolve_device, resolve_flag
@@ -112,6 +113,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             summary[cfg.optimized_metric] = float(trainer.state.best_score or float("nan"))
         else:
             summary.update(final_evaluation(trainer, logger, int(cfg.data.num_logged_predictions)))
+            if (config.get("anomaly") or {}).get("enabled", True) and distributed.is_main():
+                summary.update(anomaly_stage(trainer, config, logger))
         summary["time/total_s"] = time.perf_counter() - t_start
         summary["world_size"] = float(world)
         logger.log_summary(summary)

@@ -85,6 +85,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches first")
     parser.add_argument("--naive-workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--predict", action="store_true",
+                        help="also time predict (CPU latency p50/p95, batch throughput) and the anomaly "
+                             "detectors on --n-embeddings embeddings (scripts/bench_predict.py)")  # fmt: skip
+    parser.add_argument("--n-embeddings", type=int, default=10_000, help="embeddings for the detector timings")
     args = parser.parse_args()
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -162,6 +166,15 @@ def main() -> None:
         "end_to_end_over_model_only": round(end_to_end / model_only, 3),
         "end_to_end_over_naive": round(end_to_end / naive, 3),
     }  # fmt: skip
+
+    # ---- optional: predict and anomaly-detector timings (issue 4; owned by scripts/bench_predict.py) ----
+    if args.predict:
+        from bench_predict import detector_figures, predict_figures  # scripts/ is sys.path[0]
+
+        result.update(predict_figures(config["model"], config["preprocess"], dm.classes, dm.images))
+        result.update(detector_figures(result["embedding_dim"], result["model_batch_img_s"], args.n_embeddings))
+    # ---- end of the optional predict section ----
+
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

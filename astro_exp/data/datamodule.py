@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from astro_exp.data.cache import build_cache
 from astro_exp.data.loaders import CachedBatches, make_loader
 from astro_exp.data.splits import SPLIT_NAMES, TEST, TRAIN, VAL, stratified_split
+from astro_exp.anomaly.sets import split_holdout
 from astro_exp.engine import distributed
 from astro_exp.errors import DataError
 from astro_exp.sources import ImageSet, build_imageset
@@ -31,6 +32,7 @@ class DataModule:
     seed: int
     num_workers: int = 0
     pin_memory: bool = False
+    holdout: ImageSet | None = None  # classes kept out of training (anomaly.holdout_classes)
 
     @property
     def classes(self) -> list[str]:
@@ -68,6 +70,8 @@ class DataModule:
 def build_datamodule(cfg: Mapping, cache_dir: str | Path, pin_memory: bool = False, progress: bool = True) -> DataModule:
     """``cfg`` is the whole run config (source, preprocess, data, seed)."""
     imageset = build_imageset(cfg["source"])
+    holdout_classes = (cfg.get("anomaly") or {}).get("holdout_classes") or []
+    imageset, holdout = split_holdout(imageset, holdout_classes)
     pre = cfg["preprocess"]
     images, failed = build_cache(imageset, int(pre["image_size"]), str(pre["resize"]), cache_dir, progress=progress)
     data = cfg["data"]
@@ -88,4 +92,5 @@ def build_datamodule(cfg: Mapping, cache_dir: str | Path, pin_memory: bool = Fal
     return DataModule(
         imageset=imageset, images=images, split=split, batch_size=int(data["batch_size"]),
         seed=int(cfg["seed"]), num_workers=int(data.get("num_workers", 0)), pin_memory=pin_memory,
+        holdout=holdout,
     )  # fmt: skip

@@ -1,0 +1,222 @@
+"""The anomaly stage of a run (after ``final_evaluation``): fit, calibrate, evaluate, save.
+
+1. embeddings of train / val / test with the best weights (cached in ``run_dir/embeddings``);
+2. fit ``conf/detector`` (StandardScaler + optional PCA + PyOD) on the train embeddings;
+3. threshold = the ``1 - anomaly.false_alarm_rate`` quantile of the val scores;
+4. score test (ordinary pictures) against the anomaly sets (:mod:`astro_exp.anomaly.sets`):
+   ROC-AUC, average precision, precision / recall at the threshold, per kind too;
+5. ``checkpoints/detector.joblib`` + ``checkpoints/reference.npz`` beside ``best.pt`` for
+   predict, and ``anomaly_scores.png`` (score histograms) in the run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from astro_exp.anomaly.compare import (
+    compare_detectors,
+    detector_configs,
+    format_table,
+    score_metrics,
+)
+from astro_exp.anomaly.detectors import (
+    DETECTOR_FILE,
+    REFERENCE_FILE,
+    AnomalyDetector,
+    save_reference,
+)
+from astro_exp.anomaly.embeddings import (
+    EmbeddingCache,
+    Embeddings,
+    embed_array,
+    embed_split,
+    embedding_key,
+    model_digest,
+)
+from astro_exp.anomaly.sets import SKIMAGE_PHOTOS, skimage_photo_set
+from astro_exp.data.cache import build_cache
+from astro_exp.errors import ConfigError
+from astro_exp.sources.base import ImageSet
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "enabled": True, "false_alarm_rate": 0.05, "holdout_classes": [], "pca_components": None,
+    "n_neighbors": 5, "extra_stages": 2, "normalize": True, "per_kind": 50, "kinds": None, "photos": None, "views_per_photo": 4,
+    "compare_detectors": False,
+}  # fmt: skip
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def anomaly_settings(cfg: Mapping) -> dict[str, Any]:
+    """``cfg.anomaly`` over the defaults above (a run config without the group still works)."""
+    return {**DEFAULTS, **(_plain(cfg.get("anomaly")) or {})}
+
+
+def reference_labels(targets: np.ndarray, classes: list[str]) -> list[str]:
+    """Label strings of targets: the class, or ``a;b`` for multilabel."""
+    if targets.ndim == 1:
+        return [classes[int(t)] for t in targets]
+    return [";".join(classes[j] for j in np.flatnonzero(row)) for row in targets]
+
+
+def anomaly_imagesets(dm, config: Mapping) -> list[ImageSet]:
+    """The anomaly sets of this run: renderer kinds (synthetic) or skimage photos, + holdout."""
+    a = anomaly_settings(config)
+    sets: list[ImageSet] = []
+    source = instantiate(_plain(config["source"]), _convert_="all")
+    if hasattr(source, "anomaly_set"):
+        sets.append(source.anomaly_set(per_kind=int(a["per_kind"]), kinds=a["kinds"]))
+    else:
+        sets.append(skimage_photo_set(a["photos"] or SKIMAGE_PHOTOS, int(a["views_per_photo"]), int(config.get("seed", 0))))
+    holdout = getattr(dm, "holdout", None)
+    if holdout is not None:
+        sets.append(holdout)
+    elif a["holdout_classes"]:
+        still = [c for c in a["holdout_classes"] if c in dm.classes]
+        if still:
+            raise ConfigError(
+                f"anomaly.holdout_classes={still} are still trained on: add the holdout hook to "
+                "astro_exp/data/datamodule.py (see astro_exp.anomaly.sets.split_holdout)"
+            )
+    return sets
+
+
+def cache_sets(sets: list[ImageSet], image_size: int, resize: str, cache_dir: str | Path,
+               progress: bool = False) -> tuple[np.ndarray, list[str], list[str]]:  # fmt: skip
+    """uint8 (N, 3, S, S) pictures of all sets through the tensor cache, their kinds and ids."""
+    arrays, kinds, ids = [], [], []
+    for s in sets:
+        images, failed = build_cache(s, image_size, resize, cache_dir, progress=progress)
+        ok = np.setdiff1d(np.arange(len(s)), np.fromiter(failed, np.int64, len(failed)))
+        prefix = "holdout:" if s.name.endswith("-holdout") else ""
+        arrays.append(np.asarray(images[ok]))
+        kinds += [prefix + s.classes[int(s.targets[i])] for i in ok]
+        ids += [s.ids[i] for i in ok]
+    if not arrays:
+        return np.zeros((0, 3, image_size, image_size), np.uint8), [], []
+    return np.concatenate(arrays), kinds, ids
+
+
+def plot_scores(test: np.ndarray, anomalies: np.ndarray, kinds: list[str], threshold: float,
+                path: str | Path, title: str = "") -> Path:  # fmt: skip
+    """Histograms of ordinary (test) and anomaly scores by kind, with the flag threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    all_scores = np.r_[test, anomalies]
+    bins = np.linspace(float(all_scores.min()), float(all_scores.max()), 41) if len(all_scores) else 40
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ax.hist(test, bins=bins, alpha=0.6, label=f"test (ordinary, {len(test)})", color="tab:blue", density=True)
+    kind_arr = np.asarray(kinds)
+    for k in sorted(set(kinds)):
+        ax.hist(anomalies[kind_arr == k], bins=bins, histtype="step", lw=1.6, density=True,
+                label=f"{k} ({int((kind_arr == k).sum())})")  # fmt: skip
+    ax.axvline(threshold, color="black", ls="--", lw=1.2, label="flag threshold")
+    ax.set_xlabel("anomaly score (higher = stranger)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
+    """Fit the detector on train embeddings, threshold on val, evaluate on test + anomalies.
+
+    Call after ``final_evaluation`` (the trainer's model then holds the best weights).
+    Returns ``anomaly/*`` metrics for metrics.json; writes the detector beside best.pt.
+    """
+    a = anomaly_settings(cfg)
+    if not a["enabled"]:
+        return {}
+    dcfg = _plain(cfg.get("detector"))
+    if not dcfg:
+        raise ConfigError("no detector config; add '- detector: lof' to conf/train.yaml defaults or pass +detector=lof")
+    # resolve only what this stage reads (a composed config may carry an unresolvable hydra node)
+    config = {k: _plain(cfg.get(k)) for k in ("source", "preprocess", "anomaly", "seed")}
+    seed = int(config.get("seed") or 0)
+    dm, run_dir = trainer.dm, Path(trainer.run_dir)
+    t0 = time.perf_counter()
+    stages = int(a["extra_stages"])
+    if stages < 0:
+        raise ConfigError(f"anomaly.extra_stages={stages} must be >= 0 (0 = pre-logits only)")
+    unit = bool(a["normalize"])
+    digest = model_digest(trainer.model)
+    cache = EmbeddingCache(run_dir, embedding_key(digest, stages, unit))
+    emb = {s: cache.get(s, lambda s=s: embed_split(trainer, s, stages, unit)) for s in ("train", "val", "test")}
+
+    sets = anomaly_imagesets(dm, config)
+    pre = config["preprocess"]
+    cache_dir = (cfg.get("paths") or {}).get("cache_dir") or run_dir / "cache"
+    progress = bool((cfg.get("trainer") or {}).get("progress", False))
+    images, kinds, _ = cache_sets(sets, dm.image_size, str(pre["resize"]), cache_dir, progress)
+    key = hashlib.sha256("|".join(s.fingerprint for s in sets).encode()).hexdigest()[:12]
+
+    def embed_anomalies() -> Embeddings:
+        e = embed_array(trainer, images, stages, unit)
+        e.names = np.asarray(kinds, dtype=np.str_)
+        return e
+
+    anom = cache.get(f"anomalies-{key}", embed_anomalies)
+    embed_s = time.perf_counter() - t0
+
+    det = AnomalyDetector(dcfg, a["pca_components"], seed).fit(emb["train"].emb)
+    threshold = det.calibrate(det.score(emb["val"].emb), float(a["false_alarm_rate"]))
+    t1 = time.perf_counter()
+    s_test, s_anom = det.score(emb["test"].emb), det.score(anom.emb)
+    score_s = time.perf_counter() - t1
+
+    m = score_metrics(s_test, s_anom, threshold)
+    metrics = {f"anomaly/{k}": v for k, v in m.items()}
+    names = anom.names.tolist() if anom.names is not None else kinds
+    for kind in sorted(set(names)):
+        mask = np.asarray(names) == kind
+        metrics[f"anomaly/roc_auc/{kind}"] = score_metrics(s_test, s_anom[mask], None)["roc_auc"]
+    metrics.update({
+        "anomaly/threshold": threshold, "anomaly/false_alarm_rate": float(a["false_alarm_rate"]),
+        "anomaly/fit_s": det.fit_s, "anomaly/score_s": score_s, "anomaly/embed_s": embed_s,
+        "anomaly/n_test": float(len(s_test)), "anomaly/n_anomalies": float(len(s_anom)),
+    })  # fmt: skip
+
+    train_e = emb["train"]
+    det.meta = {"digest": digest, "extra_stages": stages, "normalize": unit, "n_neighbors": int(a["n_neighbors"]),
+                "classes": list(dm.classes), "image_size": dm.image_size, "metrics": metrics}  # fmt: skip
+    det.save(trainer.ckpt_dir / DETECTOR_FILE)
+    save_reference(trainer.ckpt_dir / REFERENCE_FILE, train_e.emb, reference_labels(train_e.targets, dm.classes),
+                   [dm.imageset.ids[int(i)] for i in train_e.index], digest)  # fmt: skip
+
+    png = plot_scores(s_test, s_anom, names, threshold, run_dir / "anomaly_scores.png",
+                      title=f"{det.name}: ROC-AUC {metrics['anomaly/roc_auc']:.3f}")  # fmt: skip
+    logger.log_image("anomaly/score_histogram", png)
+    if a["compare_detectors"]:
+        rows = compare_detectors(train_e.emb, emb["val"].emb, emb["test"].emb, anom.emb,
+                                 detector_configs(seed=seed), a["pca_components"], float(a["false_alarm_rate"]), seed)  # fmt: skip
+        (run_dir / "anomaly_detectors.json").write_text(json.dumps(rows, indent=1))
+        (run_dir / "anomaly_detectors.md").write_text(format_table(rows) + "\n")
+        for r in rows:
+            if "roc_auc" in r:
+                metrics[f"anomaly/compare/{r['detector']}/roc_auc"] = r["roc_auc"]
+    log.info("anomaly (%s): ROC-AUC %.4f  AP %.4f  precision %.3f / recall %.3f at threshold %.4g "
+             "(%d test, %d anomalies)", det.name, metrics["anomaly/roc_auc"], metrics["anomaly/average_precision"],
+             metrics["anomaly/precision_at_threshold"], metrics["anomaly/recall_at_threshold"], threshold,
+             len(s_test), len(s_anom))  # fmt: skip
+    return metrics

@@ -1,0 +1,369 @@
+"""The picture catalog: one SQLite file (WAL) with a row per picture, human label corrections
+and per-run predictions.
+
+Why SQLite: a scraper, a training run and the web app read and write it at the same time
+(WAL lets readers go on while one writer commits), every write is a transaction (a killed
+scraper leaves the catalog as of its last commit), and ``(source, date)`` is unique so a
+re-run updates a day instead of adding it twice. The schema is versioned with
+``PRAGMA user_version``; :data:`MIGRATIONS` takes any older file to the current version.
+The web app reads the same tables (``astro_exp.web.queries.Schema`` names them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from astro_exp.errors import DataError
+
+CATALOG_FILE = "catalog.sqlite"
+PICTURES = "pictures"
+CORRECTIONS = "label_corrections"
+PREDICTIONS = "predictions"
+
+# Statuses of a row. "Done" rows are not fetched again by a scrape; the others are retried.
+OK = "ok"
+DONE_STATUSES = (OK, "video", "no_image")
+FAILED_STATUSES = ("http_error", "download_error", "bad_image", "not_a_page")
+
+# Each entry takes the file from version i to i + 1 (user_version counts applied entries).
+# Version 1 is the table layout of DESIGN.md (the web demo creates the same tables);
+# version 2 adds the video thumbnail, the file size and an index for "what is done".
+MIGRATIONS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {PICTURES} (
+      id INTEGER PRIMARY KEY, source TEXT NOT NULL, date TEXT, page_url TEXT, image_url TEXT,
+      hd_url TEXT, title TEXT, explanation TEXT, credit TEXT, copyright TEXT, media_type TEXT,
+      sha256 TEXT, path TEXT, width INTEGER, height INTEGER, fetched_at TEXT, status TEXT,
+      error TEXT, labels TEXT, UNIQUE (source, date));
+    CREATE INDEX IF NOT EXISTS pictures_date ON {PICTURES} (date);
+    CREATE INDEX IF NOT EXISTS pictures_sha ON {PICTURES} (sha256);
+    CREATE TABLE IF NOT EXISTS {CORRECTIONS} (
+      id INTEGER PRIMARY KEY, picture_id INTEGER NOT NULL REFERENCES {PICTURES}(id),
+      label TEXT NOT NULL, who TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS corrections_picture ON {CORRECTIONS} (picture_id, created_at);
+    CREATE TABLE IF NOT EXISTS {PREDICTIONS} (
+      run_id TEXT NOT NULL, sha256 TEXT NOT NULL, label TEXT, confidence REAL, probs TEXT,
+      anomaly_score REAL, is_anomaly INTEGER, created_at TEXT, PRIMARY KEY (run_id, sha256));
+    CREATE INDEX IF NOT EXISTS predictions_run_label ON {PREDICTIONS} (run_id, label);
+    """,
+    f"""
+    ALTER TABLE {PICTURES} ADD COLUMN thumbnail_url TEXT;
+    ALTER TABLE {PICTURES} ADD COLUMN bytes INTEGER;
+    CREATE INDEX IF NOT EXISTS pictures_source_status ON {PICTURES} (source, status, date);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+_URL_RE = re.compile(r"\bhttps?://\S+?(?=:\s|[\s;,]|$)")
+
+
+def now_iso() -> str:
+    """UTC time to the second, ISO 8601 (what every ``*_at`` column holds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def catalog_path(data_dir: str | Path) -> Path:
+    """Where the catalog of ``paths.data_dir`` lives."""
+    return Path(data_dir) / CATALOG_FILE
+
+
+@dataclass
+class PictureRecord:
+    """One catalog row as the scraper writes it (``id`` is assigned by the catalog)."""
+
+    source: str
+    date: str  # ISO date: with source, the unique key
+    status: str
+    page_url: str | None = None
+    image_url: str | None = None
+    hd_url: str | None = None
+    thumbnail_url: str | None = None
+    title: str | None = None
+    explanation: str | None = None
+    credit: str | None = None
+    copyright: str | None = None
+    media_type: str | None = None
+    sha256: str | None = None
+    path: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    fetched_at: str | None = None
+    error: str | None = None
+    labels: dict | None = None
+
+
+_RECORD_FIELDS = [f.name for f in fields(PictureRecord)]
+
+
+class Catalog:
+    """The catalog file; open with ``Catalog(path)`` (created and migrated as needed).
+
+    One connection, for the thread that opened it (the scraper writes from its main thread
+    only; its download threads never touch the catalog). Writes go through
+    :meth:`transaction` (``BEGIN IMMEDIATE``: the write lock is taken up front, so two
+    writers queue instead of failing half-way).
+    """
+
+    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: never corrupt; a power cut (not a kill) may lose the last commits,
+            # whose picture files the next scrape then sweeps as orphans and fetches again
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as e:
+            raise DataError(f"{self.path} is not a usable SQLite catalog ({e}); move it away and scrape again") from None
+        self._depth = 0
+        self._lock = threading.RLock()
+        self._migrate()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.version
+        if current > SCHEMA_VERSION:
+            raise DataError(
+                f"{self.path} has catalog schema v{current}, newer than this astro-exp (v{SCHEMA_VERSION}); "
+                "upgrade astro-exp or use another paths.data_dir"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            with self.transaction():
+                for stmt in _statements(MIGRATIONS[version]):
+                    try:
+                        self.conn.execute(stmt)
+                    except sqlite3.OperationalError as e:  # a column a demo catalog already has
+                        if "duplicate column" not in str(e):
+                            raise
+                self.conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside commit together or not at all; nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    # -- pictures ------------------------------------------------------------------------
+    def upsert(self, record: PictureRecord) -> int:
+        """Insert or replace the row of ``(source, date)``; returns its id (stable across updates).
+
+        Every field is written (a failed re-fetch clears an old path), except ``labels``
+        which is kept when the record has none.
+        """
+        values = asdict(record)
+        values["labels"] = json.dumps(record.labels, sort_keys=True) if record.labels is not None else None
+        cols = ", ".join(_RECORD_FIELDS)
+        marks = ", ".join(f":{c}" for c in _RECORD_FIELDS)
+        updates = ", ".join(
+            f"{c} = COALESCE(excluded.{c}, {c})" if c == "labels" else f"{c} = excluded.{c}"
+            for c in _RECORD_FIELDS
+            if c not in ("source", "date")
+        )
+        with self.transaction():  # (no RETURNING: SQLite before 3.35 lacks it)
+            self.conn.execute(
+                f"INSERT INTO {PICTURES} ({cols}) VALUES ({marks}) ON CONFLICT (source, date) DO UPDATE SET {updates}",
+                values,
+            )
+            row = self.conn.execute(
+                f"SELECT id FROM {PICTURES} WHERE source = ? AND date = ?", (record.source, record.date)
+            ).fetchone()
+        return int(row[0])
+
+    def get(self, source: str, date: str) -> dict[str, Any] | None:
+        """The row of one day of one source, labels parsed; None when absent."""
+        row = self.conn.execute(f"SELECT * FROM {PICTURES} WHERE source = ? AND date = ?", (source, date)).fetchone()
+        return _row(row) if row is not None else None
+
+    def get_by_id(self, picture_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(f"SELECT * FROM {PICTURES} WHERE id = ?", (int(picture_id),)).fetchone()
+        return _row(row) if row is not None else None
+
+    def statuses(self, source: str, dates: Iterable[str] | None = None) -> dict[str, tuple[str, str | None]]:
+        """{date: (status, path)} of a source's rows (all, or only ``dates``)."""
+        rows = self.conn.execute(f"SELECT date, status, path FROM {PICTURES} WHERE source = ?", (source,))
+        wanted = set(dates) if dates is not None else None
+        return {r[0]: (r[1], r[2]) for r in rows if wanted is None or r[0] in wanted}
+
+    def rows(
+        self,
+        sources: Iterable[str] | None = None,
+        status: str | None = None,
+        media_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows (labels parsed), oldest day first, filtered by source, status and media type."""
+        where, params = [], []
+        if sources is not None:
+            srcs = list(sources)
+            where.append(f"source IN ({','.join('?' * len(srcs))})")
+            params += srcs
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if media_type is not None:
+            where.append("media_type = ?")
+            params.append(media_type)
+        sql = f"SELECT * FROM {PICTURES}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY date, source"
+        return [_row(r) for r in self.conn.execute(sql, params)]
+
+    def set_labels(self, updates: Mapping[int, dict]) -> int:
+        """Write weak labels ``{picture id: labels dict}`` in one transaction; returns rows changed."""
+        with self.transaction():
+            cur = self.conn.executemany(
+                f"UPDATE {PICTURES} SET labels = ? WHERE id = ?",
+                [(json.dumps(lab, sort_keys=True), int(pid)) for pid, lab in updates.items()],
+            )
+        return cur.rowcount
+
+    def referenced_paths(self) -> set[str]:
+        """Store paths some row points at (the orphan sweep keeps exactly these)."""
+        return {r[0] for r in self.conn.execute(f"SELECT DISTINCT path FROM {PICTURES} WHERE path IS NOT NULL")}
+
+    def count(self) -> int:
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {PICTURES}").fetchone()[0])
+
+    def stats(self, sources: Iterable[str] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+        """Count tables for ``scripts/dataset.py stats``: per source, status, media type, year,
+        label (a person's correction over the weak label) and failure reason."""
+        where, params = "", []
+        if sources is not None:
+            srcs = list(sources)
+            where, params = f"WHERE p.source IN ({','.join('?' * len(srcs))})", srcs
+
+        def q(select: str, group: str, extra: str = "") -> list[tuple[Any, ...]]:
+            cond = f"{where} {('AND ' if where else 'WHERE ') + extra if extra else ''}"
+            sql = f"SELECT {select}, COUNT(*) FROM {PICTURES} p {cond} GROUP BY {group} ORDER BY COUNT(*) DESC, 1"
+            return [tuple(r) for r in self.conn.execute(sql, params)]
+
+        truth = (
+            f"COALESCE((SELECT c.label FROM {CORRECTIONS} c WHERE c.picture_id = p.id "
+            "ORDER BY c.created_at DESC, c.id DESC LIMIT 1), json_extract(p.labels, '$.primary'), '(none)')"
+        )
+        years = [tuple(r) for r in self.conn.execute(
+            f"SELECT substr(p.date, 1, 4) AS y, COUNT(*), SUM(p.status = 'ok') FROM {PICTURES} p {where} "
+            "GROUP BY y ORDER BY y", params)]  # fmt: skip
+        failed = Counter()
+        for status, error in self.conn.execute(
+            f"SELECT p.status, p.error FROM {PICTURES} p {where} {'AND' if where else 'WHERE'} "
+            f"p.status NOT IN ({','.join('?' * len(DONE_STATUSES))})", [*params, *DONE_STATUSES]):  # fmt: skip
+            reason = _URL_RE.sub("<url>", error or "").strip()
+            failed[(status, reason[:90])] += 1
+        reasons = [(s, r, n) for (s, r), n in failed.most_common(20)]
+        return {
+            "source": q("p.source", "1"),
+            "status": q("p.status", "1"),
+            "media type": q("COALESCE(p.media_type, '(unknown)')", "1"),
+            "label (ok pictures; corrections first)": q(truth, "1", "p.status = 'ok'"),
+            "labeller version": q("COALESCE(json_extract(p.labels, '$.version'), '(unlabelled)')", "1"),
+            "year": years,
+            "failures": reasons,
+        }
+
+    # -- human corrections ------------------------------------------------------------------
+    def add_correction(self, picture_id: int, label: str, who: str) -> str:
+        """Record a person's label for a picture (training prefers it over the weak label)."""
+        if not label.strip() or not who.strip():
+            raise DataError("a label correction needs a label and who made it")
+        when = now_iso()
+        with self.transaction():
+            if self.conn.execute(f"SELECT 1 FROM {PICTURES} WHERE id = ?", (int(picture_id),)).fetchone() is None:
+                raise DataError(f"no picture {picture_id} in {self.path}; check the id")
+            self.conn.execute(
+                f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)",
+                (int(picture_id), label.strip(), who.strip()[:80], when),
+            )
+        return when
+
+    def corrections(self) -> dict[int, str]:
+        """{picture id: the newest corrected label} (ties broken by insertion order)."""
+        rows = self.conn.execute(f"SELECT picture_id, label FROM {CORRECTIONS} ORDER BY created_at, id")
+        return {int(pid): label for pid, label in rows}  # later rows overwrite earlier ones
+
+    # -- predictions -------------------------------------------------------------------------
+    def add_predictions(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Store a run's predictions keyed by (run_id, sha256); a re-run of predict replaces them.
+
+        Each row: sha256, label, confidence, probs (dict), anomaly_score, is_anomaly.
+        """
+        when = now_iso()
+        data = [
+            (
+                run_id, str(r["sha256"]), r.get("label"), _float(r.get("confidence")),
+                json.dumps(r.get("probs")) if r.get("probs") is not None else None,
+                _float(r.get("anomaly_score")),
+                None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])), when,
+            )  # fmt: skip
+            for r in rows
+        ]
+        with self.transaction():
+            self.conn.executemany(f"INSERT OR REPLACE INTO {PREDICTIONS} VALUES (?,?,?,?,?,?,?,?)", data)
+        return len(data)
+
+    def predictions(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """{sha256: prediction} of one run (probs parsed)."""
+        out = {}
+        for r in self.conn.execute(f"SELECT * FROM {PREDICTIONS} WHERE run_id = ?", (run_id,)):
+            d = dict(r)
+            d["probs"] = json.loads(d["probs"]) if d["probs"] else None
+            d["is_anomaly"] = None if d["is_anomaly"] is None else bool(d["is_anomaly"])
+            out[d["sha256"]] = d
+        return out
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    if d.get("labels"):
+        try:
+            d["labels"] = json.loads(d["labels"])
+        except ValueError:
+            d["labels"] = None
+    return d

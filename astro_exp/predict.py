@@ -1,0 +1,353 @@
+"""Classify new pictures with a checkpoint bundle: calibrated confidence, top-k, anomaly
+score and flag, and the nearest training pictures ("compared with what it has seen").
+
+One code path for the CLI (``scripts/predict.py``), the Python API, the web app and the
+watcher::
+
+    from astro_exp import Classifier
+    clf = Classifier.from_checkpoint("outputs/.../checkpoints/best.pt")
+    preds = clf.predict(["m31.jpg", "new_pics/", "https://example.org/x.jpg", pil_image, batch])
+
+Inputs go through the same steps as training pictures: full decode to RGB uint8, the
+bundle's resize policy to its image size, then the bundle's Kornia preprocessing on the
+model's device. A bad input (missing, not a picture, truncated, too large, HTTP 404)
+becomes a :class:`Prediction` with ``error`` set; the others go on.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from astro_exp.anomaly.detectors import (
+    DETECTOR_FILE,
+    REFERENCE_FILE,
+    AnomalyDetector,
+    load_reference,
+)
+from astro_exp.anomaly.embeddings import forward_embed, model_digest
+from astro_exp.anomaly.neighbours import NeighbourIndex
+from astro_exp.data.cache import resize_image
+from astro_exp.engine.device import autocast, resolve_device
+from astro_exp.errors import AstroExpError, DataError
+from astro_exp.models.bundle import load_bundle, model_from_bundle
+from astro_exp.sources.folder import IMAGE_EXTENSIONS, read_image
+from astro_exp.vision import build_preprocess
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("input", "label", "confidence", "top_k", "anomaly_score", "is_anomaly", "neighbours", "labels", "error")
+GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class Prediction:
+    """What the model says about one input; ``error`` is a one-line reason when it failed."""
+
+    input: str
+    label: str | None = None
+    confidence: float | None = None  # calibrated probability of ``label`` (bundle temperature)
+    top_k: list[dict[str, Any]] = field(default_factory=list)  # [{"label", "probability"}]
+    anomaly_score: float | None = None  # higher = stranger; None without a detector
+    is_anomaly: bool | None = None  # score over the threshold set on val
+    neighbours: list[dict[str, Any]] = field(default_factory=list)  # [{"id", "label", "distance"}]
+    labels: list[str] = field(default_factory=list)  # multilabel: every label over its threshold
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with exactly the documented field names."""
+        return asdict(self)
+
+
+@dataclass
+class _Item:
+    """One picture to classify: a name and how to get its RGB uint8 pixels (or why not)."""
+
+    name: str
+    load: Callable[[], np.ndarray] | None = None
+    error: str | None = None
+
+
+def _is_url(s: str) -> bool:
+    return s.lower().startswith(("http://", "https://"))
+
+
+def _to_hwc_uint8(a: np.ndarray, channels_first: bool) -> np.ndarray:
+    """An image array (gray, CHW or HWC; uint8 or float in [0, 1]) -> RGB uint8 HWC."""
+    if a.ndim == 3 and channels_first:
+        a = a.transpose(1, 2, 0)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise DataError(f"array of shape {a.shape} is not a picture; pass (3, H, W) tensors or (H, W, 3) arrays")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise DataError("array holds NaN or inf values; pass finite pixels in [0, 1] or uint8")
+        a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)  # floats are taken as [0, 1]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a[:, :, :3])
+
+
+class Classifier:
+    """A trained bundle ready to classify pictures (and flag anomalies, when its run fitted a
+    detector: ``detector.joblib`` + ``reference.npz`` beside the bundle)."""
+
+    def __init__(
+        self,
+        bundle: dict[str, Any],
+        device: str | torch.device = "auto",
+        detector: AnomalyDetector | None = None,
+        reference: dict[str, Any] | None = None,
+        n_neighbors: int | None = None,
+        max_bytes: int = 50_000_000,
+        http_session: Any = None,
+        source: str = "<bundle>",
+    ) -> None:
+        self.bundle = bundle
+        self.source = source
+        self.device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+        self.model: nn.Module = model_from_bundle(bundle).to(self.device).eval()
+        self.preprocess = build_preprocess(bundle["preprocess"]).to(self.device)
+        self.classes: list[str] = list(bundle["classes"])
+        self.task: str = str(bundle["task"])
+        self.image_size = int(bundle.get("image_size") or bundle["preprocess"].get("image_size", 64))
+        self.resize = str(bundle["preprocess"].get("resize", "crop"))
+        self.temperature = float(bundle.get("temperature") or 1.0)
+        thr = bundle.get("thresholds")
+        self.thresholds = np.asarray(thr if thr is not None else [0.5] * len(self.classes), dtype=np.float64)
+        self.max_bytes = int(max_bytes)
+        self.detector = detector
+        self.index = NeighbourIndex(reference["emb"], reference["labels"], reference["ids"]) if reference else None
+        meta = detector.meta if detector is not None else {}
+        self.n_neighbors = int(meta.get("n_neighbors", 5) if n_neighbors is None else n_neighbors)
+        # the embedding the detector was fitted on: pre-logits (+ pooled earlier stages)
+        self.extra_stages = int(meta.get("extra_stages", 0))
+        self.normalize = bool(meta.get("normalize", False))
+        self._http = http_session
+        self._http_lock = threading.Lock()
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "auto",
+        anomaly: bool = True,
+        **kwargs: Any,
+    ) -> Classifier:
+        """Load a bundle (one-line :class:`CheckpointError` when missing/corrupt/not a bundle)
+        and, if ``anomaly``, the detector and reference embeddings saved beside it."""
+        path = Path(path)
+        bundle = load_bundle(path)
+        detector = reference = None
+        det_path, ref_path = path.parent / DETECTOR_FILE, path.parent / REFERENCE_FILE
+        if anomaly and det_path.is_file() and ref_path.is_file():
+            detector, reference = AnomalyDetector.load(det_path), load_reference(ref_path)
+        clf = cls(bundle, device=device, detector=detector, reference=reference, source=str(path), **kwargs)
+        if detector is not None:
+            digest = model_digest(clf.model)
+            if detector.meta.get("digest") not in (None, digest):
+                log.warning("%s belongs to other weights than %s (best.pt's?); anomaly scores are off", det_path, path.name)
+                clf.detector, clf.index, clf.extra_stages, clf.normalize = None, None, 0, False
+        elif anomaly:
+            log.info("no %s beside %s: predictions carry no anomaly score", DETECTOR_FILE, path)
+        return clf
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _file_item(self, path: Path, name: str | None = None) -> _Item:
+        def load() -> np.ndarray:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                raise DataError(f"{path}: no such file; check the path") from None
+            if size > self.max_bytes:
+                raise DataError(f"{path} is {size:,} bytes, over the {self.max_bytes:,}-byte limit; raise max_bytes to accept it")
+            return read_image(path)
+
+        return _Item(name or str(path), load)
+
+    def _url_item(self, url: str, tmp_dir: Callable[[], str]) -> _Item:
+        def load() -> np.ndarray:
+            from astro_exp.sources.http import PoliteSession
+
+            with self._http_lock:  # loads run on a thread pool: one session for all
+                if self._http is None:
+                    self._http = PoliteSession(rate_limit_per_host=4.0, retries=2, timeout=20.0)
+            got = self._http.download(url, tmp_dir(), max_bytes=self.max_bytes, allowed_types=("image/",))
+            try:
+                return read_image(got.path)
+            except DataError as e:
+                raise DataError(f"{url}: {str(e).split(': ', 1)[-1]}") from None
+            finally:
+                got.path.unlink(missing_ok=True)
+
+        return _Item(url, load)
+
+    def expand(self, inputs: Any, tmp_dir: Callable[[], str] | None = None) -> list[_Item]:
+        """Inputs -> one item per picture: folders recursively, globs, batches split up."""
+        if isinstance(inputs, str | os.PathLike | torch.Tensor | np.ndarray) or _is_pil(inputs):
+            inputs = [inputs]
+        tmp = tmp_dir or (lambda: tempfile.gettempdir())
+        items: list[_Item] = []
+        for n, x in enumerate(inputs):
+            if isinstance(x, str | os.PathLike):
+                items += self._expand_path(str(x), tmp)
+            elif _is_pil(x):
+                items.append(_Item(f"<PIL image {n}>", lambda im=x: np.asarray(im.convert("RGB"))))
+            elif isinstance(x, torch.Tensor | np.ndarray):
+                items += _expand_array(x, n)
+            else:
+                items.append(_Item(f"<input {n}>", error=f"input {n} is a {type(x).__name__}; pass paths, URLs, PIL images or tensors"))
+        return items
+
+    def _expand_path(self, s: str, tmp: Callable[[], str]) -> list[_Item]:
+        if _is_url(s):
+            return [self._url_item(s, tmp)]
+        p = Path(s).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                return [_Item(s, error=f"{s}: no pictures ({', '.join(IMAGE_EXTENSIONS)}) in this folder; check the path")]
+            return [self._file_item(f) for f in files]
+        if p.exists():
+            return [self._file_item(p, s)]
+        if GLOB_CHARS & set(s):
+            files = sorted(Path(f) for f in glob.glob(os.path.expanduser(s), recursive=True) if os.path.isfile(f))
+            if not files:
+                return [_Item(s, error=f"{s}: the pattern matches no files; check it")]
+            return [self._file_item(f) for f in files]
+        return [_Item(s, error=f"{s}: no such file or folder; check the path")]
+
+    # -- the model ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, embeddings) of a uint8 (B, 3, S, S) batch, on CPU as float32."""
+        x = self.preprocess(x.to(self.device))
+        with autocast(self.device, "auto"):
+            emb, logits = forward_embed(self.model, x, self.extra_stages, self.normalize)
+        return logits.float().cpu(), emb.float().cpu()
+
+    def probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        """Calibrated probabilities: softmax (multiclass) or sigmoid (multilabel) of logits / T."""
+        z = logits.double() / self.temperature
+        return (z.softmax(-1) if self.task == "multiclass" else z.sigmoid()).numpy()
+
+    def _pixels(self, item: _Item) -> np.ndarray:
+        assert item.load is not None
+        return resize_image(item.load(), self.image_size, self.resize).transpose(2, 0, 1)
+
+    # -- prediction -------------------------------------------------------------------------------
+    def predict(self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False) -> list[Prediction]:
+        """One :class:`Prediction` per picture, in input order (folders and globs sorted)."""
+        return list(self.predict_iter(inputs, top_k=top_k, batch_size=batch_size, progress=progress))
+
+    def predict_iter(self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False) -> Iterator[Prediction]:
+        """Like :meth:`predict`, yielding as batches finish (for streaming consumers)."""
+        holder: list[str] = []
+        lock = threading.Lock()
+
+        def tmp_dir() -> str:  # one folder for this call's downloads, made on first use
+            with lock:
+                if not holder:
+                    holder.append(tempfile.mkdtemp(prefix="astro-exp-predict-"))
+                return holder[0]
+
+        try:
+            items = self.expand(inputs, tmp_dir)
+            chunks = list(_chunks(items, max(1, int(batch_size))))
+            bar = tqdm(total=len(items), desc="predict", unit="img", disable=not progress)
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                # decode the next batch while the model runs on this one
+                pending = [pool.submit(self._load, it) for it in chunks[0]] if chunks else []
+                for k, chunk in enumerate(chunks):
+                    loaded = [f.result() for f in pending]
+                    if k + 1 < len(chunks):
+                        pending = [pool.submit(self._load, it) for it in chunks[k + 1]]
+                    yield from self._predict_loaded(chunk, loaded, top_k)
+                    bar.update(len(chunk))
+            bar.close()
+        finally:
+            if holder:
+                shutil.rmtree(holder[0], ignore_errors=True)
+
+    def _load(self, item: _Item) -> tuple[np.ndarray | None, str | None]:
+        """(uint8 (3, S, S) pixels, None) or (None, one-line error)."""
+        if item.error is not None:
+            return None, item.error
+        try:
+            return self._pixels(item), None
+        except AstroExpError as e:  # DataError, HttpError/DownloadError, ...
+            return None, str(e)
+        except (OSError, ValueError, MemoryError) as e:
+            return None, f"{item.name}: cannot read it ({type(e).__name__}: {str(e)[:120]})"
+
+    def _predict_loaded(self, chunk: list[_Item], loaded: list[tuple[np.ndarray | None, str | None]],
+                        top_k: int) -> list[Prediction]:  # fmt: skip
+        out = [Prediction(input=item.name, error=err) for item, (_, err) in zip(chunk, loaded, strict=True)]
+        ok = [i for i, (px, _) in enumerate(loaded) if px is not None]
+        if not ok:
+            return out
+        x = torch.from_numpy(np.stack([loaded[i][0] for i in ok]))
+        logits, emb = self.forward(x)
+        probs = self.probabilities(logits)
+        scores = flags = neigh = None
+        if self.detector is not None:
+            scores = self.detector.score(emb.numpy())
+            flags = self.detector.flag(scores)
+        if self.index is not None and self.n_neighbors > 0:
+            neigh = self.index.neighbours(emb.numpy(), self.n_neighbors)
+        k = max(1, min(int(top_k), len(self.classes)))
+        for r, i in enumerate(ok):
+            p = probs[r]
+            order = np.argsort(-p, kind="stable")
+            pred = out[i]
+            pred.label, pred.confidence = self.classes[int(order[0])], float(p[order[0]])
+            pred.top_k = [{"label": self.classes[int(j)], "probability": float(p[j])} for j in order[:k]]
+            if self.task == "multiclass":
+                pred.labels = [pred.label]
+            else:
+                pred.labels = [self.classes[int(j)] for j in order if p[j] >= self.thresholds[j]]
+            if scores is not None and flags is not None:
+                pred.anomaly_score, pred.is_anomaly = float(scores[r]), bool(flags[r])
+            if neigh is not None:
+                pred.neighbours = neigh[r]
+        return out
+
+
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        return False
+    return isinstance(x, Image.Image)
+
+
+def _expand_array(x: torch.Tensor | np.ndarray, n: int) -> list[_Item]:
+    """A tensor is (3, H, W) or (B, 3, H, W); a NumPy array (H, W, 3) or (B, H, W, 3)."""
+    is_torch = isinstance(x, torch.Tensor)
+    a = x.detach().cpu().numpy() if is_torch else np.asarray(x)
+    name = "tensor" if is_torch else "array"
+    if a.ndim == 4:
+        return [_Item(f"<{name} {n}[{b}]>", lambda a=a, b=b: _to_hwc_uint8(a[b], is_torch)) for b in range(len(a))]
+    return [_Item(f"<{name} {n}>", lambda: _to_hwc_uint8(a, is_torch and a.ndim == 3))]
+
+
+def _chunks(items: Sequence[_Item], size: int) -> Iterable[list[_Item]]:
+    for s in range(0, len(items), size):
+        yield list(items[s : s + size])

@@ -1,0 +1,98 @@
+"""Classify pictures with a trained bundle; a table on stdout, JSON lines with ``output=``.
+
+    python scripts/predict.py ckpt_path=outputs/.../checkpoints/best.pt inputs=[m31.jpg,new_pics/,https://example.org/x.jpg]
+    python scripts/predict.py ckpt_path=... inputs=[new_pics/] output=preds.jsonl top_k=3 batch_size=32
+
+Exit status: 0 when at least one input was classified, 1 when every input failed,
+2 for a missing/corrupt checkpoint or a bad setting (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from astro_exp.errors import AstroExpError  # noqa: E402
+
+
+def _inputs(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, ListConfig | list | tuple):
+        return [str(v) for v in (OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)]
+    return [str(value)]
+
+
+def _cell(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def format_table(preds) -> str:
+    """One row per input: label, calibrated confidence, anomaly score and flag, or the error."""
+    rows = [("input", "label", "conf", "anomaly", "flag", "nearest / error")]
+    for p in preds:
+        if p.error:
+            rows.append((p.input, "-", "-", "-", "-", f"error: {p.error}"))
+            continue
+        near = p.neighbours[0] if p.neighbours else None
+        rows.append((
+            p.input, ";".join(p.labels) if len(p.labels) > 1 else str(p.label), f"{p.confidence:.3f}",
+            "-" if p.anomaly_score is None else f"{p.anomaly_score:.4g}",
+            "-" if p.is_anomaly is None else ("ANOMALY" if p.is_anomaly else "ok"),
+            f"{near['label']} {near['id']} (d={near['distance']:.3f})" if near else "",
+        ))  # fmt: skip
+    rows = [(_cell(r[0], 48), *r[1:]) for r in rows]
+    widths = [max(len(str(r[c])) for r in rows) for c in range(5)]
+    lines = ["  ".join(str(r[c]).ljust(widths[c]) for c in range(5)) + "  " + str(r[5]) for r in rows]
+    lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    # imported after Hydra parsed the command line, so --help stays fast
+    from astro_exp.predict import Classifier
+
+    inputs = _inputs(cfg.inputs)
+    if not inputs:
+        print("error: no inputs; pass inputs=[picture.jpg,folder/,https://...]", file=sys.stderr)
+        sys.exit(2)
+    try:
+        clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device, anomaly=bool(cfg.anomaly),
+                                         n_neighbors=cfg.n_neighbors, max_bytes=int(cfg.max_bytes))  # fmt: skip
+        out = None
+        if cfg.output:
+            path = Path(cfg.output)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = path.open("w", encoding="utf-8")
+        preds = []
+        try:
+            for p in clf.predict_iter(inputs, top_k=int(cfg.top_k), batch_size=int(cfg.batch_size), progress=bool(cfg.progress)):
+                preds.append(p)
+                if out is not None:
+                    out.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+                    out.flush()
+        finally:
+            if out is not None:
+                out.close()
+    except AstroExpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if cfg.print_table:
+        print(format_table(preds))
+    failed = sum(p.error is not None for p in preds)
+    if failed:
+        print(f"{failed} of {len(preds)} inputs failed (see the error column)", file=sys.stderr)
+    if failed == len(preds):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
