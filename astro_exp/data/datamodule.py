@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
+from astro_exp.anomaly.sets import split_holdout
 from astro_exp.data.cache import build_cache
 from astro_exp.data.loaders import CachedBatches, make_loader
 from astro_exp.data.splits import SPLIT_NAMES, TEST, TRAIN, VAL, stratified_split
-from astro_exp.anomaly.sets import split_holdout
 from astro_exp.engine import distributed
 from astro_exp.errors import DataError
 from astro_exp.sources import ImageSet, build_imageset
