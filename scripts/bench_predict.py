@@ -52,7 +52,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def predict_figures(model_cfg: dict, preprocess_cfg: dict, classes: list[str], images: np.ndarray,
                     n_single: int = 40, n_batch: int = 256, batch_size: int = 32,
-                    detector: str = "lof") -> dict[str, float]:  # fmt: skip
+                    detector: str = "knn") -> dict[str, float]:  # fmt: skip
     """Warm single-picture latency and batch throughput of predict on CPU, with baselines.
 
     ``images`` are uint8 (N, 3, S, S) pictures (the bench's tensor cache); they are written as
