@@ -86,8 +86,9 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> d
     try:
         bundle = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
-        first = next((ln for ln in lines if "Unpickler error" in ln), lines[0])
+        unpickler = [ln.strip() for ln in str(e).splitlines() if "Unpickler error" in ln]
+        detail = unpickler[0].rsplit("error:", 1)[-1].strip() if unpickler else ""
+        first = detail or "not a torch checkpoint"  # torch's own texts are multi-paragraph advice
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file ({first[:200]})") from None
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise CheckpointError(f"{path} is not an astro-exp checkpoint bundle (made by train.py)")
