@@ -2,6 +2,7 @@
 
     python scripts/bench.py                         # the default config (resnet, 64 px, light aug)
     python scripts/bench.py model=tiny --steps 10   # any train.py overrides
+    python scripts/bench.py --scrape                # instead: the APOD scraper (scripts/bench_scrape.py)
 
 - ``model_only_img_s``: train steps on a batch already in memory on the device (the limit)
 - ``end_to_end_img_s``: the real pipeline: uint8 cache -> loader -> Kornia preprocess and
@@ -89,7 +90,21 @@ def main() -> None:
                         help="also time predict (CPU latency p50/p95, batch throughput) and the anomaly "
                              "detectors on --n-embeddings embeddings (scripts/bench_predict.py)")  # fmt: skip
     parser.add_argument("--n-embeddings", type=int, default=10_000, help="embeddings for the detector timings")
+    parser.add_argument("--scrape", action="store_true",
+                        help="instead: parse throughput (lxml vs html.parser) and a first sync vs a re-sync "
+                             "of the scraper over the local stand-in (scripts/bench_scrape.py)")  # fmt: skip
+    from bench_scrape import add_arguments as add_scrape_arguments  # scripts/ is sys.path[0]
+
+    add_scrape_arguments(parser)
     args = parser.parse_args()
+
+    # ---- the scraper benchmark: a mode of its own (issue 3; owned by scripts/bench_scrape.py) ----
+    if args.scrape:
+        from bench_scrape import main as bench_scrape
+
+        bench_scrape(args)
+        return
+    # ---- end of the scraper benchmark ----
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["logger=none", *args.overrides])

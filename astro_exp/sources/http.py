@@ -1,12 +1,17 @@
 """Polite, robust HTTP in one place; every fetch of the project goes through PoliteSession.
 
 Why one place: robots.txt, a per-host rate limit, bounded concurrency, retries with
-backoff that honour ``Retry-After``, an on-disk cache with conditional requests and safe
-picture downloads must hold for every source, and tests check them once, here. Built on
+backoff that honour ``Retry-After``, an on-disk cache of pages with conditional requests and
+safe picture downloads must hold for every source, and tests check them once, here. Built on
 well-kept libraries: urllib3's ``Retry``, requests-cache and protego.
 
 Network-level rules (robots, rate limit, concurrency, quota) sit in a transport adapter,
 so answers served from the cache cost no wait and no request.
+
+Pictures never enter the HTTP cache: :meth:`PoliteSession.download` streams them through a
+plain session that shares the same adapter (same rules, same connection pool), so each
+picture is stored once, by the caller (the image store). Not fetching a picture twice is the
+caller's job: the scraper skips days its catalog has a stored file for.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ class Download:
     sha256: str
     size: int
     content_type: str
-    from_cache: bool
+    from_cache: bool  # always False now: downloads bypass the HTTP cache (kept for callers)
     url: str
 
 
@@ -144,9 +149,11 @@ class PoliteSession:
       ``max_concurrency`` requests in flight;
     - retries with exponential backoff on 429/5xx, connection errors and timeouts,
       honouring ``Retry-After`` (up to ``max_retry_after`` seconds);
-    - an on-disk HTTP cache (requests-cache) in ``cache_dir``: pictures (URLs matching
-      ``immutable_urls``) are kept for good, everything else is revalidated with
-      ``If-None-Match`` / ``If-Modified-Since`` so a re-run transfers nothing twice;
+    - an on-disk HTTP cache (requests-cache) in ``cache_dir`` for pages and API answers:
+      revalidated with ``If-None-Match`` / ``If-Modified-Since`` so a re-run transfers no
+      unchanged page twice; pictures and videos are never cached (:meth:`download`
+      bypasses the cache, and an ``image/*`` or ``video/*`` answer to :meth:`get` is not
+      stored either): the image store holds the one copy;
     - ``X-RateLimit-Remaining: 0`` stops further requests to that host (``RateLimited``).
 
     ``stats`` counts requests (sent to the network), bytes_downloaded, cache_hits,
@@ -164,7 +171,6 @@ class PoliteSession:
         cache_dir: str | Path | None = None,
         respect_robots: bool = True,
         max_retry_after: float = 120.0,
-        immutable_urls: Iterable[str] = ("*/image/*",),
     ) -> None:
         if rate_limit_per_host <= 0:
             raise ValueError("rate_limit_per_host must be > 0 requests per second")
@@ -186,7 +192,6 @@ class PoliteSession:
         self._crawl_delay: dict[str, float] = {}
         self._robots: dict[str, tuple[Protego | None, str | None, float]] = {}
         self._robots_locks: dict[str, threading.Lock] = {}
-        self._tl = threading.local()
 
         retry = _Retry(
             total=retries,
@@ -213,7 +218,6 @@ class PoliteSession:
                 serializer="pickle",
                 decode_content=False,  # keep bodies byte-exact (APOD pages hold stray Latin-1 bytes)
                 expire_after=requests_cache.EXPIRE_IMMEDIATELY,
-                urls_expire_after={p: requests_cache.NEVER_EXPIRE for p in immutable_urls},
                 cache_control=True,
                 stale_if_error=True,
                 allowable_methods=("GET", "HEAD"),
@@ -221,31 +225,42 @@ class PoliteSession:
             )
         else:
             self._http = requests.Session()
+        # pictures: streamed past the cache, through the same adapter (rules, pool)
+        self._direct = requests.Session() if self.cache_dir is not None else self._http
         adapter = _PoliteAdapter(
             self, max_retries=retry, pool_connections=8, pool_maxsize=self.max_concurrency
         )
-        self._http.mount("http://", adapter)
-        self._http.mount("https://", adapter)
-        self._http.headers["User-Agent"] = user_agent
+        for http in [self._http] if self._direct is self._http else [self._http, self._direct]:
+            http.mount("http://", adapter)
+            http.mount("https://", adapter)
+            http.headers["User-Agent"] = user_agent
 
     # ------------------------------------------------------------------ public API
     def get(
-        self, url: str, *, check: bool = True, fresh: bool = False, **kw: Any
+        self,
+        url: str,
+        *,
+        check: bool = True,
+        fresh: bool = False,
+        cache: bool = True,
+        **kw: Any,
     ) -> requests.Response:
         """GET ``url`` politely; raises :class:`HttpError` (one line) unless it ends in 2xx/3xx.
 
         ``check=False`` returns error responses instead of raising. ``fresh=True``
         revalidates a cached copy even if the server called it fresh (for pages that change
-        daily, like the site root). Other keywords go to ``requests`` (``stream``,
-        ``headers``, ``params``, ``timeout``).
+        daily, like the site root). ``cache=False`` goes past the on-disk cache (neither
+        read nor written; what :meth:`download` does). Other keywords go to ``requests``
+        (``stream``, ``headers``, ``params``, ``timeout``).
         """
         kw.setdefault("timeout", self.timeout)
-        if fresh and self.cache_dir is not None:
+        http = self._http if cache else self._direct
+        if fresh and cache and self.cache_dir is not None:
             kw["refresh"] = True
         if self.respect_robots and urlsplit(url).path != "/robots.txt":
             self._check_robots(url)  # here too, so a cached copy cannot mask a disallow
         try:
-            resp = self._http.get(url, **kw)
+            resp = http.get(url, **kw)
         except HttpError:
             raise
         except (requests.RequestException, Urllib3Error) as exc:  # requests-cache reads raw bodies
@@ -270,24 +285,21 @@ class PoliteSession:
     ) -> Download:
         """Stream ``url`` into a temporary file in ``dest_dir``; check type, size and completeness.
 
-        Raises :class:`DownloadError` (one line) for HTTP errors, a Content-Type not
-        starting with one of ``allowed_types``, more than ``max_bytes`` (aborted as soon
-        as Content-Length or the stream shows it) and truncated bodies. On error no
-        temporary file is left behind.
+        Always from the network: the HTTP cache is neither read nor written (the caller
+        keeps the file; a second copy in the cache would double the disk use). Raises
+        :class:`DownloadError` (one line) for HTTP errors, a Content-Type not starting with
+        one of ``allowed_types``, more than ``max_bytes`` (aborted as soon as
+        Content-Length or the stream shows it) and truncated bodies. On error no temporary
+        file is left behind.
         """
         dest = Path(dest_dir)
         dest.mkdir(parents=True, exist_ok=True)
         try:
-            if self.respect_robots:
-                self._check_robots(url)  # before the limits below apply to robots.txt itself
-            self._tl.limits = (max_bytes, allowed_types)
-            resp = self.get(url, stream=True, check=False)
+            resp = self.get(url, stream=True, check=False, cache=False)
         except RobotsDisallowed:
             raise
         except HttpError as exc:
             raise DownloadError(str(exc), url=url, status=exc.status) from exc
-        finally:
-            self._tl.limits = None
         with resp:
             if resp.status_code >= 400:
                 err = self._status_error(resp, url)
@@ -306,7 +318,6 @@ class PoliteSession:
                     " raise max_bytes to accept it",
                     url=url,
                 )
-            from_cache = bool(getattr(resp, "from_cache", False))
             encoded = resp.headers.get("Content-Encoding", "identity").lower() not in (
                 "",
                 "identity",
@@ -329,7 +340,7 @@ class PoliteSession:
                         fh.write(chunk)
                     fh.flush()
                     os.fsync(fh.fileno())
-                if length is not None and not encoded and not from_cache and size != length:
+                if length is not None and not encoded and size != length:
                     raise DownloadError(self._truncated(url, size, length), url=url)
             except DownloadError:
                 tmp.unlink(missing_ok=True)
@@ -345,9 +356,8 @@ class PoliteSession:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-        if not from_cache:
-            self._bump("bytes_downloaded", size)
-        return Download(tmp, digest.hexdigest(), size, ctype, from_cache, url)
+        self._bump("bytes_downloaded", size)
+        return Download(tmp, digest.hexdigest(), size, ctype, False, url)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """``fn`` over ``items`` on ``max_concurrency`` threads, results in order."""
@@ -357,6 +367,8 @@ class PoliteSession:
     def close(self) -> None:
         """Close pooled connections (and the cache's files)."""
         self._http.close()
+        if self._direct is not self._http:
+            self._direct.close()
 
     def __enter__(self) -> PoliteSession:
         return self
@@ -447,21 +459,15 @@ class PoliteSession:
             self._crawl_delay[urlsplit(key).netloc.lower()] = min(float(delay), 60.0)
         return rules, None, now
 
-    def _cacheable(self, response: requests.Response) -> bool:
-        """requests-cache filter: during a download, only bodies known to fit are cached.
+    @staticmethod
+    def _cacheable(response: requests.Response) -> bool:
+        """requests-cache filter: pages and API answers yes, pictures and videos never.
 
-        Caching reads the whole body first; a picture without Content-Length or over the
-        limit is streamed (and checked) instead, never cached.
+        :meth:`download` does not go through the cache at all; this keeps a picture fetched
+        with :meth:`get` out of it too (the image store is the one place for picture bytes).
         """
-        limits = getattr(self._tl, "limits", None)
-        if limits is None:
-            return True
-        max_bytes, allowed = limits
         ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        length = _int_header(response.headers.get("Content-Length"))
-        return (
-            any(ctype.startswith(t) for t in allowed) and length is not None and length <= max_bytes
-        )
+        return not ctype.startswith(("image/", "video/", "audio/"))
 
     # ------------------------------------------------------------------ helpers
     def _bump(self, key: str, n: int = 1) -> None:

@@ -6,7 +6,9 @@ trees laid out like the real site (``apod/apYYMMDD.html``, ``apod/image/...``,
 ``ETag``/``Last-Modified`` with 304 answers, and injected faults (429 with Retry-After,
 5xx, slow answers, truncated bodies, wrong content-type, oversized pictures, 404,
 dropped connections) so every failure path of the scraper can be tested without the
-internet. Run ``python -m astro_exp.sources.standin --port 8000`` for a demo server.
+internet. ``latency`` delays every answer (a far-away host, for benchmarks), ``totals()``
+sums up what was served, and :func:`write_site` generates a site of any number of days.
+Run ``python -m astro_exp.sources.standin --port 8000`` for a demo server.
 """
 
 from __future__ import annotations
@@ -150,7 +152,9 @@ class ApodStandin:
     ``site_dirs`` are site roots (holding ``apod/``), searched in order for each path.
     ``api_items`` are raw API items (e.g. with real-world quirks) served by the API in
     place of, or beside, the items built from the day pages. ``requests_log`` records
-    ``(method, path, status, body_bytes)`` of every answer.
+    ``(method, path, status, body_bytes)`` of every answer; :meth:`totals` sums it up.
+    ``latency`` (seconds, settable while serving) delays every answer, like a round trip
+    to a far-away host.
     """
 
     def __init__(
@@ -164,7 +168,11 @@ class ApodStandin:
         api_items: Iterable[dict] | None = None,
         api_quota: int = 1000,
         today: dt.date | None = None,
+        latency: float = 0.0,
     ) -> None:
+        if latency < 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {latency}")
+        self.latency = float(latency)
         self.site_dirs = [
             Path(p) for p in (site_dirs if site_dirs is not None else default_site_dirs())
         ]
@@ -222,6 +230,26 @@ class ApodStandin:
         """Logged answers for ``path`` (query string ignored)."""
         with self._lock:
             return [e for e in self.requests_log if e[1].split("?")[0] == path]
+
+    def totals(self, since: int = 0) -> dict[str, int]:
+        """Sums over the logged answers from ``requests_log[since]`` on.
+
+        ``requests``, ``bytes`` (bodies sent), ``not_modified`` (304 answers), and
+        ``pictures`` / ``picture_bytes``: 200 answers whose file type is an image. Pass
+        ``len(requests_log)`` taken before a phase to count that phase alone.
+        """
+        with self._lock:
+            entries = self.requests_log[since:]
+        out = dict.fromkeys(("requests", "bytes", "not_modified", "pictures", "picture_bytes"), 0)
+        for _, path, status, nbytes in entries:
+            out["requests"] += 1
+            out["bytes"] += nbytes
+            out["not_modified"] += status == 304
+            suffix = Path(urlsplit(path).path).suffix.lower()
+            if status == 200 and CONTENT_TYPES.get(suffix, "").startswith("image/"):
+                out["pictures"] += 1
+                out["picture_bytes"] += nbytes
+        return out
 
     def clear_log(self) -> None:
         """Forget logged requests (between phases of a test)."""
@@ -442,6 +470,8 @@ def _make_handler(standin: ApodStandin) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             with standin._lock:
                 standin.request_headers.append((self.path, dict(self.headers.items())))
+            if standin.latency > 0:
+                time.sleep(standin.latency)
             path = parts.path
             fault = standin.faults.take(path)
             if fault is not None:
@@ -529,6 +559,122 @@ def _make_handler(standin: ApodStandin) -> type[BaseHTTPRequestHandler]:
             return False
 
     return Handler
+
+
+_GEN_TOPICS = (
+    ("Spiral Galaxy NGC {n}", "galaxy", "A grand design spiral galaxy, its arms lined with young blue stars"),
+    ("The Nebula in Cygnus {n}", "nebula", "Glowing hydrogen gas of an emission nebula"),
+    ("Jupiter and Moon {n}", "planet", "The giant planet and one of its moons"),
+    ("Star Cluster M{n}", "star", "A rich open cluster of bright stars"),
+    ("Aurora over Fjord {n}", "other", "Curtains of aurora shimmer above a quiet landscape"),
+)  # fmt: skip
+_GEN_PAGE = """<!doctype html>
+<html>
+<head>
+<title> APOD: {long_date} - {title}
+</title>
+<meta name="description" content="A different astronomy and space science
+related image is featured each day, along with a brief explanation.">
+</head>
+<body BGCOLOR="#F4F4FF" text="#000000" link="#0000FF" vlink="#7F0F9F" alink="#FF0000">
+<center>
+<h1> Astronomy Picture of the Day </h1>
+<p>
+<a href="archivepix.html">Discover the cosmos!</a>
+Each day a different image or photograph of our fascinating universe is
+featured, along with a brief explanation written by a professional astronomer.
+<p>
+{long_date}
+<br>
+<a href="{picture}">
+<IMG SRC="{picture}" alt="{alt}" style="max-width:100%"></a>
+</center>
+<center>
+<b> {title} </b> <br>
+<b> Image Credit &amp;
+<a href="lib/about_apod.html#srapply">Copyright</a>: </b>
+<a href="https://example.org/astro/{n}">Standin Observer {n}</a>
+</center> <p>
+<b> Explanation: </b>
+{explanation}
+<p> <center>
+<b> Tomorrow's picture: </b><a href="{next}">more sky</a>
+<p> <hr>
+<a href="{prev}">&lt;</a>
+| <a href="archivepix.html">Archive</a>
+| <a href="lib/about_apod.html">About APOD</a>
+| <a href="{next}">&gt;</a>
+<hr><p>
+<b> Authors &amp; editors: </b> generated by astro_exp.sources.standin.write_site<br>
+</center>
+</body>
+</html>
+"""
+
+
+def _long_date(d: dt.date) -> str:
+    return f"{d.year} {d:%B} {d.day}"
+
+
+def write_site(
+    root: str | Path,
+    end: dt.date = dt.date(2024, 3, 31),
+    n_days: int = 30,
+    *,
+    picture_size: tuple[int, int] = (800, 600),
+    quality: int = 85,
+    seed: int = 0,
+) -> list[dt.date]:
+    """Generate a site of ``n_days`` picture days ending at ``end`` under ``root/apod/``.
+
+    Day pages in the 2024 markup, one distinct JPEG each (``picture_size``, smooth noise, so
+    its size is like a real APOD picture's: ~100-200 kB at 800x600), ``archivepix.html``
+    and ``index.html`` (the newest day). Returns the dates, oldest first. For benchmarks
+    and tests that need more days than the fixture site has; serve it with
+    ``ApodStandin([root])``.
+    """
+    import numpy as np
+    from PIL import Image
+
+    if n_days < 1:
+        raise ValueError(f"n_days must be at least 1, got {n_days}")
+    folder = Path(root) / "apod"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    w, h = picture_size
+    dates = [end - dt.timedelta(days=i) for i in range(n_days - 1, -1, -1)]
+    archive = []
+    for i, d in enumerate(dates):
+        n = i + 1
+        title_t, word, text = _GEN_TOPICS[i % len(_GEN_TOPICS)]
+        title = title_t.format(n=n)
+        rel = f"image/{d:%y%m}/Standin_{d:%y%m%d}.jpg"
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        coarse = rng.integers(0, 256, size=(max(h // 8, 1), max(w // 8, 1), 3), dtype=np.uint8)
+        img = Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)
+        fine = rng.integers(-12, 13, size=(h, w, 3))
+        pixels = np.clip(np.asarray(img, dtype=np.int16) + fine, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / rel, quality=quality)
+        explanation = " ".join(
+            f"{text} (day {n}, part {k + 1}), seen through a {word} filter and "
+            f'<a href="https://example.org/{word}">explained here</a>.'
+            for k in range(6)
+        )
+        page = _GEN_PAGE.format(
+            long_date=_long_date(d), title=title, picture=rel, alt=f"A {word} picture", n=n,
+            explanation=explanation, prev=f"ap{d - dt.timedelta(days=1):%y%m%d}.html",
+            next=f"ap{d + dt.timedelta(days=1):%y%m%d}.html",
+        )  # fmt: skip
+        (folder / f"ap{d:%y%m%d}.html").write_text(page, encoding="utf-8")
+        archive.append(f'{d.year} {d:%B} {d:%d}:  <a href="ap{d:%y%m%d}.html">{title}</a><br>')
+        if d == dates[-1]:
+            (folder / "index.html").write_text(page, encoding="utf-8")
+    (folder / "archivepix.html").write_text(
+        "<!doctype html>\n<html>\n<head>\n<title> Astronomy Picture of the Day Archive\n</title>\n"
+        "</head>\n<body>\n<b>\n" + "\n".join(reversed(archive)) + "\n</b>\n</body>\n</html>\n",
+        encoding="utf-8",
+    )
+    return dates
 
 
 def default_site_dirs() -> list[Path]:

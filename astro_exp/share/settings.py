@@ -1,0 +1,102 @@
+"""Settings of dataset sharing: ``conf/share/default.yaml`` plus ``key.sub=value`` overrides.
+
+Why a plain YAML and not a Hydra entry config: ``scripts/dataset.py`` is an argparse tool
+whose bundle subcommands take a few ``key=value`` words; loading one file with OmegaConf
+and merging dotted overrides keeps that fast and still lets every limit and merge rule be
+changed from the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from astro_exp.errors import ConfigError
+
+CONF_FILE = Path(__file__).resolve().parents[2] / "conf" / "share" / "default.yaml"
+RULES = ("correction", "majority", "newest")
+
+
+@dataclass(frozen=True)
+class BundleLimits:
+    """What an imported archive may hold; anything beyond is refused before it is unpacked."""
+
+    max_bytes: int = 10_000_000_000
+    max_members: int = 200_000
+    max_member_bytes: int = 200_000_000
+    max_pixels: int = 89_478_485
+
+
+@dataclass(frozen=True)
+class MergeRules:
+    """How copies of one picture are recognised and their labels settled."""
+
+    rules: tuple[str, ...] = RULES
+    near_duplicate_distance: int = 6
+    aspect_tolerance: float = 0.05
+
+
+def load_settings(
+    overrides: Iterable[str] = (), conf_file: str | Path = CONF_FILE
+) -> dict[str, Any]:
+    """The share config as plain dicts, with ``bundle.max_bytes=...``-style overrides merged."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = OmegaConf.load(conf_file)
+        extra = list(overrides)
+        if extra:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(extra))
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except (OmegaConfBaseException, OSError, ValueError) as e:
+        raise ConfigError(
+            f"cannot read the share settings ({e}); check {conf_file} and the key=value overrides"
+        ) from None
+    assert isinstance(data, dict)
+    return data
+
+
+def bundle_limits(settings: Mapping[str, Any]) -> BundleLimits:
+    """The ``bundle:`` node as checked numbers."""
+    node = dict(settings.get("bundle") or {})
+    known = {f for f in BundleLimits.__dataclass_fields__}
+    unknown = set(node) - known
+    if unknown:
+        raise ConfigError(f"unknown bundle settings {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        values = {k: int(v) for k, v in node.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"bundle limits must be whole numbers, got {node}") from None
+    if any(v <= 0 for v in values.values()):
+        raise ConfigError(f"bundle limits must be positive, got {values}")
+    return BundleLimits(**values)
+
+
+def merge_rules(settings: Mapping[str, Any]) -> MergeRules:
+    """The ``merge:`` node, with the rule names checked."""
+    node = dict(settings.get("merge") or {})
+    known = {f for f in MergeRules.__dataclass_fields__}
+    unknown = set(node) - known
+    if unknown:
+        raise ConfigError(f"unknown merge settings {sorted(unknown)}; known: {sorted(known)}")
+    rules = node.get("rules", list(RULES))
+    if isinstance(rules, str):
+        rules = [rules]
+    bad = [r for r in rules if r not in RULES]
+    if bad or not rules:
+        raise ConfigError(f"merge.rules {rules} must be a non-empty list of {', '.join(RULES)}")
+    try:
+        distance = int(node.get("near_duplicate_distance", 6))
+        tolerance = float(node.get("aspect_tolerance", 0.05))
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "merge.near_duplicate_distance must be an integer, merge.aspect_tolerance a number"
+        ) from None
+    if not 0 <= distance <= 64:
+        raise ConfigError(
+            f"merge.near_duplicate_distance={distance} must be between 0 and 64 (bits of a pHash)"
+        )
+    return MergeRules(tuple(rules), distance, tolerance)

@@ -1,0 +1,282 @@
+"""APOD scraper figures: page parsing and a first sync against a re-sync (a table, JSON with --out).
+Also reached through ``python scripts/bench.py --scrape``.
+
+    python scripts/bench_scrape.py                          # 30 days, 50 ms per answer
+    python scripts/bench_scrape.py --days 60 --latency-ms 100 --out scrape.json
+
+- ``parse/<parser>/pages_s``: ``parse_day`` over the real APOD pages in
+  ``../shared/data/apod-site`` (the generated stand-in pages when that folder is absent),
+  with BeautifulSoup's ``lxml`` parser against ``html.parser``;
+- ``first_sync`` / ``resync``: the real scraper (``astro_exp.data.scrape.scrape``) over
+  ``--days`` days of a generated site served by the local stand-in with ``--latency-ms``
+  added to every answer, into an empty data folder, then the same range again: wall time,
+  HTTP requests and bytes the stand-in served, pictures downloaded and stored. A re-sync
+  must download no picture (``resync_no_picture_twice``); the HTTP cache must hold none
+  (``http_cache_pictures``: pictures live in the image store only).
+
+Everything runs on 127.0.0.1; nothing goes to the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from astro_exp.data.scrape import ScrapeRequest, scrape  # noqa: E402
+from astro_exp.sources.apod import NotAnApodPage, parse_day  # noqa: E402
+from astro_exp.sources.standin import SHARED_SITE, ApodStandin, write_site  # noqa: E402
+
+PARSERS = ("lxml", "html.parser")
+PAGE_BASE = "https://apod.nasa.gov/apod/"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scraper benchmark's options (shared with scripts/bench.py --scrape)."""
+    group = parser.add_argument_group("scraper benchmark (--scrape)")
+    group.add_argument("--days", type=int, default=30, help="days of the generated site to sync")
+    group.add_argument(
+        "--latency-ms", type=float, default=50.0, help="delay the stand-in adds to every answer"
+    )
+    group.add_argument("--rate", type=float, default=1000.0,
+                       help="requests/s per host for the scraper (the real default is 1; the benchmark "
+                            "measures the pipeline, not the politeness wait)")  # fmt: skip
+    group.add_argument(
+        "--concurrency", type=int, default=4, help="scraper threads (source.http.max_concurrency)"
+    )
+    group.add_argument(
+        "--parse-seconds",
+        type=float,
+        default=2.0,
+        help="timed parsing per parser (at least one pass)",
+    )
+    group.add_argument(
+        "--site",
+        type=Path,
+        default=SHARED_SITE,
+        help="the real pages to parse (a folder holding apod/)",
+    )
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+
+def day_pages(site: Path) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the day pages under ``site/apod`` (apYYMMDD.html and the site root).
+
+    A page that is a byte copy of one already listed (a generated root) is left out.
+    """
+    folder = site / "apod"
+    files = sorted(folder.glob("ap[0-9][0-9][0-9][0-9][0-9][0-9].html")) + [folder / "index.html"]
+    pages, seen = [], set()
+    for f in files:
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        if data in seen:
+            continue
+        seen.add(data)
+        try:
+            parse_day(data, PAGE_BASE + f.name)
+        except NotAnApodPage:
+            continue
+        pages.append((f.name, data))
+    return pages
+
+
+def parse_throughput(pages: list[tuple[str, bytes]], min_seconds: float = 2.0,
+                     parsers: tuple[str, ...] = PARSERS) -> dict[str, Any]:  # fmt: skip
+    """Pages per second of ``parse_day`` per BeautifulSoup parser, and whether they agree.
+
+    The parsers take turns, one pass over the pages each, until each has run ``min_seconds``:
+    a change in the machine's load (other jobs) then hits both alike.
+    """
+    results = {
+        p: [parse_day(data, PAGE_BASE + name, parser=p) for name, data in pages] for p in parsers
+    }
+    spent = dict.fromkeys(parsers, 0.0)
+    done = dict.fromkeys(parsers, 0)
+    while min(spent.values()) < min_seconds:
+        for parser in parsers:
+            t0 = time.perf_counter()
+            for name, data in pages:
+                parse_day(data, PAGE_BASE + name, parser=parser)
+            spent[parser] += time.perf_counter() - t0
+            done[parser] += len(pages)
+    out: dict[str, Any] = {
+        p: {
+            "pages_s": round(done[p] / spent[p], 1),
+            "pages_parsed": done[p],
+            "seconds": round(spent[p], 3),
+        }
+        for p in parsers
+    }
+    first = parsers[0]
+    out["differing_pages"] = sorted(
+        {
+            name
+            for p in parsers[1:]
+            for (name, _), a, b in zip(pages, results[first], results[p], strict=True)
+            if a != b
+        }
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------------ syncing
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+
+def cached_pictures(cache_dir: Path) -> int:
+    """How many answers in the requests-cache folder ``cache_dir`` are pictures (should be 0)."""
+    import requests_cache
+
+    if not cache_dir.is_dir():
+        return 0
+    session = requests_cache.CachedSession(
+        cache_name=str(cache_dir), backend="filesystem", serializer="pickle"
+    )
+    try:
+        return sum(
+            1
+            for r in session.cache.responses.values()
+            if r.headers.get("Content-Type", "").lower().startswith(("image/", "video/"))
+        )
+    finally:
+        session.close()
+
+
+def _phase(
+    standin: ApodStandin, req: ScrapeRequest, data_dir: Path, http: dict[str, Any]
+) -> dict[str, Any]:
+    mark = len(standin.requests_log)
+    t0 = time.perf_counter()
+    summary = scrape(req, data_dir, http=http, progress=False)
+    wall = time.perf_counter() - t0
+    served = standin.totals(since=mark)
+    return {
+        "wall_s": round(wall, 3),
+        "requests": served["requests"],
+        "bytes": served["bytes"],
+        "not_modified": served["not_modified"],
+        "pictures_downloaded": served["pictures"],
+        "picture_bytes": served["picture_bytes"],
+        "pictures_stored": summary.new,
+        "days_skipped": summary.skipped,
+        "days_failed": summary.n_failed,
+        "cache_hits": summary.cache_hits,
+    }
+
+
+def sync_figures(workdir: Path, days: int = 30, latency_s: float = 0.05, rate: float = 1000.0,
+                 concurrency: int = 4) -> dict[str, Any]:  # fmt: skip
+    """First sync and re-sync of ``days`` generated days over the stand-in (site + data under ``workdir``)."""
+    dates = write_site(workdir / "site", n_days=days)
+    data_dir = workdir / "data"
+    http = {"rate_limit_per_host": rate, "max_concurrency": concurrency, "retries": 2, "backoff_factor": 0.05,
+            "timeout": 10.0 + 4 * latency_s}  # fmt: skip
+    with ApodStandin([workdir / "site"], latency=latency_s) as standin:
+        req = ScrapeRequest(base_url=standin.base_url, start_date=dates[0], end_date=dates[-1])
+        first = _phase(standin, req, data_dir, http)
+        resync = _phase(standin, req, data_dir, http)
+    cache_dir = data_dir / "http_cache"
+    return {
+        "days": days,
+        "latency_ms": round(latency_s * 1000, 1),
+        "rate_limit_per_host": rate,
+        "max_concurrency": concurrency,
+        "first_sync": first,
+        "resync": resync,
+        "resync_no_picture_twice": resync["pictures_downloaded"] == 0,
+        "http_cache_bytes": _folder_bytes(cache_dir),
+        "http_cache_pictures": cached_pictures(cache_dir),
+        "image_store_bytes": _folder_bytes(data_dir / "images"),
+    }
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """All figures for the parsed options (see :func:`add_arguments`)."""
+    import os
+
+    result: dict[str, Any] = {"load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="bench-scrape-") as tmp:
+        work = Path(tmp)
+        result["sync"] = sync_figures(
+            work, args.days, args.latency_ms / 1000.0, args.rate, args.concurrency
+        )
+        pages = day_pages(args.site) if (args.site / "apod").is_dir() else []
+        if pages:
+            result["parse_pages_from"] = str(args.site)
+        else:
+            print(f"real-page parsing skipped: no APOD day pages in {args.site} (../shared/data is "
+                  "absent on a user's machine); timing the generated stand-in pages instead",
+                  file=sys.stderr)  # fmt: skip
+            pages = day_pages(work / "site")
+            result["parse_pages_from"] = "generated stand-in pages"
+        result["parse_pages"] = len(pages)
+        result["parse"] = parse_throughput(pages, args.parse_seconds)
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    """The figures as a small text table."""
+    lines = [f"parse_day over {result['parse_pages']} pages ({result['parse_pages_from']})",
+             f"  {'parser':<12} {'pages/s':>10}"]  # fmt: skip
+    parse = result["parse"]
+    for name in PARSERS:
+        if name in parse:
+            lines.append(f"  {name:<12} {parse[name]['pages_s']:>10.1f}")
+    if parse.get("differing_pages"):
+        lines.append("  parsers disagree on: " + ", ".join(parse["differing_pages"]))
+    s = result["sync"]
+    lines += [
+        "",
+        f"sync of {s['days']} days over the stand-in, {s['latency_ms']:g} ms per answer, "
+        f"{s['max_concurrency']} threads, {s['rate_limit_per_host']:g} req/s per host",
+        f"  {'':<11} {'wall s':>8} {'requests':>9} {'bytes':>11} {'304':>5} {'pictures':>9} {'stored':>7}",
+    ]
+    for name in ("first_sync", "resync"):
+        p = s[name]
+        lines.append(f"  {name:<11} {p['wall_s']:>8.2f} {p['requests']:>9} {p['bytes']:>11,} "
+                     f"{p['not_modified']:>5} {p['pictures_downloaded']:>9} {p['pictures_stored']:>7}")  # fmt: skip
+    lines.append(f"  re-sync downloads no picture twice: {'yes' if s['resync_no_picture_twice'] else 'NO'}; "
+                 f"HTTP cache {s['http_cache_bytes']:,} bytes holding {s['http_cache_pictures']} pictures, "
+                 f"image store {s['image_store_bytes']:,} bytes")  # fmt: skip
+    lines.append(f"(load average {result['load_avg_1m']} on {result['cpus']} CPUs)")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure, print the table (and the JSON unless ``--out`` is given), write ``--out``."""
+    if args.days < 1:
+        raise SystemExit("error: --days must be at least 1")
+    result = run(args)
+    print(table(result))
+    text = json.dumps(result, indent=2)
+    if getattr(args, "out", None):
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    return result
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(ap)
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    main(ap.parse_args())
