@@ -39,7 +39,7 @@ from astro_exp.anomaly.detectors import (
     AnomalyDetector,
     load_reference,
 )
-from astro_exp.anomaly.embeddings import forward_embed, model_digest
+from astro_exp.anomaly.embeddings import EmbeddingSpec, forward_embed, model_digest
 from astro_exp.anomaly.neighbours import NeighbourIndex
 from astro_exp.data.cache import resize_image
 from astro_exp.engine.device import autocast, resolve_device
@@ -136,9 +136,8 @@ class Classifier:
         self.index = NeighbourIndex(reference["emb"], reference["labels"], reference["ids"]) if reference else None
         meta = detector.meta if detector is not None else {}
         self.n_neighbors = int(meta.get("n_neighbors", 5) if n_neighbors is None else n_neighbors)
-        # the embedding the detector was fitted on: pre-logits (+ pooled earlier stages)
-        self.extra_stages = int(meta.get("extra_stages", 0))
-        self.normalize = bool(meta.get("normalize", False))
+        # the embedding the detector was fitted on (pre-logits and/or pooled stages)
+        self.embedding = EmbeddingSpec.from_meta(meta) if detector is not None else EmbeddingSpec()
         self._http = http_session
         self._http_lock = threading.Lock()
 
@@ -164,7 +163,7 @@ class Classifier:
             digest = model_digest(clf.model)
             if detector.meta.get("digest") not in (None, digest):
                 log.warning("%s belongs to other weights than %s (best.pt's?); anomaly scores are off", det_path, path.name)
-                clf.detector, clf.index, clf.extra_stages, clf.normalize = None, None, 0, False
+                clf.detector, clf.index, clf.embedding = None, None, EmbeddingSpec()
         elif anomaly:
             log.info("no %s beside %s: predictions carry no anomaly score", DETECTOR_FILE, path)
         return clf
@@ -240,7 +239,7 @@ class Classifier:
         """(logits, embeddings) of a uint8 (B, 3, S, S) batch, on CPU as float32."""
         x = self.preprocess(x.to(self.device))
         with autocast(self.device, "auto"):
-            emb, logits = forward_embed(self.model, x, self.extra_stages, self.normalize)
+            emb, logits = forward_embed(self.model, x, self.embedding)
         return logits.float().cpu(), emb.float().cpu()
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:

@@ -39,7 +39,7 @@ from astro_exp.anomaly.detectors import (  # noqa: E402
     AnomalyDetector,
     save_reference,
 )
-from astro_exp.anomaly.embeddings import model_digest  # noqa: E402
+from astro_exp.anomaly.embeddings import EmbeddingSpec, model_digest  # noqa: E402
 from astro_exp.anomaly.evaluate import DEFAULTS  # noqa: E402
 from astro_exp.models.bundle import make_bundle, save_bundle  # noqa: E402
 from astro_exp.models.factory import create_model  # noqa: E402
@@ -66,13 +66,13 @@ def predict_figures(model_cfg: dict, preprocess_cfg: dict, classes: list[str], i
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         ckpt = save_bundle(bundle, Path(tmp) / "ckpt" / "best.pt")
         clf = Classifier.from_checkpoint(ckpt, device="cpu", anomaly=False)
-        clf.extra_stages = int(DEFAULTS["extra_stages"])  # the embedding train.py fits detectors on
+        clf.embedding = EmbeddingSpec.from_settings(DEFAULTS)  # the embedding train.py fits detectors on
         # a real detector + reference beside the bundle: predict pays for scoring and neighbours
         ref_n = min(len(images), 2000)
         _, emb = clf.forward(torch.from_numpy(np.ascontiguousarray(images[:ref_n])))
         det = AnomalyDetector(detector_configs()[detector]).fit(emb.numpy())
         det.calibrate(det.score(emb.numpy()), 0.05)
-        det.meta = {"digest": model_digest(clf.model), "n_neighbors": 5, "extra_stages": clf.extra_stages}
+        det.meta = {"digest": model_digest(clf.model), "n_neighbors": 5, "embedding": clf.embedding.to_meta()}
         det.save(ckpt.parent / DETECTOR_FILE)
         save_reference(ckpt.parent / REFERENCE_FILE, emb.numpy(), ["x"] * ref_n, [str(i) for i in range(ref_n)],
                        det.meta["digest"])  # fmt: skip

@@ -2,6 +2,7 @@
 
     python scripts/predict.py ckpt_path=outputs/.../checkpoints/best.pt inputs=[m31.jpg,new_pics/,https://example.org/x.jpg]
     python scripts/predict.py ckpt_path=... inputs=[new_pics/] output=preds.jsonl top_k=3 batch_size=32
+    python scripts/predict.py ckpt_path=... catalog=true     # the catalog's pictures -> its predictions table
 
 Exit status: 0 when at least one input was classified, 1 when every input failed,
 2 for a missing/corrupt checkpoint or a bad setting (one line on stderr).
@@ -60,9 +61,11 @@ def main(cfg: DictConfig) -> None:
     # imported after Hydra parsed the command line, so --help stays fast
     from astro_exp.predict import Classifier
 
+    if cfg.catalog:
+        sys.exit(classify_catalog(cfg))
     inputs = _inputs(cfg.inputs)
     if not inputs:
-        print("error: no inputs; pass inputs=[picture.jpg,folder/,https://...]", file=sys.stderr)
+        print("error: no inputs; pass inputs=[picture.jpg,folder/,https://...] (or catalog=true)", file=sys.stderr)
         sys.exit(2)
     try:
         clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device, anomaly=bool(cfg.anomaly),
@@ -92,6 +95,36 @@ def main(cfg: DictConfig) -> None:
         print(f"{failed} of {len(preds)} inputs failed (see the error column)", file=sys.stderr)
     if failed == len(preds):
         sys.exit(1)
+
+
+def classify_catalog(cfg: DictConfig) -> int:
+    """``catalog=true``: classify every stored picture of the catalog that this run lacks."""
+    from collections import Counter
+
+    from astro_exp.data.catalog import Catalog, catalog_path
+    from astro_exp.errors import DataError
+    from astro_exp.predict import Classifier
+    from astro_exp.predict_catalog import predict_catalog, run_id_for
+
+    try:
+        path = catalog_path(cfg.paths.data_dir)
+        if not path.is_file():
+            raise DataError(f"no catalog at {path}; run python scripts/scrape.py first or set paths.data_dir")
+        clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device, anomaly=bool(cfg.anomaly),
+                                         n_neighbors=cfg.n_neighbors, max_bytes=int(cfg.max_bytes))  # fmt: skip
+        run_id = cfg.run_id or run_id_for(cfg.ckpt_path, cfg.paths.log_dir)
+        with Catalog(path) as cat:
+            preds = predict_catalog(clf, cat, run_id, cfg.paths.data_dir, batch_size=int(cfg.batch_size),
+                                    progress=bool(cfg.progress))  # fmt: skip
+            total = len(cat.predictions(run_id))
+    except AstroExpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    labels = Counter(p.label for p in preds.values())
+    flagged = sum(bool(p.is_anomaly) for p in preds.values())
+    print(f"run {run_id}: classified {len(preds)} new pictures ({', '.join(f'{k} {v}' for k, v in labels.most_common())}"
+          f"{f'; {flagged} flagged as anomalies' if clf.detector is not None else ''}); {total} in the catalog for this run")  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":

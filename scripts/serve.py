@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from astro_exp.errors import AstroExpError  # noqa: E402 - also registers the config resolvers
 
 log = logging.getLogger("astro_exp.serve")
-SERVER_KEYS = ("host", "port", "server", "paths")  # the rest of serve.yaml is WebSettings
+SERVER_KEYS = ("host", "port", "server", "paths", "classify_catalog")  # the rest of serve.yaml is WebSettings
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
@@ -36,6 +36,8 @@ def main(cfg: DictConfig) -> None:
     web = {k: v for k, v in settings.items() if k not in SERVER_KEYS}
     host, port = str(cfg.host), int(cfg.port)
     try:
+        if cfg.ckpt_path and not cfg.run_id:
+            web["run_id"] = _catalog_run(cfg)
         app = create_app(web)
     except AstroExpError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -54,6 +56,31 @@ def main(cfg: DictConfig) -> None:
 
     print(f"astro-exp web app on {url} (waitress, {int(cfg.server.threads)} threads); Ctrl+C stops it", flush=True)
     serve(app, host=host, port=port, threads=int(cfg.server.threads), ident="astro-exp")
+
+
+def _catalog_run(cfg: DictConfig) -> str | None:
+    """The checkpoint's run id for the gallery; with ``classify_catalog=true`` its missing
+    predictions are made first. None (the newest run in the catalog) when it has none."""
+    from astro_exp.data.catalog import Catalog, catalog_path
+    from astro_exp.predict_catalog import run_id_for
+
+    path = Path(cfg.catalog_path) if cfg.catalog_path else catalog_path(cfg.data_dir)
+    if not path.is_file():
+        return None
+    run_id = run_id_for(cfg.ckpt_path, cfg.outputs_dir)
+    with Catalog(path) as cat:
+        if cfg.classify_catalog:
+            from astro_exp.predict import Classifier
+            from astro_exp.predict_catalog import predict_catalog
+
+            clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device)
+            done = predict_catalog(clf, cat, run_id, cfg.data_dir)
+            log.info("classified %d catalog pictures as run %s", len(done), run_id)
+        if cat.predictions(run_id):
+            return run_id
+    log.info("the catalog has no predictions of %s yet: the gallery shows the newest run's; "
+             "add classify_catalog=true (or run scripts/predict.py ckpt_path=... catalog=true)", run_id)  # fmt: skip
+    return None
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from astro_exp.anomaly.detectors import (
     build_pyod,
     load_reference,
 )
-from astro_exp.anomaly.embeddings import EmbeddingCache
+from astro_exp.anomaly.embeddings import EmbeddingCache, EmbeddingSpec
 from astro_exp.anomaly.neighbours import NeighbourIndex
 from astro_exp.anomaly.sets import SKIMAGE_PHOTOS, skimage_photo_set, split_holdout
 from astro_exp.errors import CheckpointError, ConfigError
@@ -283,7 +283,7 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
     # the saved detector is the one that was evaluated: same threshold, same metric from disk
     det = AnomalyDetector.load(ckpt / DETECTOR_FILE)
     assert det.threshold == metrics["anomaly/threshold"] and det.name == "knn"
-    cache = EmbeddingCache.for_model(run, trainer.model, cfg.anomaly.extra_stages, cfg.anomaly.normalize)
+    cache = EmbeddingCache.for_model(run, trainer.model, EmbeddingSpec.from_settings(OmegaConf.to_container(cfg.anomaly)))
     test = cache.load("test")
     anomalies = next(cache.load(p.stem) for p in (run / "embeddings").glob("anomalies-*.npz"))
     from sklearn.metrics import roc_auc_score
@@ -340,8 +340,9 @@ def test_anomaly_stage_can_be_switched_off(make_cfg) -> None:
 
 
 @pytest.mark.parametrize("model_name", ["test_resnet", "mobilenetv3_small_100"])
-def test_embeddings_are_pre_logits_plus_pooled_earlier_stages(model_name: str) -> None:
-    from astro_exp.anomaly.embeddings import forward_embed
+def test_embeddings_are_pre_logits_plus_pooled_stages(model_name: str) -> None:
+    from astro_exp.anomaly.embeddings import EmbeddingSpec, forward_embed
+    from astro_exp.errors import ConfigError
     from astro_exp.models.factory import create_model
 
     torch.manual_seed(0)
@@ -349,14 +350,31 @@ def test_embeddings_are_pre_logits_plus_pooled_earlier_stages(model_name: str) -
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         pre = model.forward_head(model.forward_features(x), pre_logits=True)
+        _, inter = model.forward_intermediates(x, indices=[-3, -2])
         emb0, logits0 = forward_embed(model, x)
-        emb2, logits2 = forward_embed(model, x, extra_stages=2)
-        unit, _ = forward_embed(model, x, extra_stages=2, normalize=True)
+        emb2, logits2 = forward_embed(model, x, EmbeddingSpec(stages=(-3, -2)))
+        unit, _ = forward_embed(model, x, EmbeddingSpec(stages=(-3, -2), normalize=True))
+        mid, logits3 = forward_embed(model, x, EmbeddingSpec(pre_logits=False, stages=(-2,), pool=("mean", "std")))
         ref = model(x)
     assert torch.equal(emb0, pre) and torch.equal(logits0, ref) and torch.equal(logits2, ref)
-    assert torch.equal(emb2[:, : pre.shape[1]], pre) and emb2.shape[1] > pre.shape[1]
+    assert torch.allclose(logits3, ref, atol=1e-6)
+    assert torch.equal(emb2[:, : pre.shape[1]], pre) and emb2.shape[1] == pre.shape[1] + sum(h.shape[1] for h in inter)
     assert unit.shape == emb2.shape and torch.allclose(unit[:, : pre.shape[1]].norm(dim=1), torch.ones(3))
     assert torch.allclose(unit.norm(dim=1), torch.full((3,), 3.0**0.5))  # three unit blocks
+    # middle stage only: its channel means then its channel spreads
+    h = inter[-1]
+    assert torch.allclose(mid, torch.cat([h.mean((2, 3)), h.flatten(2).std(2)], 1), atol=1e-6)
+    # the older `extra_stages: n` setting (and saved meta) means the last n stages before the final one
+    assert EmbeddingSpec.from_settings({"extra_stages": 2, "stages": None}).stages == (-3, -2)
+    assert EmbeddingSpec.from_meta({"extra_stages": 2, "normalize": True}) == EmbeddingSpec(True, (-3, -2), ("mean",), True)
+    spec = EmbeddingSpec(False, (-3, -2), ("mean", "std"), True)
+    assert EmbeddingSpec.from_meta({"embedding": spec.to_meta()}) == spec
+    with pytest.raises(ConfigError, match="anomaly.pool"):
+        EmbeddingSpec(pool=("median",))
+    with pytest.raises(ConfigError, match="empty"):
+        EmbeddingSpec(pre_logits=False)
+    with pytest.raises(ConfigError, match="does not fit"):
+        forward_embed(model, x, EmbeddingSpec(stages=(-9,)))
 
 
 def _wired() -> bool:

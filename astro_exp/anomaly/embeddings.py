@@ -51,44 +51,108 @@ def model_digest(model: nn.Module) -> str:
     return h.hexdigest()[:20]
 
 
-def _pool(h: torch.Tensor) -> torch.Tensor:
-    """Global average of a feature map (B, C, H, W) or token sequence (B, N, C) -> (B, C)."""
-    return h.mean((2, 3)) if h.ndim == 4 else h.mean(1) if h.ndim == 3 else h.flatten(1)
+POOLS = ("mean", "std", "max")
 
 
-def forward_embed(
-    model: nn.Module, x: torch.Tensor, extra_stages: int = 0, normalize: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(embeddings, logits) of a normalised batch from one trunk pass.
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """What the anomaly detector and the neighbour search look at.
 
-    The embedding is the pooled pre-logits vector (``forward_head(features, pre_logits=True)``),
-    followed, when ``extra_stages`` > 0, by the global averages of that many earlier stages
-    (timm's ``forward_intermediates``): a classifier's last stage keeps what separates its
-    classes and drops much else (a comet over a star field can look like a star field
-    there), earlier stages still see it. ``normalize`` scales each of these blocks to unit
-    length (cosine geometry, as in deep nearest-neighbour out-of-distribution detection):
-    the overall activation level then follows content rather than exposure.
-    timm defines ``model(x) == forward_head(forward_features(x))``, so the logits are exactly
-    the classifier's.
+    ``pre_logits``: timm's pooled pre-logits vector (``forward_head(..., pre_logits=True)``).
+    ``stages``: feature stages (timm ``forward_intermediates`` indices; negative count from
+    the end) pooled per channel with each of ``pool``. ``normalize`` scales every block to
+    unit length (cosine geometry, as in deep nearest-neighbour OOD detection), so exposure
+    weighs less than content and a wide block does not drown a narrow one.
+
+    Why middle stages by default: a classifier's last stages keep what separates its classes
+    and drop the rest (a comet over a star field looks like a star field there); middle
+    stages still see it, and the channel spread (``std``) sees a trail or a flare that a
+    plain average dilutes.
     """
+
+    pre_logits: bool = True
+    stages: tuple[int, ...] = ()
+    pool: tuple[str, ...] = ("mean",)
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.pool if p not in POOLS]
+        if bad or not self.pool:
+            raise ConfigError(f"anomaly.pool={list(self.pool)} must name some of {', '.join(POOLS)}")
+        if not self.pre_logits and not self.stages:
+            raise ConfigError("the anomaly embedding is empty: set anomaly.pre_logits=true or anomaly.stages=[-3,-2]")
+
+    @classmethod
+    def from_settings(cls, a: dict) -> EmbeddingSpec:
+        """From ``cfg.anomaly`` (``extra_stages: n``, the older form, means the last n stages)."""
+        stages = a.get("stages")
+        if stages is None and int(a.get("extra_stages") or 0) > 0:
+            stages = list(range(-1 - int(a["extra_stages"]), -1))
+        return cls(
+            pre_logits=bool(a.get("pre_logits", True)),
+            stages=tuple(int(i) for i in (stages or ())),
+            pool=tuple(str(p) for p in (a.get("pool") or ("mean",))),
+            normalize=bool(a.get("normalize", False)),
+        )
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> EmbeddingSpec:
+        """From a detector's saved meta (bundles before the spec stored ``extra_stages``)."""
+        if "embedding" in meta:
+            e = meta["embedding"]
+            return cls(bool(e["pre_logits"]), tuple(e["stages"]), tuple(e["pool"]), bool(e["normalize"]))
+        n = int(meta.get("extra_stages", 0))
+        return cls(True, tuple(range(-1 - n, -1)) if n else (), ("mean",), bool(meta.get("normalize", False)))
+
+    def to_meta(self) -> dict:
+        return {"pre_logits": self.pre_logits, "stages": list(self.stages), "pool": list(self.pool),
+                "normalize": self.normalize}  # fmt: skip
+
+    def key(self) -> str:
+        """Short and filename-safe: part of the embedding cache key."""
+        st = ".".join(str(i) for i in self.stages) or "none"
+        return f"{'p' if self.pre_logits else 'n'}-s{st}-{'+'.join(self.pool)}{'-l2' if self.normalize else ''}"
+
+
+def _pool(h: torch.Tensor, how: str) -> torch.Tensor:
+    """Per-channel summary of a feature map (B, C, H, W) or token sequence (B, N, C) -> (B, C)."""
+    if h.ndim == 2:
+        return h
+    dims = (2, 3) if h.ndim == 4 else (1,)
+    if how == "mean":
+        return h.mean(dims)
+    if how == "max":
+        return h.amax(dims)
+    return h.float().flatten(2).std(2) if h.ndim == 4 else h.float().std(1)
+
+
+def forward_embed(model: nn.Module, x: torch.Tensor, spec: EmbeddingSpec | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings, logits) of a normalised batch from one trunk pass (see :class:`EmbeddingSpec`).
+
+    timm defines ``model(x) == forward_head(forward_features(x))`` and
+    ``forward_intermediates`` returns the same final features, so the logits are exactly
+    the classifier's and prediction costs no second forward.
+    """
+    spec = spec or EmbeddingSpec()
     model = getattr(model, "_orig_mod", model)
     model = getattr(model, "module", model)  # DistributedDataParallel
     if not hasattr(model, "forward_head"):
         raise ConfigError(f"{type(model).__name__} has no forward_head; anomaly detection needs a timm model")
     extra: list[torch.Tensor] = []
-    if extra_stages > 0:
+    if spec.stages:
         if not hasattr(model, "forward_intermediates"):
-            raise ConfigError(f"{type(model).__name__} has no forward_intermediates; set anomaly.extra_stages=0")
-        feats, inter = model.forward_intermediates(x, indices=extra_stages + 1)
-        if inter and inter[-1].shape == feats.shape:
-            inter = inter[:-1]  # the last stage is the final feature map itself
-        extra = [_pool(h) for h in inter[-extra_stages:]]
+            raise ConfigError(f"{type(model).__name__} has no forward_intermediates; set anomaly.stages=[]")
+        try:
+            feats, inter = model.forward_intermediates(x, indices=list(spec.stages))
+        except (AssertionError, IndexError) as e:
+            raise ConfigError(f"anomaly.stages={list(spec.stages)} does not fit {type(model).__name__} ({e})") from None
+        extra = [_pool(h, how) for h in inter for how in spec.pool]
     else:
         feats = model.forward_features(x)
     logits = model.forward_head(feats)
-    blocks = [model.forward_head(feats, pre_logits=True).flatten(1), *extra]
+    blocks = ([model.forward_head(feats, pre_logits=True).flatten(1)] if spec.pre_logits else []) + extra
     blocks = [b.float() for b in blocks]
-    if normalize:
+    if spec.normalize:
         blocks = [torch.nn.functional.normalize(b, dim=1) for b in blocks]
     return torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0], logits
 
@@ -101,8 +165,7 @@ def embed_batches(
     device: torch.device,
     precision: str = "auto",
     channels_last: bool = False,
-    extra_stages: int = 0,
-    normalize: bool = False,
+    spec: EmbeddingSpec | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings and logits of uint8 (B, 3, S, S) batches, in eval mode on ``device``."""
     model.eval()
@@ -112,7 +175,7 @@ def embed_batches(
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            e, z = forward_embed(model, x, extra_stages, normalize)
+            e, z = forward_embed(model, x, spec)
         embs.append(e.float().cpu())
         logits.append(z.float().cpu())
     if not embs:
@@ -126,18 +189,18 @@ def array_batches(images: np.ndarray, batch_size: int) -> Iterable[torch.Tensor]
         yield torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
 
 
-def embed_array(trainer, images: np.ndarray, extra_stages: int = 0, normalize: bool = False,
+def embed_array(trainer, images: np.ndarray, spec: EmbeddingSpec | None = None,
                 batch_size: int | None = None) -> Embeddings:  # fmt: skip
     """Embeddings of extra pictures (anomaly sets) with the trainer's model and preprocess."""
     emb, logits = embed_batches(
         trainer.model, trainer.preprocess, array_batches(images, batch_size or trainer.dm.batch_size),
-        trainer.device, trainer.precision, trainer.channels_last, extra_stages, normalize,
+        trainer.device, trainer.precision, trainer.channels_last, spec,
     )  # fmt: skip
     n = len(images)
     return Embeddings(emb, logits, np.full(n, -1, np.int64), np.arange(n, dtype=np.int64))
 
 
-def embed_split(trainer, split: str, extra_stages: int = 0, normalize: bool = False,
+def embed_split(trainer, split: str, spec: EmbeddingSpec | None = None,
                 batch_size: int | None = None) -> Embeddings:  # fmt: skip
     """Embeddings of one split of the trainer's DataModule, in item order.
 
@@ -153,13 +216,13 @@ def embed_split(trainer, split: str, extra_stages: int = 0, normalize: bool = Fa
             yield torch.from_numpy(np.ascontiguousarray(dm.images[index[s : s + bs]]))
 
     emb, logits = embed_batches(trainer.model, trainer.preprocess, gen(), trainer.device,
-                                trainer.precision, trainer.channels_last, extra_stages, normalize)  # fmt: skip
+                                trainer.precision, trainer.channels_last, spec)  # fmt: skip
     return Embeddings(emb, logits, np.asarray(dm.targets)[index], index.astype(np.int64))
 
 
-def embedding_key(digest: str, extra_stages: int, normalize: bool) -> str:
+def embedding_key(digest: str, spec: EmbeddingSpec) -> str:
     """Weights digest + embedding definition: cached embeddings are valid for exactly this."""
-    return f"{digest}-s{int(extra_stages)}{'-l2' if normalize else ''}"
+    return f"{digest}-{spec.key()}"
 
 
 class EmbeddingCache:
@@ -170,9 +233,9 @@ class EmbeddingCache:
         self.digest = digest
 
     @classmethod
-    def for_model(cls, run_dir: str | Path, model: nn.Module, extra_stages: int, normalize: bool) -> EmbeddingCache:
+    def for_model(cls, run_dir: str | Path, model: nn.Module, spec: EmbeddingSpec) -> EmbeddingCache:
         """The cache of these weights and this embedding definition (as anomaly_stage keys it)."""
-        return cls(run_dir, embedding_key(model_digest(model), extra_stages, normalize))
+        return cls(run_dir, embedding_key(model_digest(model), spec))
 
     def path(self, name: str) -> Path:
         return self.dir / f"{name}.npz"

@@ -38,6 +38,7 @@ from astro_exp.anomaly.detectors import (
 from astro_exp.anomaly.embeddings import (
     EmbeddingCache,
     Embeddings,
+    EmbeddingSpec,
     embed_array,
     embed_split,
     embedding_key,
@@ -52,7 +53,8 @@ log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "enabled": True, "false_alarm_rate": 0.05, "holdout_classes": [], "pca_components": None,
-    "n_neighbors": 5, "extra_stages": 2, "normalize": True, "per_kind": 50, "kinds": None, "photos": None, "views_per_photo": 4,
+    "n_neighbors": 5, "pre_logits": False, "stages": [-3, -2], "pool": ["mean", "std"], "extra_stages": None,
+    "normalize": True, "per_kind": 50, "kinds": None, "photos": None, "views_per_photo": 4,
     "compare_detectors": False,
 }  # fmt: skip
 
@@ -156,13 +158,10 @@ def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
     seed = int(config.get("seed") or 0)
     dm, run_dir = trainer.dm, Path(trainer.run_dir)
     t0 = time.perf_counter()
-    stages = int(a["extra_stages"])
-    if stages < 0:
-        raise ConfigError(f"anomaly.extra_stages={stages} must be >= 0 (0 = pre-logits only)")
-    unit = bool(a["normalize"])
+    spec = EmbeddingSpec.from_settings(a)
     digest = model_digest(trainer.model)
-    cache = EmbeddingCache(run_dir, embedding_key(digest, stages, unit))
-    emb = {s: cache.get(s, lambda s=s: embed_split(trainer, s, stages, unit)) for s in ("train", "val", "test")}
+    cache = EmbeddingCache(run_dir, embedding_key(digest, spec))
+    emb = {s: cache.get(s, lambda s=s: embed_split(trainer, s, spec)) for s in ("train", "val", "test")}
 
     sets = anomaly_imagesets(dm, config)
     pre = config["preprocess"]
@@ -172,7 +171,7 @@ def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
     key = hashlib.sha256("|".join(s.fingerprint for s in sets).encode()).hexdigest()[:12]
 
     def embed_anomalies() -> Embeddings:
-        e = embed_array(trainer, images, stages, unit)
+        e = embed_array(trainer, images, spec)
         e.names = np.asarray(kinds, dtype=np.str_)
         return e
 
@@ -198,7 +197,7 @@ def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
     })  # fmt: skip
 
     train_e = emb["train"]
-    det.meta = {"digest": digest, "extra_stages": stages, "normalize": unit, "n_neighbors": int(a["n_neighbors"]),
+    det.meta = {"digest": digest, "embedding": spec.to_meta(), "n_neighbors": int(a["n_neighbors"]),
                 "classes": list(dm.classes), "image_size": dm.image_size, "metrics": metrics}  # fmt: skip
     det.save(trainer.ckpt_dir / DETECTOR_FILE)
     save_reference(trainer.ckpt_dir / REFERENCE_FILE, train_e.emb, reference_labels(train_e.targets, dm.classes),

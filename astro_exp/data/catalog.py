@@ -29,6 +29,8 @@ CATALOG_FILE = "catalog.sqlite"
 PICTURES = "pictures"
 CORRECTIONS = "label_corrections"
 PREDICTIONS = "predictions"
+WATCHED = "watched_days"
+ALERTS = "alerts"
 
 # Statuses of a row. "Done" rows are not fetched again by a scrape; the others are retried.
 OK = "ok"
@@ -37,7 +39,8 @@ FAILED_STATUSES = ("http_error", "download_error", "bad_image", "not_a_page")
 
 # Each entry takes the file from version i to i + 1 (user_version counts applied entries).
 # Version 1 is the table layout of DESIGN.md (the web demo creates the same tables);
-# version 2 adds the video thumbnail, the file size and an index for "what is done".
+# version 2 adds the video thumbnail, the file size and an index for "what is done";
+# version 3 adds the watcher's state: the days it has handled and its alerts (delivered or not).
 MIGRATIONS: tuple[str, ...] = (
     f"""
     CREATE TABLE IF NOT EXISTS {PICTURES} (
@@ -60,6 +63,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {PICTURES} ADD COLUMN thumbnail_url TEXT;
     ALTER TABLE {PICTURES} ADD COLUMN bytes INTEGER;
     CREATE INDEX IF NOT EXISTS pictures_source_status ON {PICTURES} (source, status, date);
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {WATCHED} (
+      source TEXT NOT NULL, date TEXT NOT NULL, run_id TEXT, status TEXT NOT NULL,
+      processed_at TEXT NOT NULL, PRIMARY KEY (source, date));
+    CREATE TABLE IF NOT EXISTS {ALERTS} (
+      id INTEGER PRIMARY KEY, source TEXT NOT NULL, date TEXT NOT NULL, reason TEXT NOT NULL,
+      payload TEXT NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+      last_error TEXT, UNIQUE (source, date, reason));
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -349,6 +361,64 @@ class Catalog:
             d["is_anomaly"] = None if d["is_anomaly"] is None else bool(d["is_anomaly"])
             out[d["sha256"]] = d
         return out
+
+
+    # -- the watcher's state -------------------------------------------------------------------
+    def watched_days(self, source: str) -> dict[str, str]:
+        """{date: status} of the days the watcher has handled for ``source``."""
+        rows = self.conn.execute(f"SELECT date, status FROM {WATCHED} WHERE source = ?", (source,))
+        return {r[0]: r[1] for r in rows}
+
+    def last_watched(self, source: str) -> str | None:
+        """The newest day the watcher has handled (ISO date), None before its first poll."""
+        row = self.conn.execute(f"SELECT MAX(date) FROM {WATCHED} WHERE source = ?", (source,)).fetchone()
+        return row[0] if row and row[0] else None
+
+    def mark_watched(self, source: str, date: str, status: str, run_id: str | None,
+                     alerts: Iterable[tuple[str, Mapping[str, Any]]] = ()) -> list[int]:  # fmt: skip
+        """Record a handled day and queue its alerts ``(reason, payload)`` in one transaction
+        (a day is never handled twice, and an alert is queued exactly once); returns the new
+        alert ids (an alert already queued for that day and reason is not added again)."""
+        when = now_iso()
+        ids: list[int] = []
+        with self.transaction():
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO {WATCHED} (source, date, run_id, status, processed_at) VALUES (?,?,?,?,?)",
+                (source, date, run_id, status, when),
+            )
+            for reason, payload in alerts:
+                cur = self.conn.execute(
+                    f"INSERT OR IGNORE INTO {ALERTS} (source, date, reason, payload, created_at) VALUES (?,?,?,?,?)",
+                    (source, date, reason, json.dumps(payload, sort_keys=True), when),
+                )
+                if cur.rowcount:
+                    ids.append(int(cur.lastrowid))
+        return ids
+
+    def alerts(self, pending_only: bool = False, source: str | None = None) -> list[dict[str, Any]]:
+        """Queued alerts, oldest first (payload parsed); ``pending_only``: not yet delivered."""
+        where, params = [], []
+        if pending_only:
+            where.append("delivered_at IS NULL")
+        if source is not None:
+            where.append("source = ?")
+            params.append(source)
+        sql = f"SELECT * FROM {ALERTS}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        out = []
+        for r in self.conn.execute(sql, params):
+            d = dict(r)
+            d["payload"] = json.loads(d["payload"])
+            out.append(d)
+        return out
+
+    def alert_attempt(self, alert_id: int, error: str | None) -> None:
+        """Note a delivery attempt: delivered when ``error`` is None, else why it failed."""
+        with self.transaction():
+            self.conn.execute(
+                f"UPDATE {ALERTS} SET attempts = attempts + 1, last_error = ?, "
+                "delivered_at = CASE WHEN ? IS NULL THEN ? ELSE delivered_at END WHERE id = ?",
+                (error, error, now_iso(), int(alert_id)),
+            )
 
 
 def _statements(script: str) -> list[str]:

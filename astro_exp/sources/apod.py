@@ -640,9 +640,16 @@ class ApodClient:
             y, m = (y + 1, 1) if m == 12 else (y, m + 1)
         return out
 
-    def _from_rss(self) -> dict[dt.date, str]:
+    def _from_rss(self, fresh: bool = False) -> dict[dt.date, str]:
         url = urljoin(self.base_url, "/apod.rss")
-        return {d: u for d, _, u in parse_rss(self.session.get(url).content, self.base_url)}
+        return {d: u for d, _, u in parse_rss(self.session.get(url, fresh=fresh).content, self.base_url)}
+
+    def newest_from_feed(self) -> dt.date:
+        """The newest day the RSS feed lists (revalidated on each call; the watcher's ``rss`` poll)."""
+        days = self._from_rss(fresh=True)
+        if not days:
+            raise NotAnApodPage(f"{urljoin(self.base_url, '/apod.rss')} lists no days")
+        return max(days)
 
     def list_dates(
         self,

@@ -190,6 +190,13 @@ class ApodApiClient:
             raise ApiItemError(f"the NASA API has no usable item for {d}; try again later")
         return days[0]
 
+    def newest(self) -> ApodDay:
+        """Today's day as the API has it (no ``date=``: what the watcher polls)."""
+        days = self._items(self._get())
+        if not days:
+            raise ApiItemError("the NASA API has no usable item for today; try again later")
+        return max(days, key=lambda d: d.date)
+
     def fetch_range(self, start: dt.date, end: dt.date, chunk_days: int = 60) -> list[ApodDay]:
         """Days in [start, end], asked for ``chunk_days`` at a time; oldest first, one per date.
 

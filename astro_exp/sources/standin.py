@@ -628,8 +628,9 @@ def write_site(
     """Generate a site of ``n_days`` picture days ending at ``end`` under ``root/apod/``.
 
     Day pages in the 2024 markup, one distinct JPEG each (``picture_size``, smooth noise, so
-    its size is like a real APOD picture's: ~100-200 kB at 800x600), ``archivepix.html``
-    and ``index.html`` (the newest day). Returns the dates, oldest first. For benchmarks
+    its size is like a real APOD picture's: ~100-200 kB at 800x600), ``archivepix.html``,
+    ``index.html`` (the newest day) and ``root/apod.rss`` (the newest week). Returns the
+    dates, oldest first. Call it again with a later ``end`` to publish new days. For benchmarks
     and tests that need more days than the fixture site has; serve it with
     ``ApodStandin([root])``.
     """
@@ -644,6 +645,7 @@ def write_site(
     w, h = picture_size
     dates = [end - dt.timedelta(days=i) for i in range(n_days - 1, -1, -1)]
     archive = []
+    titles: list[tuple[dt.date, str]] = []
     for i, d in enumerate(dates):
         n = i + 1
         title_t, word, text = _GEN_TOPICS[i % len(_GEN_TOPICS)]
@@ -667,8 +669,17 @@ def write_site(
         )  # fmt: skip
         (folder / f"ap{d:%y%m%d}.html").write_text(page, encoding="utf-8")
         archive.append(f'{d.year} {d:%B} {d:%d}:  <a href="ap{d:%y%m%d}.html">{title}</a><br>')
+        titles.append((d, title))
         if d == dates[-1]:
             (folder / "index.html").write_text(page, encoding="utf-8")
+    items = "".join(
+        f"\n    <item>\n    <title>{title}</title>\n    <link>https://apod.nasa.gov/apod/ap{d:%y%m%d}.html</link>\n    </item>\n"
+        for d, title in reversed(titles[-7:])
+    )  # the real feed lists the newest week
+    (Path(root) / "apod.rss").write_text(
+        f'<rss version="2.0">\n  <channel>\n    <title>APOD</title>\n    <link>https://apod.nasa.gov/</link>{items}  </channel>\n</rss>\n',
+        encoding="utf-8",
+    )
     (folder / "archivepix.html").write_text(
         "<!doctype html>\n<html>\n<head>\n<title> Astronomy Picture of the Day Archive\n</title>\n"
         "</head>\n<body>\n<b>\n" + "\n".join(reversed(archive)) + "\n</b>\n</body>\n</html>\n",
