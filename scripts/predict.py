@@ -61,6 +61,9 @@ def main(cfg: DictConfig) -> None:
     # imported after Hydra parsed the command line, so --help stays fast
     from astro_exp.predict import Classifier
 
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        print("error: no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt", file=sys.stderr)
+        sys.exit(2)
     if cfg.catalog:
         sys.exit(classify_catalog(cfg))
     inputs = _inputs(cfg.inputs)

@@ -35,6 +35,12 @@ def main(cfg: DictConfig) -> None:
     from astro_exp.predict import Classifier
     from astro_exp.predict_catalog import run_id_for
 
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        print(
+            "error: no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     logging.basicConfig(
         level=str(cfg.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

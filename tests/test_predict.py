@@ -200,7 +200,8 @@ def test_confidences_are_calibrated_and_sum_to_one(clf: Classifier, pics: Path) 
         assert len(p.top_k) == len(CLASSES)  # top_k is clipped to the number of classes
         assert sum(t["probability"] for t in p.top_k) == pytest.approx(1.0, abs=1e-9)
         assert p.confidence == pytest.approx(row.max()) and p.confidence == p.top_k[0]["probability"]
-        assert [t["probability"] for t in p.top_k] == sorted(row, reverse=True)
+        # float32 convolutions may differ in the last bit between two passes (thread split)
+        assert [t["probability"] for t in p.top_k] == pytest.approx(sorted(row, reverse=True), rel=1e-6, abs=1e-9)
 
 
 def test_multilabel_lists_every_label_over_its_threshold(tmp_path: Path) -> None:

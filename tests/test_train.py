@@ -88,7 +88,7 @@ def test_cfg_job_and_help_work() -> None:
     job = run_script(["train.py", "--cfg", "job", "model=vit", "augment=heavy"])
     assert job.returncode == 0 and "vit_tiny_patch16_224" in job.stdout and "RandomResizedCrop" in job.stdout
     tree = run_script(["train.py", "--info", "defaults-tree"])
-    assert tree.returncode == 0 and "model: resnet" in tree.stdout
+    assert tree.returncode == 0 and "model: efficientnet_lite0" in tree.stdout
     helped = run_script(["train.py", "--help"])
     assert helped.returncode == 0 and "model: convnext, efficientnet" in helped.stdout
 

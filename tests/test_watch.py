@@ -426,3 +426,32 @@ def test_serve_classifies_the_catalog_for_the_gallery(site, bundle: Path, tmp_pa
     rows = listing["items"]
     assert len(rows) == 2 and all(r["label"] in CLASSES and 0 < r["confidence"] <= 1 for r in rows)
     assert all(r["anomaly_score"] is not None for r in rows)
+
+
+@pytest.mark.parametrize("script", ["watch.py", "predict.py"])
+def test_cli_without_checkpoint_says_what_to_pass(script: str) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "inputs=[x.jpg]"] if script == "predict.py"
+                          else [sys.executable, str(ROOT / "scripts" / script), "--once"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        "error: no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt"
+    ]
+
+
+def test_api_source_polls_the_api(site, clf, tmp_path: Path) -> None:
+    _, standin = site
+    data = tmp_path / "data"
+    req = ScrapeRequest(source="apod_api", kind="api", api_url=standin.api_url, base_url=standin.base_url,
+                        api_key="TESTKEY", last_days=1)  # fmt: skip
+    w = Watcher(req, data, clf, "runs/test", WatchSettings(poll="api", backfill_days=2),
+                AlertRules(labels=list(CLASSES), anomalies=False), http={**FAST_HTTP, "cache_dir": str(data / "hc")})  # fmt: skip
+    res = w.poll()
+    w.close()
+    assert res.newest == D0 and list(res.handled) == [
+        (D0 - dt.timedelta(days=1)).isoformat(),
+        D0.isoformat(),
+    ]
+    assert all(s == OK for s in res.handled.values()) and len(res.alerts) == 2
+    assert any(
+        path.startswith("/planetary/apod") for _, path, _, _ in standin.requests_log
+    )  # the API, not the pages
