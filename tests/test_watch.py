@@ -245,10 +245,12 @@ def test_failed_webhook_is_retried_without_duplicates(site, clf, hooks, tmp_path
     w = make_watcher(standin, data, clf, hooks.url)
     first = w.poll()
     assert first.delivered == 0 and first.delivery_failed == 1 and hooks.bodies == []
+    assert "1 alerts (1 undelivered)" in w.heartbeat(60.0)
     second = w.poll()  # nothing new, but the queued alert goes out now
     w.close()
     assert second.alerts == [] and second.delivered == 1
     assert len(hooks.bodies) == 1 and hooks.bodies[0]["alert_id"] == first.alerts[0]["id"]
+    assert "1 alerts" in w.heartbeat(60.0) and "undelivered" not in w.heartbeat(60.0)
     with Catalog(catalog_path(data)) as cat:
         (alert,) = cat.alerts()
     assert (
@@ -283,6 +285,9 @@ def test_rss_poll_and_settings_errors(site, clf, tmp_path: Path) -> None:
     _, standin = site
     w = make_watcher(standin, tmp_path / "data", clf, poll="rss")
     assert w.newest_date() == D0
+    assert [e[2] for e in standin.hits("/apod.rss")] == [200] and standin.hits(
+        "/apod/"
+    ) == []  # the feed, not the page
     w.close()
     with pytest.raises(ConfigError, match="watch.poll"):
         WatchSettings.from_config({"poll": "email"})

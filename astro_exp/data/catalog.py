@@ -395,9 +395,14 @@ class Catalog:
                     ids.append(int(cur.lastrowid))
         return ids
 
-    def alerts(self, pending_only: bool = False, source: str | None = None) -> list[dict[str, Any]]:
+    def alerts(self, pending_only: bool = False, source: str | None = None,
+               ids: Iterable[int] | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """Queued alerts, oldest first (payload parsed); ``pending_only``: not yet delivered."""
         where, params = [], []
+        if ids is not None:
+            wanted = [int(i) for i in ids]
+            where.append(f"id IN ({','.join('?' * len(wanted))})")
+            params += wanted
         if pending_only:
             where.append("delivered_at IS NULL")
         if source is not None:
@@ -410,6 +415,13 @@ class Catalog:
             d["payload"] = json.loads(d["payload"])
             out.append(d)
         return out
+
+    def alert_counts(self, source: str) -> tuple[int, int]:
+        """(alerts queued, of which not yet delivered) for ``source``."""
+        row = self.conn.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(delivered_at IS NULL), 0) FROM {ALERTS} WHERE source = ?", (source,)
+        ).fetchone()
+        return int(row[0]), int(row[1])
 
     def alert_attempt(self, alert_id: int, error: str | None) -> None:
         """Note a delivery attempt: delivered when ``error`` is None, else why it failed."""

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,8 +197,7 @@ class Watcher:
         with Catalog(catalog_path(self.data_dir)) as catalog:
             result.due = self.due_days(catalog, newest)
         if result.due:
-            req = ScrapeRequest(**{**self.request.__dict__, "start_date": result.due[0], "end_date": newest,
-                                   "last_days": None})  # fmt: skip
+            req = replace(self.request, start_date=result.due[0], end_date=newest, last_days=None)
             summary = scrape(
                 req, self.data_dir, labeller=self.labeller, session=self.session, progress=False
             )
@@ -256,19 +255,17 @@ class Watcher:
             log.info("%s %s %r: %s, not classified", self.source, d, row.get("title"), status)
         ids = catalog.mark_watched(self.source, d.isoformat(), status, self.run_id, alerts)
         result.handled[d.isoformat()] = status
-        if ids:
-            for alert in catalog.alerts(source=self.source):
-                if alert["id"] in ids:
-                    log.warning(describe(alert))
-                    result.alerts.append(alert)
+        for alert in catalog.alerts(ids=ids) if ids else []:
+            log.warning(describe(alert))
+            result.alerts.append(alert)
 
     # -- the loop -----------------------------------------------------------------------------
     def heartbeat(self, next_in: float) -> str:
         """The "still alive" line."""
         with Catalog(catalog_path(self.data_dir)) as catalog:
             n_days = len(catalog.watched_days(self.source))
-            alerts = catalog.alerts(source=self.source)
-        pending = sum(a["delivered_at"] is None for a in alerts) if self.webhook is not None else 0
+            n_alerts, pending = catalog.alert_counts(self.source)
+        pending = pending if self.webhook is not None else 0
         last = (
             "never"
             if self.last_ok is None
@@ -278,7 +275,7 @@ class Watcher:
             f", {self.failures} failed since ({self.last_error})" if self.failures else ""
         )
         return (f"heartbeat: watching {self.source} ({self.settings.poll}); {state}; next poll in "
-                f"{format_duration(max(next_in, 0.0))}; {n_days} days handled, {len(alerts)} alerts"
+                f"{format_duration(max(next_in, 0.0))}; {n_days} days handled, {n_alerts} alerts"
                 + (f" ({pending} undelivered)" if pending else ""))  # fmt: skip
 
     def poll_safely(self) -> PollResult | None:

@@ -81,7 +81,6 @@ class Download:
     sha256: str
     size: int
     content_type: str
-    from_cache: bool  # always False now: downloads bypass the HTTP cache (kept for callers)
     url: str
 
 
@@ -357,7 +356,7 @@ class PoliteSession:
                 tmp.unlink(missing_ok=True)
                 raise
         self._bump("bytes_downloaded", size)
-        return Download(tmp, digest.hexdigest(), size, ctype, False, url)
+        return Download(tmp, digest.hexdigest(), size, ctype, url)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """``fn`` over ``items`` on ``max_concurrency`` threads, results in order."""
