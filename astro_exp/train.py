@@ -13,14 +13,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from astro_exp.anomaly.evaluate import anomaly_stage
+from astro_exp.anomaly.stage import anomaly_stage
 from astro_exp.data.datamodule import build_datamodule
 from astro_exp.engine import distributed
 from astro_exp.engine.device import resolve_device, resolve_flag
-from astro_exp.engine.evaluate import final_evaluation
+from astro_exp.engine.final_eval import final_evaluation
 from astro_exp.engine.trainer import Trainer
 from astro_exp.errors import CheckpointError
-from astro_exp.models.bundle import load_bundle, make_bundle
+from astro_exp.models.checkpoint import load_bundle, make_bundle
 from astro_exp.models.factory import create_model
 from astro_exp.tracking import MultiLogger, build_loggers
 from astro_exp.vision import build_augment, build_preprocess

@@ -32,7 +32,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from astro_exp.anomaly.compare import detector_configs  # noqa: E402
+from astro_exp.anomaly.detector_table import detector_configs  # noqa: E402
 from astro_exp.anomaly.detectors import (  # noqa: E402
     DETECTOR_FILE,
     REFERENCE_FILE,
@@ -40,10 +40,10 @@ from astro_exp.anomaly.detectors import (  # noqa: E402
     save_reference,
 )
 from astro_exp.anomaly.embeddings import EmbeddingSpec, model_digest  # noqa: E402
-from astro_exp.anomaly.evaluate import DEFAULTS  # noqa: E402
-from astro_exp.models.bundle import make_bundle, save_bundle  # noqa: E402
+from astro_exp.anomaly.stage import DEFAULTS  # noqa: E402
+from astro_exp.models.checkpoint import make_bundle, save_bundle  # noqa: E402
 from astro_exp.models.factory import create_model  # noqa: E402
-from astro_exp.predict import Classifier  # noqa: E402
+from astro_exp.predict.classifier import Classifier  # noqa: E402
 
 
 def _pct(values: list[float], q: float) -> float:

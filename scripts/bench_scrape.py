@@ -7,7 +7,7 @@ Also reached through ``python scripts/bench.py --scrape``.
 - ``parse/<parser>/pages_s``: ``parse_day`` over the real APOD pages in
   ``../shared/data/apod-site`` (the generated stand-in pages when that folder is absent),
   with BeautifulSoup's ``lxml`` parser against ``html.parser``;
-- ``first_sync`` / ``resync``: the real scraper (``astro_exp.data.scrape.scrape``) over
+- ``first_sync`` / ``resync``: the real scraper (``astro_exp.apod.scrape.scrape``) over
   ``--days`` days of a generated site served by the local stand-in with ``--latency-ms``
   added to every answer, into an empty data folder, then the same range again: wall time,
   HTTP requests and bytes the stand-in served, pictures downloaded and stored. A re-sync
@@ -30,9 +30,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from astro_exp.data.scrape import ScrapeRequest, scrape  # noqa: E402
-from astro_exp.sources.apod import NotAnApodPage, parse_day  # noqa: E402
-from astro_exp.sources.standin import SHARED_SITE, ApodStandin, write_site  # noqa: E402
+from astro_exp.apod.pages import NotAnApodPage, parse_day  # noqa: E402
+from astro_exp.apod.scrape import ScrapeRequest, scrape  # noqa: E402
+from tests.support.standin import SHARED_SITE, ApodStandin, write_site  # noqa: E402
 
 PARSERS = ("lxml", "html.parser")
 PAGE_BASE = "https://apod.nasa.gov/apod/"

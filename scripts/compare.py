@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from astro_exp.tracking.compare import (  # noqa: E402 - after the sys.path line, so no install is needed
+from astro_exp.tracking.run_table import (  # noqa: E402 - after the sys.path line, so no install is needed
     common_root,
     default_metric,
     default_mode,

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from astro_exp.anomaly.compare import compare_detectors, detector_configs, format_table  # noqa: E402
+from astro_exp.anomaly.detector_table import compare_detectors, detector_configs, format_table  # noqa: E402
 
 
 def _load(path: Path) -> np.ndarray:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from astro_exp.errors import AstroExpError, ConfigError, DataError  # noqa: E402
 
 if TYPE_CHECKING:
-    from astro_exp.share import BundleFilter
+    from astro_exp.sharing import BundleFilter
 
 
 def default_data_dir() -> Path:
@@ -95,7 +95,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 
 
 def _archive_days(folder: Path) -> list:
-    from astro_exp.sources.apod_api import ApiItemError, parse_api_item
+    from astro_exp.apod.api import ApiItemError, parse_api_item
 
     files = sorted(folder.glob("*.json"))
     if not files:
@@ -248,7 +248,7 @@ def _share_data_dir(args: argparse.Namespace, values: dict[str, str]) -> Path:
 
 
 def _bundle_filter(values: dict[str, str]) -> BundleFilter:
-    from astro_exp.share import BundleFilter
+    from astro_exp.sharing import BundleFilter
 
     return BundleFilter(
         since=values.get("since"),
@@ -260,7 +260,7 @@ def _bundle_filter(values: dict[str, str]) -> BundleFilter:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from astro_exp.share import export_bundle
+    from astro_exp.sharing import export_bundle
 
     values, _ = parse_settings("export", args.settings)
     out = Path(_required(values, "out", "export"))
@@ -270,7 +270,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from astro_exp.share import bundle_limits, import_bundle, load_settings
+    from astro_exp.sharing import bundle_limits, import_bundle, load_settings
 
     values, overrides = parse_settings("import", args.settings)
     limits = bundle_limits(load_settings(overrides))
@@ -280,7 +280,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from astro_exp.share import bundle_limits, load_settings, merge_bundles, merge_rules
+    from astro_exp.sharing import bundle_limits, load_settings, merge_bundles, merge_rules
 
     values, overrides = parse_settings("merge", args.settings)
     bundles = _list(_required(values, "bundles", "merge"))
@@ -293,8 +293,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from astro_exp.share import bundle_limits, export_bundle, load_settings, open_bundle
-    from astro_exp.share.artifacts import check_name, publish
+    from astro_exp.sharing import bundle_limits, export_bundle, load_settings, open_bundle
+    from astro_exp.sharing.artifacts import check_name, publish
 
     values, overrides = parse_settings("publish", args.settings)
     name = check_name(_required(values, "artifact", "publish"))
@@ -319,8 +319,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from astro_exp.share import bundle_limits, import_bundle, load_settings
-    from astro_exp.share.artifacts import parse_ref, pull
+    from astro_exp.sharing import bundle_limits, import_bundle, load_settings
+    from astro_exp.sharing.artifacts import parse_ref, pull
 
     values, overrides = parse_settings("pull", args.settings)
     settings = load_settings(overrides)

@@ -59,7 +59,7 @@ def format_table(preds) -> str:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     # imported after Hydra parsed the command line, so --help stays fast
-    from astro_exp.predict import Classifier
+    from astro_exp.predict.classifier import Classifier
 
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         print("error: no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt", file=sys.stderr)
@@ -106,8 +106,8 @@ def classify_catalog(cfg: DictConfig) -> int:
 
     from astro_exp.data.catalog import Catalog, catalog_path
     from astro_exp.errors import DataError
-    from astro_exp.predict import Classifier
-    from astro_exp.predict_catalog import predict_catalog, run_id_for
+    from astro_exp.predict.classifier import Classifier
+    from astro_exp.predict.into_catalog import predict_catalog, run_id_for
 
     try:
         path = catalog_path(cfg.paths.data_dir)

@@ -62,7 +62,7 @@ def _catalog_run(cfg: DictConfig) -> str | None:
     """The checkpoint's run id for the gallery; with ``classify_catalog=true`` its missing
     predictions are made first. None (the newest run in the catalog) when it has none."""
     from astro_exp.data.catalog import Catalog, catalog_path
-    from astro_exp.predict_catalog import run_id_for
+    from astro_exp.predict.into_catalog import run_id_for
 
     path = Path(cfg.catalog_path) if cfg.catalog_path else catalog_path(cfg.data_dir)
     if not path.is_file():
@@ -70,8 +70,8 @@ def _catalog_run(cfg: DictConfig) -> str | None:
     run_id = run_id_for(cfg.ckpt_path, cfg.outputs_dir)
     with Catalog(path) as cat:
         if cfg.classify_catalog:
-            from astro_exp.predict import Classifier
-            from astro_exp.predict_catalog import predict_catalog
+            from astro_exp.predict.classifier import Classifier
+            from astro_exp.predict.into_catalog import predict_catalog
 
             clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device)
             done = predict_catalog(clf, cat, run_id, cfg.data_dir)

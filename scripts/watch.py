@@ -30,10 +30,10 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from astro_exp.data.labels import build_labeller
-    from astro_exp.monitor.alerts import AlertRules
-    from astro_exp.monitor.watcher import Watcher, WatchSettings
-    from astro_exp.predict import Classifier
-    from astro_exp.predict_catalog import run_id_for
+    from astro_exp.predict.classifier import Classifier
+    from astro_exp.predict.into_catalog import run_id_for
+    from astro_exp.watch.alerts import AlertRules
+    from astro_exp.watch.watcher import Watcher, WatchSettings
 
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         print(

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from astro_exp.anomaly.compare import compare_detectors, detector_configs, format_table
+from astro_exp.anomaly.detector_table import compare_detectors, detector_configs, format_table
 from astro_exp.anomaly.detectors import (
     DETECTOR_FILE,
     REFERENCE_FILE,
@@ -233,9 +233,9 @@ def trained(make_cfg, tmp_path: Path, overrides: list[str], holdout: list[str]):
     from astro_exp.data.cache import build_cache
     from astro_exp.data.datamodule import DataModule
     from astro_exp.data.splits import stratified_split
-    from astro_exp.engine.evaluate import final_evaluation
+    from astro_exp.engine.final_eval import final_evaluation
     from astro_exp.engine.trainer import Trainer
-    from astro_exp.models.bundle import make_bundle
+    from astro_exp.models.checkpoint import make_bundle
     from astro_exp.models.factory import create_model
     from astro_exp.sources import build_imageset
     from astro_exp.vision import build_augment, build_preprocess
@@ -264,8 +264,8 @@ def trained(make_cfg, tmp_path: Path, overrides: list[str], holdout: list[str]):
 
 
 def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path) -> None:
-    from astro_exp.anomaly.evaluate import anomaly_stage
-    from astro_exp.predict import Classifier
+    from astro_exp.anomaly.stage import anomaly_stage
+    from astro_exp.predict.classifier import Classifier
 
     trainer, cfg, logger = trained(make_cfg, tmp_path, [group("detector", "knn"), "anomaly.views_per_photo=2",
                                                         "anomaly.photos=[astronaut,chelsea,coffee,camera,brick,text]"],
@@ -333,7 +333,7 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
 
 
 def test_anomaly_stage_can_be_switched_off(make_cfg) -> None:
-    from astro_exp.anomaly.evaluate import anomaly_stage
+    from astro_exp.anomaly.stage import anomaly_stage
 
     cfg = make_cfg([group("anomaly", "default"), "anomaly.enabled=false"])
     assert anomaly_stage(object(), cfg, RecordingLogger()) == {}
@@ -387,7 +387,7 @@ def _wired() -> bool:
 def test_train_runs_the_anomaly_stage_and_predict_uses_it(make_cfg, tmp_path: Path) -> None:
     import json
 
-    from astro_exp.predict import Classifier
+    from astro_exp.predict.classifier import Classifier
     from astro_exp.train import train
 
     run = tmp_path / "run"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from astro_exp.sources.apod_api import ApiItemError, ApodApiClient, parse_api_item
-from astro_exp.sources.http import HttpError, PoliteSession, RateLimited
-from astro_exp.sources.standin import FIXTURE_SITE, ApodStandin
+from astro_exp.apod.api import ApiItemError, ApodApiClient, parse_api_item
+from astro_exp.net.session import HttpError, PoliteSession, RateLimited
+from tests.support.standin import FIXTURE_SITE, ApodStandin
 
 API = Path(__file__).parents[2] / "shared" / "data" / "apod-api"
 QUIRKS = json.loads((Path(__file__).parent / "fixtures" / "apod_api" / "quirks.json").read_text())

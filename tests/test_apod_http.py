@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from astro_exp.sources.apod import ApodClient, NotAnApodPage, parse_day
-from astro_exp.sources.http import (
+from astro_exp.apod.pages import ApodClient, NotAnApodPage, parse_day
+from astro_exp.net.session import (
     DownloadError,
     HttpError,
     PoliteSession,
     RateLimited,
     RobotsDisallowed,
 )
-from astro_exp.sources.standin import FIXTURE_SITE, ApodStandin, Faults
+from tests.support.standin import FIXTURE_SITE, ApodStandin, Faults
 
 SHARED_SITE = Path(__file__).parents[2] / "shared" / "data" / "apod-site"
 PIC = "/apod/image/2403/Rosette_4096.jpg"
@@ -379,7 +379,7 @@ def test_standin_etag_head_and_faults(standin) -> None:
 
 def test_standin_command_line() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "astro_exp.sources.standin", "--port", "0", "--no-shared"],
+        [sys.executable, "-m", "tests.support.standin", "--port", "0", "--no-shared"],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from astro_exp.sources.apod import (
+from astro_exp.apod.pages import (
     ApodDay,
     NotAnApodPage,
     clean_copyright,

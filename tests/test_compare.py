@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from astro_exp.tracking.compare import find_runs, load_run, rank_runs
+from astro_exp.tracking.run_table import find_runs, load_run, rank_runs
 from tests.conftest import ROOT, run_script
 
 SCRIPT = str(ROOT / "scripts" / "compare.py")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests_cache
 
+from astro_exp.apod.scrape import ScrapeRequest, scrape
 from astro_exp.data.catalog import Catalog, catalog_path
-from astro_exp.data.scrape import ScrapeRequest, scrape
 from astro_exp.data.store import ImageStore
-from astro_exp.sources.http import PoliteSession
-from astro_exp.sources.standin import FIXTURE_SITE, ApodStandin, write_site
+from astro_exp.net.session import PoliteSession
+from tests.support.standin import FIXTURE_SITE, ApodStandin, write_site
 
 PIC = "/apod/image/2403/Rosette_4096.jpg"
 PIC_BYTES = (FIXTURE_SITE / "apod" / "image" / "2403" / "Rosette_4096.jpg").read_bytes()

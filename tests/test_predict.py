@@ -27,9 +27,9 @@ from astro_exp.anomaly.detectors import (
 )
 from astro_exp.anomaly.embeddings import model_digest
 from astro_exp.errors import CheckpointError
-from astro_exp.models.bundle import make_bundle, save_bundle
+from astro_exp.models.checkpoint import make_bundle, save_bundle
 from astro_exp.models.factory import create_model
-from astro_exp.predict import FIELDS, Classifier, Prediction
+from astro_exp.predict.classifier import FIELDS, Classifier, Prediction
 from tests.conftest import ROOT, run_script
 
 CLASSES = ["galaxy", "nebula", "planet", "star"]
@@ -170,7 +170,7 @@ def test_every_bad_input_is_an_error_row_and_the_rest_go_on(clf: Classifier, pic
 
 
 def test_url_inputs_through_the_polite_session(bundle_path: Path, pics: Path, server) -> None:
-    from astro_exp.sources.http import PoliteSession
+    from astro_exp.net.session import PoliteSession
 
     base, www = server
     (www / "m31.png").write_bytes((pics / "a.png").read_bytes())
@@ -297,7 +297,7 @@ def test_bundle_round_trip_in_a_fresh_process_gives_identical_logits(make_cfg, t
     preds_here = [p.to_dict() for p in clf.predict([pics, x])]
     code = (
         "import sys, json, torch; sys.path.insert(0, sys.argv[1]);"
-        "from astro_exp.predict import Classifier;"
+        "from astro_exp.predict.classifier import Classifier;"
         "c = Classifier.from_checkpoint(sys.argv[2], device='cpu'); x = torch.load(sys.argv[3]);"
         "torch.save(c.forward(x)[0], sys.argv[4]);"
         "print(json.dumps([p.to_dict() for p in c.predict([sys.argv[5], x])]))"

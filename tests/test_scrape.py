@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from astro_exp.apod.scrape import ScrapeRequest, scrape
 from astro_exp.data.catalog import DONE_STATUSES, Catalog, catalog_path
 from astro_exp.data.labels import Labeller, load_label_config
-from astro_exp.data.scrape import ScrapeRequest, scrape
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
 from astro_exp.sources.apod_catalog import ApodCatalogSource, ApodThumbsSource, field_value
-from astro_exp.sources.standin import FIXTURE_SITE, ApodStandin
+from tests.support.standin import FIXTURE_SITE, ApodStandin
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

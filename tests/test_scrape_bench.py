@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from astro_exp.sources.standin import FIXTURE_SITE, ApodStandin, write_site
+from tests.support.standin import FIXTURE_SITE, ApodStandin, write_site
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_scrape", ROOT / "scripts" / "bench_scrape.py")

@@ -24,7 +24,7 @@ from PIL import Image
 from astro_exp.data.catalog import CORRECTIONS, Catalog, PictureRecord, catalog_path
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.share import (
+from astro_exp.sharing import (
     BundleFilter,
     BundleLimits,
     BundleRefused,
@@ -35,8 +35,8 @@ from astro_exp.share import (
     merge_bundles,
     merge_rules,
 )
-from astro_exp.share.dedupe import hamming, phash
-from astro_exp.share.manifest import RECORD_FIELDS
+from astro_exp.sharing.dedupe import hamming, phash
+from astro_exp.sharing.manifest import RECORD_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "scripts/dataset.py"

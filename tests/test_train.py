@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from astro_exp.models.bundle import load_bundle, model_from_bundle
+from astro_exp.models.checkpoint import load_bundle, model_from_bundle
 from astro_exp.train import train
 from tests.conftest import ROOT, run_script
 

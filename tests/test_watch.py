@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from astro_exp.apod.scrape import ScrapeRequest, scrape
 from astro_exp.data.catalog import OK, Catalog, catalog_path
-from astro_exp.data.scrape import ScrapeRequest, scrape
 from astro_exp.errors import ConfigError
-from astro_exp.monitor.alerts import AlertRules
-from astro_exp.monitor.duration import format_duration, parse_duration
-from astro_exp.monitor.watcher import MISSING, Watcher, WatchSettings
-from astro_exp.predict import Classifier
-from astro_exp.predict_catalog import predict_catalog, run_id_for
-from astro_exp.sources.standin import ApodStandin, write_site
+from astro_exp.predict.classifier import Classifier
+from astro_exp.predict.into_catalog import predict_catalog, run_id_for
+from astro_exp.watch.alerts import AlertRules
+from astro_exp.watch.duration import format_duration, parse_duration
+from astro_exp.watch.watcher import MISSING, Watcher, WatchSettings
 from tests.conftest import ROOT
+from tests.support.standin import ApodStandin, write_site
 from tests.test_predict import CLASSES, handmade_bundle
 
 D0 = dt.date(2024, 5, 10)

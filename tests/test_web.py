@@ -90,7 +90,7 @@ def _fit_detector(ckpt: Path, n: int = 24) -> None:
     )
     from astro_exp.anomaly.embeddings import model_digest
     from astro_exp.data.cache import resize_image
-    from astro_exp.predict import Classifier
+    from astro_exp.predict.classifier import Classifier
     from astro_exp.web.demo import render_pool
 
     if (ckpt.parent / DETECTOR_FILE).is_file():
@@ -111,7 +111,7 @@ def web_env(tmp_path_factory: pytest.TempPathFactory) -> WebEnv:
     """Built once per session (the browser tests share it)."""
     if "env" in _ENV:
         return _ENV["env"]
-    from astro_exp.predict import Classifier
+    from astro_exp.predict.classifier import Classifier
     from astro_exp.web.demo import build_demo
 
     root = tmp_path_factory.mktemp("web")
@@ -495,7 +495,7 @@ def test_anomalies_page_lists_flagged_pictures_most_unusual_first(client, app):
 
 # -- runs ------------------------------------------------------------------------------------------
 def test_runs_table_detail_and_files(client, env):
-    from astro_exp.tracking.compare import find_runs, load_run, rank_runs
+    from astro_exp.tracking.run_table import find_runs, load_run, rank_runs
 
     data = client.get("/api/runs").get_json()
     ids = [r["id"] for r in data["runs"]]

@@ -14,7 +14,7 @@ from typing import Any
 _LAZY = {
     "AnomalyDetector": "astro_exp.anomaly.detectors",
     "NeighbourIndex": "astro_exp.anomaly.neighbours",
-    "anomaly_stage": "astro_exp.anomaly.evaluate",
+    "anomaly_stage": "astro_exp.anomaly.stage",
     "split_holdout": "astro_exp.anomaly.sets",
 }
 

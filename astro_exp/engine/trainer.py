@@ -189,7 +189,7 @@ class Trainer:
         }
 
     def save(self, name: str, metrics: dict[str, float], with_resume: bool) -> Path:
-        from astro_exp.models.bundle import save_bundle
+        from astro_exp.models.checkpoint import save_bundle
 
         if not distributed.is_main():
             return self.ckpt_dir / name

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from astro_exp.apod.scrape import ScrapeRequest, ScrapeSummary, parse_date, scrape
 from astro_exp.data.catalog import OK, Catalog, catalog_path
 from astro_exp.data.labels import Labeller, build_labeller
-from astro_exp.data.scrape import ScrapeRequest, ScrapeSummary, parse_date, scrape
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
 from astro_exp.sources.base import ImageSet, Task

@@ -1,4 +1,4 @@
-"""The classifier behind the pages: one :class:`~astro_exp.predict.Classifier` (the same code
+"""The classifier behind the pages: one :class:`~astro_exp.predict.classifier.Classifier` (the same code
 path as the CLI), plus the pictures that explain a prediction: the preprocessed view the
 model sees and a few training-time augmentations of it."""
 
@@ -42,7 +42,7 @@ class ModelService:
         self._cache: OrderedDict[str, Analysis] = OrderedDict()
         if ckpt_path is not None:
             # torch/timm are imported only when a model is served
-            from astro_exp.predict import Classifier
+            from astro_exp.predict.classifier import Classifier
             from astro_exp.vision import build_augment
 
             self.classifier = Classifier.from_checkpoint(ckpt_path, device=device)

@@ -1,5 +1,5 @@
 """The Runs pages' data: run folders under outputs/ found and ranked by
-:mod:`astro_exp.tracking.compare` (the same numbers as ``scripts/compare.py``), addressed
+:mod:`astro_exp.tracking.run_table` (the same numbers as ``scripts/compare.py``), addressed
 by their path relative to outputs/ and looked up in the index, never opened from a
 request path."""
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from astro_exp.tracking.compare import (
+from astro_exp.tracking.run_table import (
     COLUMNS,
     Run,
     default_metric,

@@ -12,7 +12,7 @@ from astro_exp.engine.calibration import fit_temperature, fit_thresholds
 from astro_exp.engine.metrics import classification_metrics, probabilities
 from astro_exp.engine.plots import plot_confusion
 from astro_exp.engine.trainer import Trainer
-from astro_exp.models.bundle import load_bundle, save_bundle
+from astro_exp.models.checkpoint import load_bundle, save_bundle
 
 log = logging.getLogger(__name__)
 

@@ -28,17 +28,17 @@ from typing import Any
 
 import requests
 
+from astro_exp.apod.api import ApodApiClient
+from astro_exp.apod.pages import ApodClient
+from astro_exp.apod.scrape import ScrapeRequest, build_session, scrape
 from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, catalog_path
 from astro_exp.data.labels import Labeller
-from astro_exp.data.scrape import ScrapeRequest, build_session, scrape
 from astro_exp.errors import AstroExpError, ConfigError
-from astro_exp.monitor.alerts import AlertRules, WebhookSender, alert_payload, describe
-from astro_exp.monitor.duration import format_duration, parse_duration
-from astro_exp.predict import Classifier
-from astro_exp.predict_catalog import predict_catalog
-from astro_exp.sources.apod import ApodClient
-from astro_exp.sources.apod_api import ApodApiClient
-from astro_exp.sources.http import PoliteSession
+from astro_exp.net.session import PoliteSession
+from astro_exp.predict.classifier import Classifier
+from astro_exp.predict.into_catalog import predict_catalog
+from astro_exp.watch.alerts import AlertRules, WebhookSender, alert_payload, describe
+from astro_exp.watch.duration import format_duration, parse_duration
 
 log = logging.getLogger("astro_exp.watch")
 

@@ -20,9 +20,9 @@ import requests
 
 from astro_exp.data.catalog import Catalog
 from astro_exp.errors import ConfigError
-from astro_exp.monitor.duration import parse_duration
-from astro_exp.predict import Prediction
-from astro_exp.sources.http import DEFAULT_USER_AGENT
+from astro_exp.net.session import DEFAULT_USER_AGENT
+from astro_exp.predict.classifier import Prediction
+from astro_exp.watch.duration import parse_duration
 
 log = logging.getLogger("astro_exp.watch")
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from astro_exp.data.store import EXTENSIONS, BadImage, check_image
 from astro_exp.errors import DataError
-from astro_exp.share.manifest import DIR_RE, FILE_RE, MANIFEST, check_manifest
-from astro_exp.share.settings import BundleLimits
+from astro_exp.sharing.manifest import DIR_RE, FILE_RE, MANIFEST, check_manifest
+from astro_exp.sharing.settings import BundleLimits
 
 _CHUNK = 1 << 20
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)

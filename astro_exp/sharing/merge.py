@@ -4,9 +4,9 @@ Why a merge is more than importing one bundle after another: two people who scra
 same days hold the same pictures (byte-identical, or a resized / re-encoded copy) under the
 same or different days, with labels that may disagree. A merge groups every copy (the
 target catalog's own rows included) by sha256, by ``(source, date)`` and by perceptual hash
-(:mod:`astro_exp.share.dedupe`), keeps one row per group (a row already in the target,
+(:mod:`astro_exp.sharing.dedupe`), keeps one row per group (a row already in the target,
 else the largest copy), carries every person's corrections over to it, and settles label
-disagreements with the configured rules (:mod:`astro_exp.share.label_rules`). When the
+disagreements with the configured rules (:mod:`astro_exp.sharing.label_rules`). When the
 settled label is not what the kept row would otherwise train with, a correction by
 ``merge:<rule>`` records it. Everything is written in one transaction after all bundles
 are verified; the report (JSON + a readable table) lists each removed copy and each
@@ -27,12 +27,18 @@ from PIL import Image
 from astro_exp.data.catalog import CORRECTIONS, DONE_STATUSES, Catalog, catalog_path, now_iso
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.share.dedupe import Picture, group_copies, hamming, phash
-from astro_exp.share.ingest import StagedFiles, add_corrections, catalog_errors, staged, writer_lock
-from astro_exp.share.label_rules import Vote, decide, unique_votes, votes_of
-from astro_exp.share.manifest import picture_entry, record_of
-from astro_exp.share.settings import BundleLimits, MergeRules
-from astro_exp.share.unpack import open_bundle
+from astro_exp.sharing.dedupe import Picture, group_copies, hamming, phash
+from astro_exp.sharing.ingest import (
+    StagedFiles,
+    add_corrections,
+    catalog_errors,
+    staged,
+    writer_lock,
+)
+from astro_exp.sharing.label_rules import Vote, decide, unique_votes, votes_of
+from astro_exp.sharing.manifest import picture_entry, record_of
+from astro_exp.sharing.settings import BundleLimits, MergeRules
+from astro_exp.sharing.unpack import open_bundle
 
 CATALOG = "catalog"  # origin of the target catalog's own rows
 

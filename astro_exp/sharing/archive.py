@@ -2,7 +2,7 @@
 
 Why one archive: a colleague gets pictures, metadata, weak labels, people's corrections and
 credits in a single file whose manifest says what every byte should hash to, so the
-importer (:mod:`astro_exp.share.unpack`) can refuse anything changed on the way. The
+importer (:mod:`astro_exp.sharing.unpack`) can refuse anything changed on the way. The
 archive is written to a temporary name and renamed, so a killed export leaves no
 half-written bundle under the requested name.
 """
@@ -23,7 +23,7 @@ from typing import Any
 from astro_exp.data.catalog import CORRECTIONS, DONE_STATUSES, OK, Catalog, catalog_path, now_iso
 from astro_exp.data.store import ImageStore, sha256_file
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.share.manifest import FILE_RE, FORMAT, FORMAT_VERSION, MANIFEST, picture_entry
+from astro_exp.sharing.manifest import FILE_RE, FORMAT, FORMAT_VERSION, MANIFEST, picture_entry
 
 STATUSES = {"ok": (OK,), "done": DONE_STATUSES}
 

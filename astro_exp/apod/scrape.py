@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from astro_exp.apod.api import ApodApiClient
+from astro_exp.apod.pages import ApodClient, ApodDay, NotAnApodPage
 from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, PictureRecord, catalog_path, now_iso
 from astro_exp.data.labels import Labeller
 from astro_exp.data.store import BadImage, ImageStore
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.net.session import DownloadError, HttpError, PoliteSession, RateLimited
 from astro_exp.progress import progress as progress_bar
-from astro_exp.sources.apod import ApodClient, ApodDay, NotAnApodPage
-from astro_exp.sources.apod_api import ApodApiClient
-from astro_exp.sources.http import DownloadError, HttpError, PoliteSession, RateLimited
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from astro_exp.anomaly.neighbours import NeighbourIndex
 from astro_exp.data.cache import resize_image
 from astro_exp.engine.device import autocast, resolve_device
 from astro_exp.errors import AstroExpError, DataError
-from astro_exp.models.bundle import load_bundle, model_from_bundle
+from astro_exp.models.checkpoint import load_bundle, model_from_bundle
 from astro_exp.sources.folder import IMAGE_EXTENSIONS, read_image
 from astro_exp.vision import build_preprocess
 
@@ -183,7 +183,7 @@ class Classifier:
 
     def _url_item(self, url: str, tmp_dir: Callable[[], str]) -> _Item:
         def load() -> np.ndarray:
-            from astro_exp.sources.http import PoliteSession
+            from astro_exp.net.session import PoliteSession
 
             with self._http_lock:  # loads run on a thread pool: one session for all
                 if self._http is None:

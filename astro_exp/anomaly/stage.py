@@ -23,7 +23,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from astro_exp.anomaly.compare import (
+from astro_exp.anomaly.detector_table import (
     compare_detectors,
     detector_configs,
     format_table,

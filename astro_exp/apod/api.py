@@ -18,8 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from astro_exp.errors import AstroExpError, ConfigError
-from astro_exp.sources.apod import (
+from astro_exp.apod.pages import (
     DEFAULT_BASE_URL,
     FIRST_DAY,
     ApodDay,
@@ -28,10 +27,11 @@ from astro_exp.sources.apod import (
     page_url_for,
     youtube_thumbnail,
 )
-from astro_exp.sources.http import HttpError, redact
+from astro_exp.errors import AstroExpError, ConfigError
+from astro_exp.net.session import HttpError, redact
 
 if TYPE_CHECKING:
-    from astro_exp.sources.http import PoliteSession
+    from astro_exp.net.session import PoliteSession
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from urllib.parse import urljoin, urlsplit
 from bs4 import BeautifulSoup, NavigableString, Tag
 
 from astro_exp.errors import AstroExpError, ConfigError
-from astro_exp.sources.http import HttpError
+from astro_exp.net.session import HttpError
 
 if TYPE_CHECKING:
-    from astro_exp.sources.http import PoliteSession
+    from astro_exp.net.session import PoliteSession
 
 log = logging.getLogger(__name__)
 

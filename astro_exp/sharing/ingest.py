@@ -22,9 +22,9 @@ from typing import Any
 from astro_exp.data.catalog import CORRECTIONS, Catalog, catalog_path
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import DataError
-from astro_exp.share.manifest import RECORD_FIELDS, record_of
-from astro_exp.share.settings import BundleLimits
-from astro_exp.share.unpack import open_bundle
+from astro_exp.sharing.manifest import RECORD_FIELDS, record_of
+from astro_exp.sharing.settings import BundleLimits
+from astro_exp.sharing.unpack import open_bundle
 
 
 @dataclass
@@ -85,7 +85,7 @@ def staged(store: ImageStore) -> Iterator[StagedFiles]:
 @contextmanager
 def writer_lock(data_dir: Path) -> Iterator[None]:
     """The scraper's lock of the data folder: its orphan sweep must not see our files in flight."""
-    from astro_exp.data.scrape import scrape_lock
+    from astro_exp.apod.scrape import scrape_lock
 
     try:
         with scrape_lock(data_dir):

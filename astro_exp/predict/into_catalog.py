@@ -16,7 +16,7 @@ from typing import Any
 
 from astro_exp.data.catalog import OK, Catalog
 from astro_exp.data.store import ImageStore
-from astro_exp.predict import Classifier, Prediction
+from astro_exp.predict.classifier import Classifier, Prediction
 from astro_exp.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)

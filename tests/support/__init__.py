@@ -1,0 +1,1 @@
+"""Test helpers that the benchmarks may import too (the local APOD stand-in server)."""
