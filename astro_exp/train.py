@@ -1,5 +1,11 @@
 """``train(cfg)``: one experiment from a composed config, separate from ``@hydra.main`` so
-tests and notebooks can call it with a config from Hydra's compose API."""
+tests and notebooks can call it with a config from Hydra's compose API.
+
+The wiring, as in lightning-hydra-template: each config group goes to the one stage that
+reads it (``source`` -> the source, ``data`` + ``preprocess`` -> the DataModule, ``trainer``
++ ``task`` -> the Trainer, ``anomaly`` + ``detector`` -> the anomaly stage); no stage gets the
+whole config. Only the bundle and the logger record all of it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from astro_exp.anomaly.sets import split_holdout
+from astro_exp.anomaly.settings import AnomalySettings
 from astro_exp.anomaly.stage import anomaly_stage
 from astro_exp.data.datamodule import build_datamodule
 from astro_exp.engine import distributed
@@ -22,6 +30,7 @@ from astro_exp.engine.trainer import Trainer
 from astro_exp.errors import CheckpointError
 from astro_exp.models.checkpoint import load_bundle, make_bundle
 from astro_exp.models.factory import create_model
+from astro_exp.sources import build_imageset, build_source
 from astro_exp.tracking import MultiLogger, build_loggers
 from astro_exp.vision import build_augment, build_preprocess
 
@@ -59,16 +68,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = resolve_device(cfg.trainer.accelerator)
-    _, world, local_rank = distributed.init_distributed(device.type)
+    rank, world, local_rank = distributed.init_distributed(device.type)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
     # under torchrun, rank 0's Hydra folder is the one run folder of all ranks
     run_dir = Path(distributed.broadcast_object(str(cfg.paths.output_dir)))
     run_dir.mkdir(parents=True, exist_ok=True)
-    pin = resolve_flag(cfg.trainer.get("pin_memory", "auto"), device)
+    pin = resolve_flag(cfg.trainer.pin_memory, device)
 
     resume = load_bundle(cfg.ckpt_path) if cfg.get("ckpt_path") else None
-    dm = build_datamodule(config, cfg.paths.cache_dir, pin_memory=pin, progress=bool(cfg.trainer.progress))
+    progress = bool(cfg.trainer.progress)
+    source = build_source(cfg.source)
+    anomaly = AnomalySettings.from_config(cfg.get("anomaly"))
+    # held-out classes leave before the DataModule sees the pictures: never trained on, scored as anomalies
+    imageset, holdout = split_holdout(build_imageset(cfg.source, source), anomaly.holdout_classes)
+    dm = build_datamodule(imageset, cfg.data, cfg.preprocess, seed=int(cfg.seed), cache_dir=cfg.paths.cache_dir,
+                          rank=rank, world_size=world, pin_memory=pin, progress=progress)  # fmt: skip
     if resume is not None and list(resume["classes"]) != dm.classes:
         raise CheckpointError(
             f"ckpt_path was trained on classes {resume['classes']}, this data has {dm.classes}; "
@@ -77,8 +92,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model_cfg = config["model"]
     model = create_model(
         model_name=model_cfg["model_name"], num_classes=len(dm.classes),
-        pretrained=bool(model_cfg.get("pretrained")) and resume is None, img_size=dm.image_size,
-        drop_rate=model_cfg.get("drop_rate", 0.0), drop_path_rate=model_cfg.get("drop_path_rate", 0.0),
+        pretrained=bool(model_cfg["pretrained"]) and resume is None, img_size=dm.image_size,
+        drop_rate=model_cfg["drop_rate"], drop_path_rate=model_cfg["drop_path_rate"],
     )  # fmt: skip
     n_params = sum(p.numel() for p in model.parameters())
     preprocess = build_preprocess(config["preprocess"])
@@ -87,6 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         make_bundle, model_cfg={k: v for k, v in model_cfg.items() if k != "pretrained"},
         classes=dm.classes, task=dm.task, preprocess=config["preprocess"], image_size=dm.image_size,
         config=config, dataset_fingerprint=dm.imageset.fingerprint,
+        tta={"hflip": bool(cfg.trainer.tta_flip)},
     )  # fmt: skip
 
     group, job_name = _sweep_group()
@@ -98,7 +114,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger = MultiLogger([])  # only rank 0 logs
     try:
         logger.log_config(config)
-        trainer = Trainer(cfg.trainer, model, preprocess, augment, dm, logger, run_dir, device, cfg.task, bundle_fn)
+        trainer = Trainer(cfg.trainer, model=model, preprocess=preprocess, augment=augment, datamodule=dm,
+                          logger=logger, run_dir=run_dir, device=device, task=cfg.task, make_bundle=bundle_fn)  # fmt: skip
         if resume is not None:
             trainer.restore(resume)
         log.info("data %s | model %s (%.2fM params) on %s | %d steps/epoch",
@@ -113,8 +130,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             summary[cfg.optimized_metric] = float(trainer.state.best_score or float("nan"))
         else:
             summary.update(final_evaluation(trainer, logger, int(cfg.data.num_logged_predictions)))
-            if (config.get("anomaly") or {}).get("enabled", True) and distributed.is_main():
-                summary.update(anomaly_stage(trainer, config, logger))
+            if anomaly.enabled and distributed.is_main():
+                summary.update(anomaly_stage(trainer, logger, anomaly, cfg.get("detector"), seed=int(cfg.seed),
+                                             source=source, holdout=holdout, progress=progress))  # fmt: skip
         summary["time/total_s"] = time.perf_counter() - t_start
         summary["world_size"] = float(world)
         logger.log_summary(summary)

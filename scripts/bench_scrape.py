@@ -1,14 +1,15 @@
-"""APOD scraper figures: page parsing and a first sync against a re-sync (a table, JSON with --out).
-Also reached through ``python scripts/bench.py --scrape``.
+"""APOD scraper figures: page parsing and a first sync against a re-sync (a table, JSON with out=).
+Also reached through ``python scripts/bench.py --scrape``. It runs over the test stand-in
+(tests/support), so it lives in the checkout, not in the installed package.
 
     python scripts/bench_scrape.py                          # 30 days, 50 ms per answer
-    python scripts/bench_scrape.py --days 60 --latency-ms 100 --out scrape.json
+    python scripts/bench_scrape.py days=60 latency_ms=100 out=scrape.json
 
 - ``parse/<parser>/pages_s``: ``parse_day`` over the real APOD pages in
   ``../shared/data/apod-site`` (the generated stand-in pages when that folder is absent),
   with BeautifulSoup's ``lxml`` parser against ``html.parser``;
 - ``first_sync`` / ``resync``: the real scraper (``astro_exp.apod.scrape.scrape``) over
-  ``--days`` days of a generated site served by the local stand-in with ``--latency-ms``
+  ``days`` days of a generated site served by the local stand-in with ``latency_ms``
   added to every answer, into an empty data folder, then the same range again: wall time,
   HTTP requests and bytes the stand-in served, pictures downloaded and stored. A re-sync
   must download no picture (``resync_no_picture_twice``); the HTTP cache must hold none
@@ -19,50 +20,41 @@ Everything runs on 127.0.0.1; nothing goes to the internet.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+from astro_exp.apod.pages import NotAnApodPage, parse_day
+from astro_exp.apod.scrape import ScrapeRequest, scrape
+from astro_exp.cli.command import command, legacy_flags
+from astro_exp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tests.support.standin import ApodStandin
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from astro_exp.apod.pages import NotAnApodPage, parse_day  # noqa: E402
-from astro_exp.apod.scrape import ScrapeRequest, scrape  # noqa: E402
-from tests.support.standin import SHARED_SITE, ApodStandin, write_site  # noqa: E402
+
+def _support():
+    """The test stand-in (tests/support, in the checkout only: the package never imports it)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # run as a script, sys.path[0] is scripts/
+    from tests.support import apod_site, standin
+
+    return apod_site, standin
+
 
 PARSERS = ("lxml", "html.parser")
 PAGE_BASE = "https://apod.nasa.gov/apod/"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The scraper benchmark's options (shared with scripts/bench.py --scrape)."""
-    group = parser.add_argument_group("scraper benchmark (--scrape)")
-    group.add_argument("--days", type=int, default=30, help="days of the generated site to sync")
-    group.add_argument(
-        "--latency-ms", type=float, default=50.0, help="delay the stand-in adds to every answer"
-    )
-    group.add_argument("--rate", type=float, default=1000.0,
-                       help="requests/s per host for the scraper (the real default is 1; the benchmark "
-                            "measures the pipeline, not the politeness wait)")  # fmt: skip
-    group.add_argument(
-        "--concurrency", type=int, default=4, help="scraper threads (source.http.max_concurrency)"
-    )
-    group.add_argument(
-        "--parse-seconds",
-        type=float,
-        default=2.0,
-        help="timed parsing per parser (at least one pass)",
-    )
-    group.add_argument(
-        "--site",
-        type=Path,
-        default=SHARED_SITE,
-        help="the real pages to parse (a folder holding apod/)",
-    )
+_LEGACY = legacy_flags({"--days": "days", "--latency-ms": "latency_ms", "--rate": "rate", "--concurrency": "concurrency",
+                        "--parse-seconds": "parse_seconds", "--site": "site", "--out": "out"})  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -181,11 +173,12 @@ def _phase(
 def sync_figures(workdir: Path, days: int = 30, latency_s: float = 0.05, rate: float = 1000.0,
                  concurrency: int = 4) -> dict[str, Any]:  # fmt: skip
     """First sync and re-sync of ``days`` generated days over the stand-in (site + data under ``workdir``)."""
-    dates = write_site(workdir / "site", n_days=days)
+    apod_site, standin_mod = _support()
+    dates = apod_site.write_site(workdir / "site", n_days=days)
     data_dir = workdir / "data"
     http = {"rate_limit_per_host": rate, "max_concurrency": concurrency, "retries": 2, "backoff_factor": 0.05,
             "timeout": 10.0 + 4 * latency_s}  # fmt: skip
-    with ApodStandin([workdir / "site"], latency=latency_s) as standin:
+    with standin_mod.ApodStandin([workdir / "site"], latency=latency_s) as standin:
         req = ScrapeRequest(base_url=standin.base_url, start_date=dates[0], end_date=dates[-1])
         first = _phase(standin, req, data_dir, http)
         resync = _phase(standin, req, data_dir, http)
@@ -207,8 +200,9 @@ def sync_figures(workdir: Path, days: int = 30, latency_s: float = 0.05, rate: f
 # ------------------------------------------------------------------------------------ report
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """All figures for the parsed options (see :func:`add_arguments`)."""
+def run(args: Any) -> dict[str, Any]:
+    """All figures for the settings (conf/bench_scrape.yaml: days, latency_ms, rate,
+    concurrency, parse_seconds, site), given as attributes."""
     import os
 
     result: dict[str, Any] = {"load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
@@ -259,10 +253,10 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: Any) -> dict[str, Any]:
     """Measure, print the table (and the JSON unless ``--out`` is given), write ``--out``."""
     if args.days < 1:
-        raise SystemExit("error: --days must be at least 1")
+        raise ConfigError("days must be at least 1")
     result = run(args)
     print(table(result))
     text = json.dumps(result, indent=2)
@@ -273,10 +267,17 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+@command("bench_scrape", name="bench-scrape", prepare=_LEGACY)
+def cli(cfg: DictConfig) -> dict[str, Any]:
+    """``python scripts/bench_scrape.py days=60 latency_ms=100 out=scrape.json`` (the older
+    ``--days 60 --latency-ms 100 --out scrape.json`` too); also ``python scripts/bench.py --scrape``."""
+    from types import SimpleNamespace
+
+    site = Path(cfg.site) if cfg.site else _support()[0].SHARED_SITE
+    return main(SimpleNamespace(days=int(cfg.days), latency_ms=float(cfg.latency_ms), rate=float(cfg.rate),
+                                concurrency=int(cfg.concurrency), parse_seconds=float(cfg.parse_seconds),
+                                site=site, out=cfg.out))  # fmt: skip
+
+
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(ap)
-    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
-    main(ap.parse_args())
+    cli()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -39,7 +39,7 @@ def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
 
     def _make(overrides: list[str] | None = None, run_dir: Path | None = None) -> DictConfig:
         GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        with initialize_config_module(config_module="astro_exp.conf", version_base="1.3"):  # conf/, as packaged
             cfg = compose(config_name="train", overrides=list(overrides or []), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):

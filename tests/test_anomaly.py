@@ -22,8 +22,9 @@ from astro_exp.anomaly.detectors import (
 from astro_exp.anomaly.embeddings import EmbeddingCache, EmbeddingSpec
 from astro_exp.anomaly.neighbours import NeighbourIndex
 from astro_exp.anomaly.sets import SKIMAGE_PHOTOS, skimage_photo_set, split_holdout
+from astro_exp.anomaly.settings import AnomalySettings, yaml_defaults
+from astro_exp.data.imageset import ImageSet
 from astro_exp.errors import CheckpointError, ConfigError
-from astro_exp.sources.base import ImageSet
 from tests.conftest import CONF
 
 DETECTORS = sorted(p.stem for p in (CONF / "detector").glob("*.yaml"))
@@ -228,8 +229,8 @@ def sky_folder(root: Path, per_class: int = 16, size: int = 40) -> Path:
 
 
 def trained(make_cfg, tmp_path: Path, overrides: list[str], holdout: list[str]):
-    """A fitted Trainer on a folder source, with the DataModule holdout hook applied by hand
-    (what astro_exp/data/datamodule.py does once the hook is wired)."""
+    """A fitted Trainer on a folder source, with the holdout classes split off by hand before
+    the DataModule (what astro_exp.train does); also returns the held-out pictures."""
     from astro_exp.data.cache import build_cache
     from astro_exp.data.datamodule import DataModule
     from astro_exp.data.splits import stratified_split
@@ -249,29 +250,31 @@ def trained(make_cfg, tmp_path: Path, overrides: list[str], holdout: list[str]):
     kept, held = split_holdout(build_imageset(config["source"]), holdout)
     images, _ = build_cache(kept, 32, "crop", cfg.paths.cache_dir, progress=False)
     split = stratified_split(kept.targets, 0.15, 0.15, 42)
-    dm = DataModule(imageset=kept, images=images, split=split, batch_size=16, seed=42)
-    dm.holdout = held
+    dm = DataModule(imageset=kept, images=images, split=split, batch_size=16, seed=42, resize="crop",
+                    cache_dir=Path(cfg.paths.cache_dir))  # fmt: skip
     torch.manual_seed(0)
     model = create_model("test_resnet", len(dm.classes))
     logger = RecordingLogger()
     bundle_fn = lambda m, **kw: make_bundle(m, model_cfg=dict(config["model"]), classes=dm.classes, task=dm.task,  # noqa: E731
                                             preprocess=config["preprocess"], image_size=32, **kw)  # fmt: skip
-    trainer = Trainer(cfg.trainer, model, build_preprocess(config["preprocess"]), build_augment(config["augment"]),
-                      dm, logger, cfg.paths.output_dir, torch.device("cpu"), cfg.task, bundle_fn)  # fmt: skip
+    trainer = Trainer(cfg.trainer, model=model, preprocess=build_preprocess(config["preprocess"]),
+                      augment=build_augment(config["augment"]), datamodule=dm, logger=logger,
+                      run_dir=cfg.paths.output_dir, device=torch.device("cpu"), task=cfg.task,
+                      make_bundle=bundle_fn)  # fmt: skip
     trainer.fit()
     final_evaluation(trainer, logger, 0)
-    return trainer, cfg, logger
+    return trainer, cfg, logger, held
 
 
 def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path) -> None:
     from astro_exp.anomaly.stage import anomaly_stage
     from astro_exp.predict.classifier import Classifier
 
-    trainer, cfg, logger = trained(make_cfg, tmp_path, [group("detector", "knn"), "anomaly.views_per_photo=2",
+    trainer, cfg, logger, held = trained(make_cfg, tmp_path, [group("detector", "knn"), "anomaly.views_per_photo=2",
                                                         "anomaly.photos=[astronaut,chelsea,coffee,camera,brick,text]"],
                                    holdout=["star"])  # fmt: skip
     assert trainer.dm.classes == ["galaxy", "nebula", "planet"]
-    metrics = anomaly_stage(trainer, cfg, logger)
+    metrics = anomaly_stage(trainer, logger, cfg.anomaly, cfg.detector, seed=int(cfg.seed), holdout=held)
     for key in ("roc_auc", "average_precision", "precision_at_threshold", "recall_at_threshold", "threshold",
                 "fit_s", "score_s", "roc_auc/photo", "roc_auc/holdout:star"):  # fmt: skip
         assert f"anomaly/{key}" in metrics, key
@@ -283,7 +286,7 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
     # the saved detector is the one that was evaluated: same threshold, same metric from disk
     det = AnomalyDetector.load(ckpt / DETECTOR_FILE)
     assert det.threshold == metrics["anomaly/threshold"] and det.name == "knn"
-    cache = EmbeddingCache.for_model(run, trainer.model, EmbeddingSpec.from_settings(OmegaConf.to_container(cfg.anomaly)))
+    cache = EmbeddingCache.for_model(run, trainer.model, AnomalySettings.from_config(cfg.anomaly).embedding)
     test = cache.load("test")
     anomalies = next(cache.load(p.stem) for p in (run / "embeddings").glob("anomalies-*.npz"))
     from sklearn.metrics import roc_auc_score
@@ -311,7 +314,7 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
     assert p_photo.anomaly_score is not None and isinstance(p_photo.is_anomaly, bool)
 
     # a second stage run reads the cached embeddings and gives the same answer
-    again = anomaly_stage(trainer, cfg, logger)
+    again = anomaly_stage(trainer, logger, cfg.anomaly, cfg.detector, seed=int(cfg.seed), holdout=held)
     assert again["anomaly/roc_auc"] == metrics["anomaly/roc_auc"]
 
     # scripts/compare_detectors.py re-scores those cached embeddings with other detectors
@@ -336,7 +339,45 @@ def test_anomaly_stage_can_be_switched_off(make_cfg) -> None:
     from astro_exp.anomaly.stage import anomaly_stage
 
     cfg = make_cfg([group("anomaly", "default"), "anomaly.enabled=false"])
-    assert anomaly_stage(object(), cfg, RecordingLogger()) == {}
+    assert anomaly_stage(object(), RecordingLogger(), cfg.anomaly, cfg.detector, seed=0) == {}
+
+
+def test_anomaly_defaults_are_the_yaml_alone(make_cfg) -> None:
+    """conf/anomaly/default.yaml is the one definition: a config without the group, or with
+    keys missing, reads it; the embedding a run fits on is the YAML's."""
+    yaml = yaml_defaults()
+    assert yaml == OmegaConf.to_container(OmegaConf.load(CONF / "anomaly" / "default.yaml"))
+    assert set(yaml) - {"name"} == AnomalySettings.keys()
+    composed = AnomalySettings.from_config(make_cfg([group("anomaly", "default")]).anomaly)
+    assert AnomalySettings.from_config(None) == composed == AnomalySettings.from_config({"per_kind": yaml["per_kind"]})
+    assert composed.embedding == EmbeddingSpec(bool(yaml["pre_logits"]), tuple(yaml["stages"]), tuple(yaml["pool"]),
+                                               bool(yaml["normalize"]))  # fmt: skip
+    assert composed.holdout_classes == () and composed.false_alarm_rate == yaml["false_alarm_rate"]
+    with pytest.raises(ConfigError, match="unknown settings") as info:
+        AnomalySettings.from_config({"false_alarm": 0.1})
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="wrong type"):
+        AnomalySettings.from_config({"per_kind": "many"})
+
+
+def test_only_sources_with_the_ability_make_their_own_anomaly_set() -> None:
+    from astro_exp.anomaly.stage import anomaly_imagesets
+    from astro_exp.sources.base import HasAnomalySet
+    from astro_exp.sources.folder import FolderSource
+    from astro_exp.sources.synthetic import SyntheticSource
+
+    a = AnomalySettings.from_config({"per_kind": 2, "kinds": ["comet"], "photos": ["coffee"], "views_per_photo": 1})
+    synthetic = SyntheticSource(per_class=1)
+    assert isinstance(synthetic, HasAnomalySet) and not issubclass(FolderSource, HasAnomalySet)
+    (own,) = anomaly_imagesets(a, synthetic.classes, source=synthetic, holdout=None, seed=0)
+    assert own.classes == ["comet"] and len(own) == 2
+    (photos,) = anomaly_imagesets(a, synthetic.classes, source=None, holdout=None, seed=0)
+    assert photos.name == "skimage-photos" and len(photos) == 1
+    held = _set("multiclass")
+    assert anomaly_imagesets(a, ["galaxy"], source=None, holdout=held, seed=0)[-1] is held
+    b = AnomalySettings.from_config({"holdout_classes": ["planet"]})
+    with pytest.raises(ConfigError, match="still trained on"):
+        anomaly_imagesets(b, ["galaxy", "planet"], source=None, holdout=None, seed=0)
 
 
 @pytest.mark.parametrize("model_name", ["test_resnet", "mobilenetv3_small_100"])
@@ -351,10 +392,10 @@ def test_embeddings_are_pre_logits_plus_pooled_stages(model_name: str) -> None:
     with torch.no_grad():
         pre = model.forward_head(model.forward_features(x), pre_logits=True)
         _, inter = model.forward_intermediates(x, indices=[-3, -2])
-        emb0, logits0 = forward_embed(model, x)
-        emb2, logits2 = forward_embed(model, x, EmbeddingSpec(stages=(-3, -2)))
-        unit, _ = forward_embed(model, x, EmbeddingSpec(stages=(-3, -2), normalize=True))
-        mid, logits3 = forward_embed(model, x, EmbeddingSpec(pre_logits=False, stages=(-2,), pool=("mean", "std")))
+        emb0, logits0 = forward_embed(model, x, EmbeddingSpec.pre_logits_only())
+        emb2, logits2 = forward_embed(model, x, EmbeddingSpec(True, (-3, -2), ("mean",), False))
+        unit, _ = forward_embed(model, x, EmbeddingSpec(True, (-3, -2), ("mean",), True))
+        mid, logits3 = forward_embed(model, x, EmbeddingSpec(False, (-2,), ("mean", "std"), False))
         ref = model(x)
     assert torch.equal(emb0, pre) and torch.equal(logits0, ref) and torch.equal(logits2, ref)
     assert torch.allclose(logits3, ref, atol=1e-6)
@@ -365,16 +406,16 @@ def test_embeddings_are_pre_logits_plus_pooled_stages(model_name: str) -> None:
     h = inter[-1]
     assert torch.allclose(mid, torch.cat([h.mean((2, 3)), h.flatten(2).std(2)], 1), atol=1e-6)
     # the older `extra_stages: n` setting (and saved meta) means the last n stages before the final one
-    assert EmbeddingSpec.from_settings({"extra_stages": 2, "stages": None}).stages == (-3, -2)
+    assert AnomalySettings.from_config({"extra_stages": 2, "stages": None}).embedding.stages == (-3, -2)
     assert EmbeddingSpec.from_meta({"extra_stages": 2, "normalize": True}) == EmbeddingSpec(True, (-3, -2), ("mean",), True)
     spec = EmbeddingSpec(False, (-3, -2), ("mean", "std"), True)
     assert EmbeddingSpec.from_meta({"embedding": spec.to_meta()}) == spec
     with pytest.raises(ConfigError, match="anomaly.pool"):
-        EmbeddingSpec(pool=("median",))
+        EmbeddingSpec(True, (), ("median",), False)
     with pytest.raises(ConfigError, match="empty"):
-        EmbeddingSpec(pre_logits=False)
+        EmbeddingSpec(False, (), ("mean",), False)
     with pytest.raises(ConfigError, match="does not fit"):
-        forward_embed(model, x, EmbeddingSpec(stages=(-9,)))
+        forward_embed(model, x, EmbeddingSpec(True, (-9,), ("mean",), False))
 
 
 def _wired() -> bool:

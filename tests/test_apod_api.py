@@ -11,7 +11,8 @@ import pytest
 
 from astro_exp.apod.api import ApiItemError, ApodApiClient, parse_api_item
 from astro_exp.net.session import HttpError, PoliteSession, RateLimited
-from tests.support.standin import FIXTURE_SITE, ApodStandin
+from tests.support.apod_site import FIXTURE_SITE
+from tests.support.standin import ApodStandin
 
 API = Path(__file__).parents[2] / "shared" / "data" / "apod-api"
 QUIRKS = json.loads((Path(__file__).parent / "fixtures" / "apod_api" / "quirks.json").read_text())

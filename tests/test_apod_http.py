@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from astro_exp.apod.pages import ApodClient, NotAnApodPage, parse_day
+from astro_exp.apod.client import ApodClient
+from astro_exp.apod.pages import NotAnApodPage, parse_day
 from astro_exp.net.session import (
     DownloadError,
     HttpError,
@@ -22,7 +23,8 @@ from astro_exp.net.session import (
     RateLimited,
     RobotsDisallowed,
 )
-from tests.support.standin import FIXTURE_SITE, ApodStandin, Faults
+from tests.support.apod_site import FIXTURE_SITE
+from tests.support.standin import ApodStandin, Faults
 
 SHARED_SITE = Path(__file__).parents[2] / "shared" / "data" / "apod-site"
 PIC = "/apod/image/2403/Rosette_4096.jpg"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from astro_exp.apod.pages import (
-    ApodDay,
-    NotAnApodPage,
+from astro_exp.apod.listings import parse_archive, parse_calendar, parse_rss
+from astro_exp.apod.pages import ApodDay, NotAnApodPage, parse_day
+from astro_exp.apod.text import (
     clean_copyright,
     clean_explanation,
     copyright_from_credit,
@@ -24,10 +24,6 @@ from astro_exp.apod.pages import (
     decode_html,
     find_date,
     page_url_for,
-    parse_archive,
-    parse_calendar,
-    parse_day,
-    parse_rss,
 )
 
 SHARED = Path(__file__).parents[2] / "shared" / "data"

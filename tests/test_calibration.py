@@ -33,3 +33,49 @@ def test_no_val_mistakes_does_not_collapse_to_certainty() -> None:
     assert 0.2 < t < 1.0 and plain < t / 2  # without the prior T runs to its bound
     probs = (logits / t).softmax(-1).max(-1).values
     assert probs.min() < 0.999  # not every prediction is "certain"
+
+
+def test_checked_fit_keeps_a_temperature_that_holds_on_held_out_pictures() -> None:
+    from astro_exp.engine.calibration import fit_temperature_checked
+
+    logits, targets = _calibrated(n=600)
+    fit = fit_temperature_checked(logits * 3.0, targets, "multiclass")  # over-confident by 3x
+    assert not fit.fell_back and abs(fit.temperature - 3.0) / 3.0 < 0.15
+    assert fit.heldout_nll < fit.heldout_nll_t1
+
+
+def test_checked_fit_falls_back_to_one_when_the_fit_does_not_generalise(caplog) -> None:
+    from astro_exp.engine.calibration import fit_temperature_checked
+
+    fell_back = 0
+    for seed in range(8):  # already calibrated, and few pictures: a fitted T is noise
+        logits, targets = _calibrated(n=40, seed=seed)
+        with caplog.at_level("INFO", logger="astro_exp.engine.calibration"):
+            fit = fit_temperature_checked(logits, targets, "multiclass")
+        if fit.fell_back:
+            fell_back += 1
+            assert fit.temperature == 1.0 and fit.heldout_nll >= fit.heldout_nll_t1
+        else:  # kept only with held-out evidence
+            assert fit.heldout_nll < fit.heldout_nll_t1 and fit.temperature == fit.fitted
+    assert fell_back >= 6 and "using T=1" in caplog.text
+    tiny = fit_temperature_checked(logits[:3], targets[:3], "multiclass")
+    assert tiny.fell_back and tiny.temperature == 1.0
+
+
+def test_multilabel_thresholds_start_from_task_threshold() -> None:
+    """``task.threshold`` is the threshold of a label val never shows; metrics need one."""
+    import pytest
+
+    from astro_exp.engine.calibration import fit_thresholds
+    from astro_exp.engine.metrics import classification_metrics
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.rand(40, 3, generator=g)
+    targets = torch.zeros(40, 3)
+    targets[:20, 0] = 1
+    thr = fit_thresholds(probs, targets, default=0.3)
+    assert thr[1].item() == thr[2].item() == pytest.approx(0.3) and 0.05 <= thr[0].item() <= 0.95
+    metrics, _ = classification_metrics(probs.logit(), targets, "multilabel", ["a", "b", "c"], "val", thresholds=thr)
+    assert 0.0 <= metrics["val/f1_macro"] <= 1.0
+    with pytest.raises(ValueError, match="thresholds"):
+        classification_metrics(probs.logit(), targets, "multilabel", ["a", "b", "c"], "val")

@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from astro_exp.data.catalog import SCHEMA_VERSION, Catalog, PictureRecord, catalog_path
-from astro_exp.data.store import BadImage, ImageStore, check_image
+from astro_exp.data.catalog import (
+    SCHEMA_VERSION,
+    Catalog,
+    PictureRecord,
+    catalog_path,
+    connect_read_only,
+)
+from astro_exp.data.store import ImageStore, check_image
 from astro_exp.errors import DataError
+from astro_exp.imageio import BadImage
 
 
 def jpeg_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24)) -> bytes:
@@ -144,7 +151,7 @@ def test_web_app_queries_read_the_catalog(cat: Catalog, tmp_path: Path) -> None:
                          labels={"primary": "star", "all": ["star"], "scores": {}, "version": "v"}))  # fmt: skip
     cat.add_correction(pid, "nebula", "ada")
     cat.add_predictions("r", [{"sha256": stored.sha256, "label": "galaxy", "confidence": 0.7}])
-    with queries.connect(cat.path) as conn:
+    with connect_read_only(cat.path) as conn:
         rows, total = queries.list_pictures(conn, queries.Filters(), "r")
     assert total == 1 and rows[0]["truth"] == "nebula" and rows[0]["pred_label"] == "galaxy"
 
@@ -204,5 +211,5 @@ def test_sweep_removes_temp_and_unreferenced_files(tmp_path: Path) -> None:
     assert (temps, orphans) == (1, 1)
     assert store.abspath(kept.path).is_file() and not store.abspath(orphan.path).exists()
     assert stray.is_file() and list(store.tmp_dir.iterdir()) == []
-    # paths relative to the store (the web demo's layout) count as references too
+    # paths relative to the store (as older web demo catalogs hold them) count as references too
     assert store.sweep({kept.path.removeprefix("images/")}) == (0, 0)

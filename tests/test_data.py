@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from astro_exp.data.cache import build_cache, resize_image
+from astro_exp.data.imageset import ImageSet
 from astro_exp.data.loaders import CachedBatches, make_loader
 from astro_exp.data.splits import TEST, TRAIN, VAL, stratified_split
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.sources.base import ImageSet
-from astro_exp.sources.folder import FolderSource, read_image
+from astro_exp.imageio import read_image
+from astro_exp.sources.folder import FolderSource
 
 
 def counting_imageset(n: int = 12, fingerprint: str = "fp") -> tuple[ImageSet, list[int]]:
@@ -167,3 +168,26 @@ def test_folder_source_errors_are_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
     with pytest.raises(DataError):
         FolderSource(str(tmp_path)).imageset()
+
+
+def test_datamodule_gets_its_groups_and_rank_and_imports_no_later_stage(tmp_path: Path) -> None:
+    """build_datamodule takes the ImageSet, ``data``, ``preprocess`` and this process's rank;
+    it imports neither the sources, nor the anomaly sets, nor the distributed engine."""
+    import ast
+
+    import astro_exp.data.datamodule as datamodule
+
+    imageset, _ = counting_imageset(24)
+    data = {"batch_size": 4, "val_fraction": 0.2, "test_fraction": 0.2, "num_workers": 0}
+    common = dict(seed=0, cache_dir=tmp_path, progress=False)
+    whole = datamodule.build_datamodule(imageset, data, {"image_size": 16, "resize": "squash"}, **common)
+    shard = datamodule.build_datamodule(imageset, data, {"image_size": 16, "resize": "squash"}, rank=1,
+                                        world_size=2, **common)  # fmt: skip
+    assert whole.resize == "squash" and whole.cache_dir == tmp_path and whole.image_size == 16
+    assert np.array_equal(whole.split, shard.split) and (shard.rank, shard.world_size) == (1, 2)
+    seen = [int(i) for _, _, idx in whole.loader("val", shuffle=False) for i in idx]
+    mine = [int(i) for _, _, idx in shard.loader("val", shuffle=False) for i in idx]
+    assert mine == seen[1::2]  # every other item of each global batch
+    tree = ast.parse(Path(datamodule.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in imported if m.startswith(("astro_exp.sources", "astro_exp.anomaly", "astro_exp.engine"))}

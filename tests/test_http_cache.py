@@ -17,7 +17,8 @@ from astro_exp.apod.scrape import ScrapeRequest, scrape
 from astro_exp.data.catalog import Catalog, catalog_path
 from astro_exp.data.store import ImageStore
 from astro_exp.net.session import PoliteSession
-from tests.support.standin import FIXTURE_SITE, ApodStandin, write_site
+from tests.support.apod_site import FIXTURE_SITE, write_site
+from tests.support.standin import ApodStandin
 
 PIC = "/apod/image/2403/Rosette_4096.jpg"
 PIC_BYTES = (FIXTURE_SITE / "apod" / "image" / "2403" / "Rosette_4096.jpg").read_bytes()

@@ -15,6 +15,7 @@ from astro_exp.models import MODEL_ALIASES, create_model
 from astro_exp.models import pretrained as pretrained_mod
 from astro_exp.models.pretrained import (
     EFFICIENTNET_LITE0_NORM,
+    OFFLINE_WEIGHTS,
     efficientnet_lite0_weights_path,
     load_efficientnet_lite0_imagenet,
 )
@@ -85,8 +86,9 @@ def test_failed_download_is_one_line_config_error(
     assert "\n" not in str(info.value) and "efficientnet_lite0" in str(info.value)
 
 
-def test_offline_lite0_weights_rank_chelsea_as_a_cat() -> None:
-    model = create_model("tf_efficientnet_lite0", num_classes=1000, pretrained=True).eval()
+@pytest.mark.parametrize("model_name", sorted(OFFLINE_WEIGHTS))
+def test_offline_weights_rank_chelsea_as_a_cat(model_name: str) -> None:
+    model = create_model(model_name, num_classes=1000, pretrained=True).eval()
     with torch.no_grad():
         probs = model(_chelsea_224()).softmax(-1)[0]
     top = probs.topk(5)

@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from astro_exp.apod.scrape import ScrapeRequest, scrape
+from astro_exp.apod.scrape import HTTP_DEFAULTS, ScrapeRequest, load_defaults, scrape
 from astro_exp.data.catalog import DONE_STATUSES, Catalog, catalog_path
 from astro_exp.data.labels import Labeller, load_label_config
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
 from astro_exp.sources.apod_catalog import ApodCatalogSource, ApodThumbsSource, field_value
-from tests.support.standin import FIXTURE_SITE, ApodStandin
+from tests.support.apod_site import FIXTURE_SITE
+from tests.support.standin import ApodStandin
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -167,6 +168,26 @@ def test_api_source(tmp_path: Path, apod4: Labeller) -> None:
     assert summary.days == 8 and summary.new == 5
     assert len(api_calls) == 1 and "api_key=" in api_calls[0][1]  # one chunk of 60 days
     check_store_consistent(tmp_path)
+
+
+def test_scrape_defaults_are_the_yaml(tmp_path: Path) -> None:
+    """conf/source/apod.yaml is the one home of the scrape defaults: Python reads, never copies."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    yaml = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "source" / "apod.yaml"), resolve=False)
+    req = ScrapeRequest(last_days=1)
+    assert (req.source, req.base_url, req.picture, req.max_bytes) == (
+        yaml["name"], yaml["base_url"], yaml["picture"], yaml["max_bytes"])
+    assert dict(HTTP_DEFAULTS) == {k: v for k, v in yaml["http"].items() if k != "cache_dir"}
+    params = inspect.signature(ApodCatalogSource).parameters
+    request, _ = load_defaults()
+    assert all(params[k if k != "source" else "name"].default == v for k, v in request.items())
+    bad = tmp_path / "apod.yaml"
+    bad.write_text("name: apod\n")
+    with pytest.raises(ConfigError, match="lacks the scrape settings"):
+        load_defaults(bad)
 
 
 def test_settings_errors_are_one_line(tmp_path: Path) -> None:

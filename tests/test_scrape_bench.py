@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.standin import FIXTURE_SITE, ApodStandin, write_site
+from tests.support.apod_site import FIXTURE_SITE, write_site
+from tests.support.standin import ApodStandin
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_scrape", ROOT / "scripts" / "bench_scrape.py")

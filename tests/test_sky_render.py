@@ -10,6 +10,7 @@ import pytest
 
 from astro_exp.sources import sky_render
 from astro_exp.sources.sky_render import ANOMALY_KINDS, CLASSES, render, render_multilabel
+from astro_exp.sources.sky_render.primitives import _grid
 
 ALL_KINDS = CLASSES + ANOMALY_KINDS
 
@@ -84,11 +85,11 @@ def test_multilabel_rejects_bad_kinds(kinds: list[str]) -> None:
 
 
 def test_the_coordinate_cache_is_not_modified() -> None:
-    before = [a.copy() for a in sky_render._grid(96)]
+    before = [a.copy() for a in _grid(96)]
     for kind in ALL_KINDS:
         render(kind, np.random.default_rng(5), 48)
     render_multilabel(CLASSES, np.random.default_rng(5), 48)
-    after = sky_render._grid(96)
+    after = _grid(96)
     assert all(np.array_equal(b, a) for b, a in zip(before, after, strict=True))
 
 

@@ -138,7 +138,8 @@ def test_wandb_offline_run_records_the_logged_metrics(make_cfg, tmp_path: Path) 
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu_match_one_process(tmp_path: Path) -> None:
     """torchrun with 2 gloo processes: one run folder, metrics close to a single process."""
-    args = ["debug=fast", "trainer=ddp", "trainer.max_epochs=2", "source.per_class=40", "data.batch_size=16"]
+    args = ["debug=fast", "trainer=ddp", "trainer.max_epochs=2", "source.limit=null", "source.per_class=40",
+            "data.batch_size=16"]  # fmt: skip
     single = run_script(["train.py", *args, "hydra.run.dir=" + str(tmp_path / "single")],
                         env={"ASTRO_EXP_ROOT": str(tmp_path)})  # fmt: skip
     assert single.returncode == 0, single.stderr[-2000:]

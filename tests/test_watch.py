@@ -28,7 +28,8 @@ from astro_exp.watch.alerts import AlertRules
 from astro_exp.watch.duration import format_duration, parse_duration
 from astro_exp.watch.watcher import MISSING, Watcher, WatchSettings
 from tests.conftest import ROOT
-from tests.support.standin import ApodStandin, write_site
+from tests.support.apod_site import write_site
+from tests.support.standin import ApodStandin
 from tests.test_predict import CLASSES, handmade_bundle
 
 D0 = dt.date(2024, 5, 10)

@@ -19,9 +19,10 @@ import yaml
 from PIL import Image
 
 from astro_exp.errors import CheckpointError, ConfigError
+from astro_exp.imageio import BadImage
 from astro_exp.web import create_app
 from astro_exp.web.fetch import UrlRefused, check_url
-from astro_exp.web.media import BadImage, decode_untrusted, inside
+from astro_exp.web.media import decode_untrusted, inside
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_OVERRIDES = ["model=tiny", "logger=none", "source.per_class=20", "preprocess.image_size=32", "trainer.max_epochs=1",

@@ -1,10 +1,9 @@
 """Anomaly detection on the trained model's embeddings: PyOD detectors, nearest neighbours,
 and the evaluation stage of a run.
 
-Kept import-light on purpose: ``astro_exp.data.datamodule`` imports
-:func:`astro_exp.anomaly.sets.split_holdout`, so this package must not import the data
-stack at import time. Import the submodules (``detectors``, ``embeddings``,
-``neighbours``, ``evaluate``, ``sets``) directly.
+Kept import-light on purpose (importing the package loads neither torch nor PyOD); import
+the submodules (``detectors``, ``embeddings``, ``neighbours``, ``settings``, ``sets``,
+``stage``) directly.
 """
 
 from __future__ import annotations

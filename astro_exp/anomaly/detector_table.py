@@ -7,27 +7,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from astro_exp import tables
 from astro_exp.anomaly.detectors import AnomalyDetector
+from astro_exp.config import conf_options, read_conf
 from astro_exp.errors import AstroExpError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "detector"
 
-
-def detector_configs(conf_dir: str | Path = CONF_DIR, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """``{option: resolved config}`` of every ``conf/detector/*.yaml`` (``${seed}`` resolved)."""
+def detector_configs(seed: int = 0) -> dict[str, dict[str, Any]]:
+    """``{option: resolved config}`` of every ``conf/detector/*.yaml`` (``${seed}`` resolved),
+    read from the package (``astro_exp.conf``), so a wheel has them too."""
     out = {}
-    for path in sorted(Path(conf_dir).glob("*.yaml")):
-        node = OmegaConf.create({"seed": seed, "detector": OmegaConf.load(path)})
+    for name in conf_options("detector"):
+        node = OmegaConf.create({"seed": seed, "detector": OmegaConf.create(read_conf(f"detector/{name}.yaml"))})
         cfg = OmegaConf.to_container(node, resolve=True)["detector"]
-        cfg.setdefault("name", path.stem)
-        out[path.stem] = cfg
+        cfg.setdefault("name", name)
+        out[name] = cfg
     return out
 
 
@@ -79,11 +79,10 @@ def compare_detectors(
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table, best ROC-AUC first."""
     cols = ["detector", "roc_auc", "average_precision", "precision_at_threshold", "recall_at_threshold", "fit_s", "score_s"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    cells = []
     for r in sorted(rows, key=lambda r: -np.nan_to_num(r.get("roc_auc", -1.0), nan=-1.0)):
         if "error" in r:
-            lines.append(f"| {r['detector']} | error: {r['error']} |")
+            cells.append([r["detector"], f"error: {r['error']}"])  # one cell spanning the metrics
             continue
-        cells = [r["detector"]] + [f"{r[c]:.3f}" if c.endswith("_s") else f"{r[c]:.4f}" for c in cols[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells.append([r["detector"]] + [f"{r[c]:.3f}" if c.endswith("_s") else f"{r[c]:.4f}" for c in cols[1:]])
+    return tables.format_table(cells, cols, markdown=True)

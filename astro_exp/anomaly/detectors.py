@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from astro_exp.errors import CheckpointError, ConfigError
+from astro_exp.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,6 @@ class AnomalyDetector:
     def save(self, path: str | Path) -> Path:
         """Write atomically: a kill never leaves half a detector beside the bundle."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         import pyod
         import sklearn
 
@@ -154,10 +153,7 @@ class AnomalyDetector:
             "threshold": self.threshold, "false_alarm_rate": self.false_alarm_rate, "fit_s": self.fit_s,
             "meta": self.meta, "versions": {"pyod": pyod.__version__, "sklearn": sklearn.__version__},
         }  # fmt: skip
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        joblib.dump(state, tmp)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, lambda tmp: joblib.dump(state, tmp))
 
     @classmethod
     def load(cls, path: str | Path) -> AnomalyDetector:
@@ -181,12 +177,13 @@ class AnomalyDetector:
 def save_reference(path: str | Path, emb: np.ndarray, labels: list[str], ids: list[str], digest: str) -> Path:
     """Training embeddings with labels and ids: the pictures predictions are compared with."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, emb=np.asarray(emb, np.float32), labels=np.asarray(labels, dtype=np.str_),
-             ids=np.asarray(ids, dtype=np.str_), digest=np.str_(digest))  # fmt: skip
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez adds no .npz to the name
+            np.savez(fh, emb=np.asarray(emb, np.float32), labels=np.asarray(labels, dtype=np.str_),
+                     ids=np.asarray(ids, dtype=np.str_), digest=np.str_(digest))  # fmt: skip
+
+    return atomic_write(path, write)
 
 
 def load_reference(path: str | Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from torch import nn
 
 from astro_exp.engine.device import autocast
 from astro_exp.errors import ConfigError
+from astro_exp.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,11 @@ def model_digest(model: nn.Module) -> str:
 POOLS = ("mean", "std", "max")
 
 
+def last_stages(n: int) -> tuple[int, ...]:
+    """The n feature stages before the final one: the older ``extra_stages: n`` setting."""
+    return tuple(range(-1 - n, -1)) if n > 0 else ()
+
+
 @dataclass(frozen=True)
 class EmbeddingSpec:
     """What the anomaly detector and the neighbour search look at.
@@ -64,16 +70,15 @@ class EmbeddingSpec:
     unit length (cosine geometry, as in deep nearest-neighbour OOD detection), so exposure
     weighs less than content and a wide block does not drown a narrow one.
 
-    Why middle stages by default: a classifier's last stages keep what separates its classes
-    and drop the rest (a comet over a star field looks like a star field there); middle
-    stages still see it, and the channel spread (``std``) sees a trail or a flare that a
-    plain average dilutes.
+    No field has a default here: a run's embedding comes from ``conf/anomaly/default.yaml``
+    (:class:`astro_exp.anomaly.settings.AnomalySettings`, which says why middle stages),
+    a saved detector's from its meta (:meth:`from_meta`).
     """
 
-    pre_logits: bool = True
-    stages: tuple[int, ...] = ()
-    pool: tuple[str, ...] = ("mean",)
-    normalize: bool = False
+    pre_logits: bool
+    stages: tuple[int, ...]
+    pool: tuple[str, ...]
+    normalize: bool
 
     def __post_init__(self) -> None:
         bad = [p for p in self.pool if p not in POOLS]
@@ -83,30 +88,24 @@ class EmbeddingSpec:
             raise ConfigError("the anomaly embedding is empty: set anomaly.pre_logits=true or anomaly.stages=[-3,-2]")
 
     @classmethod
-    def from_settings(cls, a: dict) -> EmbeddingSpec:
-        """From ``cfg.anomaly`` (``extra_stages: n``, the older form, means the last n stages)."""
-        stages = a.get("stages")
-        if stages is None and int(a.get("extra_stages") or 0) > 0:
-            stages = list(range(-1 - int(a["extra_stages"]), -1))
-        return cls(
-            pre_logits=bool(a.get("pre_logits", True)),
-            stages=tuple(int(i) for i in (stages or ())),
-            pool=tuple(str(p) for p in (a.get("pool") or ("mean",))),
-            normalize=bool(a.get("normalize", False)),
-        )
-
-    @classmethod
     def from_meta(cls, meta: dict) -> EmbeddingSpec:
-        """From a detector's saved meta (bundles before the spec stored ``extra_stages``)."""
+        """From a detector's saved meta. Bundles before the spec was stored saved only
+        ``extra_stages: n`` (the n stages before the last) and ``normalize`` beside the
+        pre-logits vector averaged per channel: that is what they were fitted on."""
         if "embedding" in meta:
             e = meta["embedding"]
             return cls(bool(e["pre_logits"]), tuple(e["stages"]), tuple(e["pool"]), bool(e["normalize"]))
-        n = int(meta.get("extra_stages", 0))
-        return cls(True, tuple(range(-1 - n, -1)) if n else (), ("mean",), bool(meta.get("normalize", False)))
+        return cls(True, last_stages(int(meta.get("extra_stages", 0))), ("mean",), bool(meta.get("normalize", False)))
 
     def to_meta(self) -> dict:
         return {"pre_logits": self.pre_logits, "stages": list(self.stages), "pool": list(self.pool),
                 "normalize": self.normalize}  # fmt: skip
+
+    @classmethod
+    def pre_logits_only(cls) -> EmbeddingSpec:
+        """timm's pooled pre-logits vector alone: the cheapest embedding, for a classifier
+        that has no detector to feed (the embedding then goes unused)."""
+        return cls(True, (), ("mean",), False)
 
     def key(self) -> str:
         """Short and filename-safe: part of the embedding cache key."""
@@ -126,14 +125,13 @@ def _pool(h: torch.Tensor, how: str) -> torch.Tensor:
     return h.float().flatten(2).std(2) if h.ndim == 4 else h.float().std(1)
 
 
-def forward_embed(model: nn.Module, x: torch.Tensor, spec: EmbeddingSpec | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_embed(model: nn.Module, x: torch.Tensor, spec: EmbeddingSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """(embeddings, logits) of a normalised batch from one trunk pass (see :class:`EmbeddingSpec`).
 
     timm defines ``model(x) == forward_head(forward_features(x))`` and
     ``forward_intermediates`` returns the same final features, so the logits are exactly
     the classifier's and prediction costs no second forward.
     """
-    spec = spec or EmbeddingSpec()
     model = getattr(model, "_orig_mod", model)
     model = getattr(model, "module", model)  # DistributedDataParallel
     if not hasattr(model, "forward_head"):
@@ -163,9 +161,9 @@ def embed_batches(
     preprocess: nn.Module,
     batches: Iterable[torch.Tensor],
     device: torch.device,
+    spec: EmbeddingSpec,
     precision: str = "auto",
     channels_last: bool = False,
-    spec: EmbeddingSpec | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings and logits of uint8 (B, 3, S, S) batches, in eval mode on ``device``."""
     model.eval()
@@ -189,18 +187,18 @@ def array_batches(images: np.ndarray, batch_size: int) -> Iterable[torch.Tensor]
         yield torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
 
 
-def embed_array(trainer, images: np.ndarray, spec: EmbeddingSpec | None = None,
+def embed_array(trainer, images: np.ndarray, spec: EmbeddingSpec,
                 batch_size: int | None = None) -> Embeddings:  # fmt: skip
     """Embeddings of extra pictures (anomaly sets) with the trainer's model and preprocess."""
     emb, logits = embed_batches(
         trainer.model, trainer.preprocess, array_batches(images, batch_size or trainer.dm.batch_size),
-        trainer.device, trainer.precision, trainer.channels_last, spec,
+        trainer.device, spec, trainer.precision, trainer.channels_last,
     )  # fmt: skip
     n = len(images)
     return Embeddings(emb, logits, np.full(n, -1, np.int64), np.arange(n, dtype=np.int64))
 
 
-def embed_split(trainer, split: str, spec: EmbeddingSpec | None = None,
+def embed_split(trainer, split: str, spec: EmbeddingSpec,
                 batch_size: int | None = None) -> Embeddings:  # fmt: skip
     """Embeddings of one split of the trainer's DataModule, in item order.
 
@@ -215,8 +213,8 @@ def embed_split(trainer, split: str, spec: EmbeddingSpec | None = None,
         for s in range(0, len(index), bs):
             yield torch.from_numpy(np.ascontiguousarray(dm.images[index[s : s + bs]]))
 
-    emb, logits = embed_batches(trainer.model, trainer.preprocess, gen(), trainer.device,
-                                trainer.precision, trainer.channels_last, spec)  # fmt: skip
+    emb, logits = embed_batches(trainer.model, trainer.preprocess, gen(), trainer.device, spec,
+                                trainer.precision, trainer.channels_last)  # fmt: skip
     return Embeddings(emb, logits, np.asarray(dm.targets)[index], index.astype(np.int64))
 
 
@@ -253,11 +251,14 @@ class EmbeddingCache:
     def save(self, name: str, e: Embeddings) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.path(name)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
         extra = {} if e.names is None else {"names": np.asarray(e.names, dtype=np.str_)}
-        np.savez(tmp, emb=e.emb, logits=e.logits, targets=e.targets, index=e.index, digest=np.str_(self.digest), **extra)
-        tmp.replace(path)
-        return path
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file object: np.savez adds no .npz to the name
+                np.savez(fh, emb=e.emb, logits=e.logits, targets=e.targets, index=e.index,
+                         digest=np.str_(self.digest), **extra)  # fmt: skip
+
+        return atomic_write(path, write)
 
     def get(self, name: str, compute) -> Embeddings:
         """The cached embeddings of ``name``, or ``compute()`` stored for next time."""

@@ -1,8 +1,10 @@
 """Pictures the model never saw in training, to measure how well anomalies are flagged.
 
 - held-out classes (``anomaly.holdout_classes``): removed from train/val/test *before*
-  training by :func:`split_holdout` (the DataModule hook), then scored as anomalies;
-- synthetic sources: the renderer's anomaly kinds (comets, trails, lens flares, ...);
+  training by :func:`split_holdout` (``astro_exp.train`` calls it before the DataModule
+  is built), then scored as anomalies;
+- sources that can make them (:class:`~astro_exp.sources.base.HasAnomalySet`, the
+  synthetic renderer): kinds kept out of training (comets, trails, lens flares, ...);
 - every other source: scikit-image's bundled non-astronomical photos (a cat, coffee, a
   camera man, bricks, text, ...), each as the whole photo plus random crops.
 
@@ -17,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from astro_exp.data.imageset import ImageSet
 from astro_exp.errors import ConfigError
-from astro_exp.sources.base import ImageSet
 
 # scikit-image photos that ship inside the package (no download) and show no sky.
 # (skimage's moon and hubble_deep_field are astronomical and deliberately left out.)
@@ -61,24 +63,10 @@ def split_holdout(imageset: ImageSet, holdout: Sequence[str] | None) -> tuple[Im
         keep_t = np.ascontiguousarray(t[~out_mask][:, keep_cols])
         hold_t = np.argmax(t[out_mask][:, hold_cols], axis=1).astype(np.int64)
     tag = hashlib.sha256(f"{imageset.fingerprint}|holdout={sorted(holdout)}".encode()).hexdigest()
-    kept = _subset(imageset, np.flatnonzero(~out_mask), keep_classes, keep_t, imageset.task, tag, imageset.name)
-    held = _subset(imageset, np.flatnonzero(out_mask), holdout, hold_t, "multiclass", tag + "-out",
-                   f"{imageset.name}-holdout")  # fmt: skip
+    kept = imageset.take(np.flatnonzero(~out_mask), fingerprint=tag, classes=keep_classes, targets=keep_t)
+    held = imageset.take(np.flatnonzero(out_mask), fingerprint=tag + "-out", name=f"{imageset.name}-holdout",
+                         classes=holdout, targets=hold_t, task="multiclass")  # fmt: skip
     return kept, (held if len(held) else None)
-
-
-def _subset(s: ImageSet, rows: np.ndarray, classes: list[str], targets: np.ndarray, task: str,
-            fingerprint: str, name: str) -> ImageSet:  # fmt: skip
-    n = len(s)
-    meta = {k: ([v[i] for i in rows] if isinstance(v, list | tuple) and len(v) == n else v) for k, v in s.meta.items()}
-
-    def load(i: int, size: int) -> np.ndarray:
-        return s.load(int(rows[i]), size)
-
-    return ImageSet(
-        name=name, classes=list(classes), task=task, ids=[s.ids[i] for i in rows], targets=targets,
-        fingerprint=fingerprint, load=load, split=None if s.split is None else s.split[rows], meta=meta,
-    )  # fmt: skip
 
 
 def _gray_to_rgb(a: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from astro_exp.anomaly.detector_table import (
@@ -38,34 +37,23 @@ from astro_exp.anomaly.detectors import (
 from astro_exp.anomaly.embeddings import (
     EmbeddingCache,
     Embeddings,
-    EmbeddingSpec,
     embed_array,
     embed_split,
     embedding_key,
     model_digest,
 )
 from astro_exp.anomaly.sets import SKIMAGE_PHOTOS, skimage_photo_set
+from astro_exp.anomaly.settings import AnomalySettings
 from astro_exp.data.cache import build_cache
+from astro_exp.data.imageset import ImageSet
 from astro_exp.errors import ConfigError
-from astro_exp.sources.base import ImageSet
+from astro_exp.sources.base import HasAnomalySet
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = {
-    "enabled": True, "false_alarm_rate": 0.05, "holdout_classes": [], "pca_components": None,
-    "n_neighbors": 5, "pre_logits": False, "stages": [-3, -2], "pool": ["mean", "std"], "extra_stages": None,
-    "normalize": True, "per_kind": 50, "kinds": None, "photos": None, "views_per_photo": 4,
-    "compare_detectors": False,
-}  # fmt: skip
 
 
 def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
-def anomaly_settings(cfg: Mapping) -> dict[str, Any]:
-    """``cfg.anomaly`` over the defaults above (a run config without the group still works)."""
-    return {**DEFAULTS, **(_plain(cfg.get("anomaly")) or {})}
 
 
 def reference_labels(targets: np.ndarray, classes: list[str]) -> list[str]:
@@ -75,24 +63,27 @@ def reference_labels(targets: np.ndarray, classes: list[str]) -> list[str]:
     return [";".join(classes[j] for j in np.flatnonzero(row)) for row in targets]
 
 
-def anomaly_imagesets(dm, config: Mapping) -> list[ImageSet]:
-    """The anomaly sets of this run: renderer kinds (synthetic) or skimage photos, + holdout."""
-    a = anomaly_settings(config)
+def anomaly_imagesets(a: AnomalySettings, classes: list[str], *, source: object | None,
+                      holdout: ImageSet | None, seed: int) -> list[ImageSet]:  # fmt: skip
+    """The anomaly sets of this run: the source's own (a :class:`HasAnomalySet`, e.g. the
+    renderer's kinds) or else skimage photos, plus the held-out classes' pictures.
+
+    ``classes`` are the classes trained on; ``holdout`` is what
+    :func:`~astro_exp.anomaly.sets.split_holdout` took out before the DataModule was built.
+    """
     sets: list[ImageSet] = []
-    source = instantiate(_plain(config["source"]), _convert_="all")
-    if hasattr(source, "anomaly_set"):
-        sets.append(source.anomaly_set(per_kind=int(a["per_kind"]), kinds=a["kinds"]))
+    if isinstance(source, HasAnomalySet):
+        sets.append(source.anomaly_set(per_kind=a.per_kind, kinds=a.kinds))
     else:
-        sets.append(skimage_photo_set(a["photos"] or SKIMAGE_PHOTOS, int(a["views_per_photo"]), int(config.get("seed", 0))))
-    holdout = getattr(dm, "holdout", None)
+        sets.append(skimage_photo_set(a.photos or SKIMAGE_PHOTOS, a.views_per_photo, seed))
     if holdout is not None:
         sets.append(holdout)
-    elif a["holdout_classes"]:
-        still = [c for c in a["holdout_classes"] if c in dm.classes]
+    elif a.holdout_classes:
+        still = [c for c in a.holdout_classes if c in classes]
         if still:
             raise ConfigError(
-                f"anomaly.holdout_classes={still} are still trained on: add the holdout hook to "
-                "astro_exp/data/datamodule.py (see astro_exp.anomaly.sets.split_holdout)"
+                f"anomaly.holdout_classes={still} are still trained on: split them off with "
+                "astro_exp.anomaly.sets.split_holdout before build_datamodule and pass holdout= here"
             )
     return sets
 
@@ -141,33 +132,40 @@ def plot_scores(test: np.ndarray, anomalies: np.ndarray, kinds: list[str], thres
     return path
 
 
-def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
+def anomaly_stage(
+    trainer,
+    logger,
+    anomaly: Mapping | AnomalySettings | None,
+    detector: Mapping | None,
+    *,
+    seed: int,
+    source: object | None = None,
+    holdout: ImageSet | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
     """Fit the detector on train embeddings, threshold on val, evaluate on test + anomalies.
 
+    ``anomaly`` and ``detector`` are the run's config groups; ``source`` the run's source
+    (asked for its own anomaly set when it is a :class:`HasAnomalySet`), ``holdout`` the
+    pictures of ``anomaly.holdout_classes`` kept out of training.
     Call after ``final_evaluation`` (the trainer's model then holds the best weights).
     Returns ``anomaly/*`` metrics for metrics.json; writes the detector beside best.pt.
     """
-    a = anomaly_settings(cfg)
-    if not a["enabled"]:
+    a = anomaly if isinstance(anomaly, AnomalySettings) else AnomalySettings.from_config(anomaly)
+    if not a.enabled:
         return {}
-    dcfg = _plain(cfg.get("detector"))
+    dcfg = _plain(detector)
     if not dcfg:
         raise ConfigError("no detector config; add '- detector: lof' to conf/train.yaml defaults or pass +detector=lof")
-    # resolve only what this stage reads (a composed config may carry an unresolvable hydra node)
-    config = {k: _plain(cfg.get(k)) for k in ("source", "preprocess", "anomaly", "seed")}
-    seed = int(config.get("seed") or 0)
     dm, run_dir = trainer.dm, Path(trainer.run_dir)
     t0 = time.perf_counter()
-    spec = EmbeddingSpec.from_settings(a)
+    spec = a.embedding
     digest = model_digest(trainer.model)
     cache = EmbeddingCache(run_dir, embedding_key(digest, spec))
     emb = {s: cache.get(s, lambda s=s: embed_split(trainer, s, spec)) for s in ("train", "val", "test")}
 
-    sets = anomaly_imagesets(dm, config)
-    pre = config["preprocess"]
-    cache_dir = (cfg.get("paths") or {}).get("cache_dir") or run_dir / "cache"
-    progress = bool((cfg.get("trainer") or {}).get("progress", False))
-    images, kinds, _ = cache_sets(sets, dm.image_size, str(pre["resize"]), cache_dir, progress)
+    sets = anomaly_imagesets(a, dm.classes, source=source, holdout=holdout, seed=seed)
+    images, kinds, _ = cache_sets(sets, dm.image_size, dm.resize, dm.cache_dir, progress)
     key = hashlib.sha256("|".join(s.fingerprint for s in sets).encode()).hexdigest()[:12]
 
     def embed_anomalies() -> Embeddings:
@@ -178,8 +176,8 @@ def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
     anom = cache.get(f"anomalies-{key}", embed_anomalies)
     embed_s = time.perf_counter() - t0
 
-    det = AnomalyDetector(dcfg, a["pca_components"], seed).fit(emb["train"].emb)
-    threshold = det.calibrate(det.score(emb["val"].emb), float(a["false_alarm_rate"]))
+    det = AnomalyDetector(dcfg, a.pca_components, seed).fit(emb["train"].emb)
+    threshold = det.calibrate(det.score(emb["val"].emb), a.false_alarm_rate)
     t1 = time.perf_counter()
     s_test, s_anom = det.score(emb["test"].emb), det.score(anom.emb)
     score_s = time.perf_counter() - t1
@@ -191,13 +189,13 @@ def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
         mask = np.asarray(names) == kind
         metrics[f"anomaly/roc_auc/{kind}"] = score_metrics(s_test, s_anom[mask], None)["roc_auc"]
     metrics.update({
-        "anomaly/threshold": threshold, "anomaly/false_alarm_rate": float(a["false_alarm_rate"]),
+        "anomaly/threshold": threshold, "anomaly/false_alarm_rate": a.false_alarm_rate,
         "anomaly/fit_s": det.fit_s, "anomaly/score_s": score_s, "anomaly/embed_s": embed_s,
         "anomaly/n_test": float(len(s_test)), "anomaly/n_anomalies": float(len(s_anom)),
     })  # fmt: skip
 
     train_e = emb["train"]
-    det.meta = {"digest": digest, "embedding": spec.to_meta(), "n_neighbors": int(a["n_neighbors"]),
+    det.meta = {"digest": digest, "embedding": spec.to_meta(), "n_neighbors": a.n_neighbors,
                 "classes": list(dm.classes), "image_size": dm.image_size, "metrics": metrics}  # fmt: skip
     det.save(trainer.ckpt_dir / DETECTOR_FILE)
     save_reference(trainer.ckpt_dir / REFERENCE_FILE, train_e.emb, reference_labels(train_e.targets, dm.classes),
@@ -206,9 +204,9 @@ def anomaly_stage(trainer, cfg: Mapping, logger) -> dict[str, float]:
     png = plot_scores(s_test, s_anom, names, threshold, run_dir / "anomaly_scores.png",
                       title=f"{det.name}: ROC-AUC {metrics['anomaly/roc_auc']:.3f}")  # fmt: skip
     logger.log_image("anomaly/score_histogram", png)
-    if a["compare_detectors"]:
+    if a.compare_detectors:
         rows = compare_detectors(train_e.emb, emb["val"].emb, emb["test"].emb, anom.emb,
-                                 detector_configs(seed=seed), a["pca_components"], float(a["false_alarm_rate"]), seed)  # fmt: skip
+                                 detector_configs(seed=seed), a.pca_components, a.false_alarm_rate, seed)  # fmt: skip
         (run_dir / "anomaly_detectors.json").write_text(json.dumps(rows, indent=1))
         (run_dir / "anomaly_detectors.md").write_text(format_table(rows) + "\n")
         for r in rows:

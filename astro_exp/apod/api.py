@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-from astro_exp.apod.pages import (
+from astro_exp.apod.pages import ApodDay
+from astro_exp.apod.text import (
     DEFAULT_BASE_URL,
     FIRST_DAY,
-    ApodDay,
     clean_copyright,
     clean_explanation,
     page_url_for,

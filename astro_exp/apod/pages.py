@@ -1,37 +1,36 @@
-"""APOD over HTML: parse apod.nasa.gov pages (or a mirror's) and fetch days politely.
+"""One APOD day page (``apYYMMDD.html``, ``astropix.html``, the site root) -> :class:`ApodDay`.
 
-The parsers are pure functions (page bytes in, dataclasses out) so they are tested on
-saved pages; :class:`ApodClient` adds HTTP through :class:`PoliteSession`. APOD pages span
-1995 to today in hand-written markup: no html/body tags in 1995, a UTF-8 byte-order mark,
-stray Latin-1 bytes inside UTF-8, YouTube/Vimeo iframes, Flash embeds, HTML5 ``<video>``,
-mouse-over image swaps. Parsing walks the page in document order around the bold
-"Explanation:" label instead of trusting any one layout.
+Pure functions (page bytes in, dataclasses out), so they are tested on saved pages; the
+listings are in :mod:`astro_exp.apod.listings`, HTTP in :mod:`astro_exp.apod.client`. APOD
+pages span 1995 to today in hand-written markup: no html/body tags in 1995, a UTF-8
+byte-order mark, stray Latin-1 bytes inside UTF-8, YouTube/Vimeo iframes, Flash embeds,
+HTML5 ``<video>``, mouse-over image swaps. Parsing walks the page in document order around
+the bold "Explanation:" label instead of trusting any one layout.
 """
 
 from __future__ import annotations
 
-import codecs
 import datetime as dt
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-from astro_exp.errors import AstroExpError, ConfigError
-from astro_exp.net.session import HttpError
-
-if TYPE_CHECKING:
-    from astro_exp.net.session import PoliteSession
-
-log = logging.getLogger(__name__)
-
-DEFAULT_BASE_URL = "https://apod.nasa.gov/apod/"
-UCL_MIRROR_BASE_URL = "http://www.star.ucl.ac.uk/~apod/apod/"
-FIRST_DAY = dt.date(1995, 6, 16)
+from astro_exp.apod.text import (
+    clean_explanation,
+    collapse_ws,
+    copyright_from_credit,
+    date_from_url,
+    decode_html,
+    find_date,
+    norm_ws,
+    page_url_for,
+    youtube_id,
+    youtube_thumbnail,
+)
+from astro_exp.errors import AstroExpError
 
 MediaType = str  # "image" | "video" | "other"
 
@@ -62,56 +61,6 @@ class ApodDay:
         return d
 
 
-# --------------------------------------------------------------------------- decoding
-
-
-def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
-    """Decode bytes that are not UTF-8 as Windows-1252 (Latin-1 for its 5 holes)."""
-    bad = err.object[err.start : err.end]
-    out = []
-    for b in bad:
-        try:
-            out.append(bytes([b]).decode("cp1252"))
-        except UnicodeDecodeError:
-            out.append(chr(b))
-    return "".join(out), err.end
-
-
-codecs.register_error("astro_exp_cp1252", _cp1252_fallback)
-
-
-def decode_html(data: bytes | str) -> str:
-    """Bytes to text the way APOD needs: UTF-8, but a stray Latin-1 byte costs one character.
-
-    The site serves ``charset=UTF-8`` yet some pages (and archivepix.html) hold Latin-1
-    bytes; strict decoding fails and libxml2 given the raw bytes may drop the rest of the
-    document, so we decode ourselves before parsing. A UTF-8 BOM is dropped.
-    """
-    if isinstance(data, str):
-        return data.lstrip("\ufeff")
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    return data.decode("utf-8", errors="astro_exp_cp1252").lstrip("\ufeff")
-
-
-# --------------------------------------------------------------------------- text helpers
-
-_WS_RE = re.compile(r"\s+")
-_MONTHS = [
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
-]  # fmt: skip
-_MONTH_RE = (
-    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-)
-_DATE_YMD_RE = re.compile(r"\b(\d{4})\s+" + _MONTH_RE + r"\.?\s+(\d{1,2})\b", re.I)
-_DATE_MDY_RE = re.compile(
-    r"\b" + _MONTH_RE + r"\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b", re.I
-)
-_AP_URL_RE = re.compile(r"(?:^|/)ap(\d{2})(\d{2})(\d{2})\.html?$", re.I)
-_CAL_THUMB_RE = re.compile(r"S_(\d{2})(\d{2})(\d{2})\.\w+$", re.I)
-
 _EXPLANATION_RE = re.compile(r"^\s*explanation\s*:?\s*$", re.I)
 _CREDIT_LABEL_RE = re.compile(r"(credit|copyright)", re.I)
 _STOP_BOLD_RE = re.compile(
@@ -125,172 +74,6 @@ _MEDIA_TAGS = {"img", "iframe", "video", "embed", "object"}
 _SKIP_PARENTS = {"script", "style", "noscript", "template", "title", "head"}
 _IMAGE_EXT_RE = re.compile(r"\.(jpe?g|png|gif|tiff?|webp|bmp|svg)$", re.I)
 _VIDEO_EXT_RE = re.compile(r"\.(mp4|webm|mov|m4v|ogv|avi|mpe?g)$", re.I)
-_YOUTUBE_ID_RE = re.compile(
-    r"(?:youtube(?:-nocookie)?\.com/(?:embed/|v/|watch\?v=)|youtu\.be/)([\w-]{6,})", re.I
-)
-
-# Navigation and promotion that must not end up in an explanation. The API copies whole
-# page bottoms ("Next picture: ... < | Archive | ...") and notices ("Follow APOD on: ...").
-_TAIL_RE = re.compile(
-    r"\s*(?:Tomorrow'?s picture\s*:|Next picture\s*:|(?:\b[A-Z]\w{0,15}:\s*)?Follow APOD on\b"
-    r"|We keep an archive of previous Astronomy Pictures"
-    r"|Authors\s*(?:&|and)\s*editors\s*:|<\s*\|\s*Archive\s*\|)",
-    re.I,
-)
-# A short trailing "Label: text" notice separated by 2+ spaces (API text keeps the spacing):
-# "   Astrophysicists: Browse 3,000+ codes ...", "   Free Download: APOD 2019 Calendar".
-_PROMO_TAIL_RE = re.compile(r"(?<=[.!?\"')\]])\s{2,}([A-Z][^:.!?]{0,60}:\s[^\n]{0,240})$")
-
-
-def _norm_ws(text: str) -> str:
-    """Collapse whitespace and tidy spaces that markup line breaks leave before punctuation."""
-    text = _WS_RE.sub(" ", text.replace("\xa0", " ")).strip()
-    text = re.sub(r"\s+([,;)])", r"\1", text)
-    text = re.sub(r"\(\s+", "(", text)
-    return re.sub(r"(?<=\w)\s+\.(?=\s|$)", ".", text)
-
-
-def clean_explanation(text: str | None) -> str:
-    """Explanation text without page navigation, "Tomorrow's picture" or promotion tails.
-
-    Works on both page text and the API's ``explanation`` field (which keeps the spacing
-    that separates such notices from the text: that spacing is used before collapsing).
-    """
-    if not text:
-        return ""
-    text = text.replace("\r", " ")
-    text = re.sub(r"^\s*Explanation\s*:\s*", "", text, flags=re.I)
-    m = _TAIL_RE.search(text)
-    if m:
-        text = text[: m.start()]
-    text = text.rstrip()
-    for _ in range(3):  # a notice can follow another ("Best of APOD ...  Follow APOD on ...")
-        m = _PROMO_TAIL_RE.search(text)
-        if not m or m.start() < len(text) // 3 or not _is_notice_label(m.group(1).split(":")[0]):
-            break
-        text = text[: m.start()].rstrip()
-    return _norm_ws(text)
-
-
-_CONNECTIVES = {"of", "on", "the", "and", "for", "in", "to", "a", "an", "at", "by", "&", "+", "-"}
-
-
-def _is_notice_label(label: str) -> bool:
-    """Title-cased like "Follow APOD on" or "Growing Gallery", not a sentence ("Two craters loom nearby")."""
-    words = label.split()
-    if not words or not words[0][:1].isupper():
-        return False
-    if "APOD" in words:  # "APOD volunteer programming opportunity: Discord"
-        return True
-    lower = [w for w in words[1:] if w[:1].islower() and w.lower() not in _CONNECTIVES]
-    return not lower or (len(lower) == 1 and len(words) >= 3)
-
-
-_ROLES = (
-    "music|text|processing|annotation|animation|audio|narration|video|image|data|illustration"
-    "|explanation|credits?|copyright|composition|editing|software|sound|voice|translation"
-    "|top|bottom|left|right|inset|courtesy|montage|telescope|camera|license|licence"
-)
-# Where a second role starts inside a copyright ("JL Dauvergne Music:", "A / Bottom: B").
-_ROLE_CUT_RE = re.compile(
-    r"[\s;,/]+(?:rollover\s+|image\s+|original\s+|processing\s*&\s*)?(?:" + _ROLES + r")\s*:.*$",
-    re.I,
-)
-
-
-def clean_copyright(text: str | None) -> str | None:
-    """Owners' names only: no label, newlines, affiliations in parentheses, "; Music: ..." roles."""
-    if text is None:
-        return None
-    text = _WS_RE.sub(" ", str(text)).strip()
-    text = re.sub(r"^(?:[\w &]*\bcopyright\b\s*:?\s*)", "", text, flags=re.I)
-    text = re.sub(r"^(?:" + _ROLES + r"|x-ray|optical|radio|infrared)\s*:\s*", "", text, flags=re.I)
-    text = text.lstrip("©").strip()
-    text = text.split(";")[0]
-    text = _ROLE_CUT_RE.sub("", text)
-    for _ in range(3):  # affiliations and web sites in parentheses are not owners
-        text = re.sub(r"\s*\([^()]*\)", "", text)
-    text = text.split("(")[0].replace(")", "")
-    text = re.sub(r"\s+,", ",", re.sub(r",(\s*,)+", ",", text))
-    text = _WS_RE.sub(" ", text).strip(" ,;:-/")
-    return text or None
-
-
-def copyright_from_credit(credit: str) -> str | None:
-    """Owners named by a credit line, or None for NASA / public-domain days.
-
-    "Image Credit & Copyright: A; Music: B" -> "A"; "Image Credit: NASA; Processing &
-    Copyright: C" -> "C"; "Credit: NASA, ESA" -> None.
-    """
-    if not credit or "copyright" not in credit.lower():
-        return None
-    m = re.match(r"^\s*([^:]{0,60}?)\s*:\s*(.*)$", credit)
-    if m and "copyright" in m.group(1).lower():
-        return clean_copyright(m.group(2))
-    m = re.search(r"copyright\s*(?::|by\b|\u00a9)?\s*(.+)$", credit, flags=re.I)
-    return clean_copyright(m.group(1)) if m else None
-
-
-# --------------------------------------------------------------------------- urls and dates
-
-
-def _year(yy: int) -> int:
-    return 1900 + yy if yy >= 95 else 2000 + yy
-
-
-def _base_dir(base_url: str) -> str:
-    """A base URL that urljoin treats as a folder (".../apod/")."""
-    if base_url.endswith("/") or _AP_URL_RE.search(urlsplit(base_url).path):
-        return base_url
-    last = urlsplit(base_url).path.rsplit("/", 1)[-1]
-    return base_url if "." in last else base_url + "/"
-
-
-def page_url_for(d: dt.date, base_url: str = DEFAULT_BASE_URL) -> str:
-    """The day page of ``d``: ``<base>/apYYMMDD.html`` (base is the site's /apod/ folder)."""
-    return urljoin(_base_dir(base_url), f"ap{d:%y%m%d}.html")
-
-
-def date_from_url(url: str) -> dt.date | None:
-    """The date an ``apYYMMDD.html`` URL names, else None."""
-    m = _AP_URL_RE.search(urlsplit(url).path)
-    if not m:
-        return None
-    try:
-        return dt.date(_year(int(m.group(1))), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
-
-
-def _month_number(name: str) -> int:
-    name = name.lower().rstrip(".")
-    return next(i for i, full in enumerate(_MONTHS, 1) if full.startswith(name[:3]))
-
-
-def find_date(text: str) -> dt.date | None:
-    """First real calendar date written as "2020 June 9" or "June 9, 2020" in ``text``."""
-    hits: list[tuple[int, dt.date]] = []
-    for m in _DATE_YMD_RE.finditer(text):
-        try:
-            hits.append(
-                (m.start(), dt.date(int(m.group(1)), _month_number(m.group(2)), int(m.group(3))))
-            )
-            break
-        except ValueError:
-            continue
-    for m in _DATE_MDY_RE.finditer(text):
-        try:
-            hits.append(
-                (m.start(), dt.date(int(m.group(3)), _month_number(m.group(1)), int(m.group(2))))
-            )
-            break
-        except ValueError:
-            continue
-    hits = [h for h in hits if FIRST_DAY.year <= h[1].year <= 2100]
-    return min(hits)[1] if hits else None
-
-
-# --------------------------------------------------------------------------- day pages
 
 
 def _is_text(node: object) -> bool:
@@ -300,7 +83,7 @@ def _is_text(node: object) -> bool:
 
 
 def _tag_text(tag: Tag) -> str:
-    return _WS_RE.sub(" ", tag.get_text(" ")).strip()
+    return collapse_ws(tag.get_text(" "))
 
 
 def _collect(nodes: Iterable[object]) -> str:
@@ -332,12 +115,6 @@ def _media_url(tag: Tag) -> str | None:
         if tag.get(attr):
             return str(tag[attr]).strip()
     return None
-
-
-def youtube_thumbnail(url: str | None) -> str | None:
-    """The API's thumbnail for a YouTube embed (``img.youtube.com/vi/<id>/0.jpg``)."""
-    m = _YOUTUBE_ID_RE.search(url or "")
-    return f"https://img.youtube.com/vi/{m.group(1)}/0.jpg" if m else None
 
 
 def _hd_link(img: Tag, page_url: str) -> str | None:
@@ -433,9 +210,9 @@ def _parse_day(text: str, url: str, parser: str) -> ApodDay:
         raise NotAnApodPage(f"{url}: no date on the page and none in its name, not an APOD day")
 
     # Title: the bold line under the picture, else <title> "APOD: <date> - <title>".
-    title = _norm_ws(_tag_text(title_b)) if title_b is not None else ""
+    title = norm_ws(_tag_text(title_b)) if title_b is not None else ""
     if not title and soup.title is not None:
-        raw = _WS_RE.sub(" ", soup.title.get_text(" ")).strip()
+        raw = collapse_ws(soup.title.get_text(" "))
         parts = re.split(r"\s+[-\u2013\u2014]\s+", raw, maxsplit=1)
         title = parts[1].strip() if len(parts) == 2 and find_date(parts[0]) else ""
     if not title:
@@ -444,9 +221,9 @@ def _parse_day(text: str, url: str, parser: str) -> ApodDay:
     # Credit: from the credit label up to "Explanation:"; without a label, whatever
     # stands between the title and "Explanation:".
     if credit_b is not None:
-        credit = _norm_ws(_collect(nodes[pos[id(credit_b)] : i_expl]))
+        credit = norm_ws(_collect(nodes[pos[id(credit_b)] : i_expl]))
     elif title_b is not None:
-        credit = _norm_ws(_collect(nodes[end_of(title_b) : i_expl]))
+        credit = norm_ws(_collect(nodes[end_of(title_b) : i_expl]))
         credit = credit if len(credit) < 500 else ""
     else:
         credit = ""
@@ -494,7 +271,7 @@ def _parse_day(text: str, url: str, parser: str) -> ApodDay:
                 thumb = urljoin(url, str(media["poster"]))
         else:  # Flash era <object>/<embed>: YouTube players are videos, the rest interactive
             is_video = (
-                _YOUTUBE_ID_RE.search(src)
+                youtube_id(src)
                 or "vimeo" in src
                 or _VIDEO_EXT_RE.search(urlsplit(src).path)
             )
@@ -515,195 +292,3 @@ def _parse_day(text: str, url: str, parser: str) -> ApodDay:
         page_url=page_url,
         thumbnail_url=thumb,
     )
-
-
-# --------------------------------------------------------------------------- index pages
-
-
-def parse_archive(html: bytes | str, base_url: str) -> list[tuple[dt.date, str, str]]:
-    """archivepix.html (or archivepixFull.html) -> [(date, title, absolute page url)], newest first.
-
-    Each line is ``2023 February 11:  <a href="ap230211.html">Title</a><br>``; the
-    link's name gives the date. Decoding tolerates the stray Latin-1 byte the real page has.
-    """
-    soup = BeautifulSoup(decode_html(html), "lxml")
-    out: list[tuple[dt.date, str, str]] = []
-    seen: set[dt.date] = set()
-    for a in soup.find_all("a", href=True):
-        href = str(a["href"]).strip()
-        d = date_from_url(href)
-        if d is None or d in seen:
-            continue
-        seen.add(d)
-        out.append((d, _norm_ws(a.get_text(" ")), urljoin(base_url, href)))
-    return out
-
-
-def _apod_folder(url: str) -> str:
-    """The site's /apod/ folder from a page URL under it (calendar/..., lib/...)."""
-    path = urlsplit(url).path
-    for sub in ("/calendar/", "/lib/"):
-        if sub in path:
-            return url[: url.index(sub) + 1]
-    return urljoin(url, ".") if not url.endswith("/") else url
-
-
-def parse_calendar(html: bytes | str, base_url: str) -> list[tuple[dt.date, str]]:
-    """A calendar month page (``calendar/caYYMM.html``) -> [(date, page url)], oldest first.
-
-    ``base_url`` is the calendar page's own URL (or the /apod/ folder); links are
-    ``../apYYMMDD.html`` next to ``S_YYMMDD.jpg`` thumbnails.
-    """
-    soup = BeautifulSoup(decode_html(html), "lxml")
-    folder = _apod_folder(base_url)
-    found: dict[dt.date, str] = {}
-    for a in soup.find_all("a", href=True):
-        d = date_from_url(str(a["href"]).strip())
-        if d is not None:
-            found.setdefault(d, page_url_for(d, folder))
-    for img in soup.find_all("img", src=True):
-        m = _CAL_THUMB_RE.search(str(img["src"]))
-        if m:
-            try:
-                d = dt.date(_year(int(m.group(1))), int(m.group(2)), int(m.group(3)))
-            except ValueError:
-                continue
-            found.setdefault(d, page_url_for(d, folder))
-    return sorted(found.items())
-
-
-def parse_rss(xml: bytes | str, base_url: str) -> list[tuple[dt.date, str, str]]:
-    """The APOD RSS feed -> [(date, title, page url)], newest first.
-
-    Items link ``apYYMMDD.html`` or ``astropix.html`` (today); the thumbnail
-    ``calendar/S_YYMMDD.jpg`` in the description dates the latter. Page URLs are rebuilt on
-    ``base_url`` because the feed names old hosts (antwrp.gsfc.nasa.gov).
-    """
-    soup = BeautifulSoup(decode_html(xml), "xml")
-    folder = _base_dir(base_url)
-    out: list[tuple[dt.date, str, str]] = []
-    for item in soup.find_all("item"):
-        link = item.find("link")
-        desc = item.find("description")
-        title = item.find("title")
-        d = date_from_url(link.get_text(strip=True)) if link is not None else None
-        if d is None and desc is not None:
-            m = re.search(r"S_(\d{2})(\d{2})(\d{2})\.\w+", desc.get_text())
-            if m:
-                try:
-                    d = dt.date(_year(int(m.group(1))), int(m.group(2)), int(m.group(3)))
-                except ValueError:
-                    d = None
-        if d is None:
-            continue
-        name = _norm_ws(title.get_text(" ")) if title is not None else ""
-        out.append((d, name, page_url_for(d, folder)))
-    return out
-
-
-# --------------------------------------------------------------------------- client
-
-
-class ApodClient:
-    """Lists and fetches APOD days from the site (or a mirror, or the local stand-in).
-
-    Dates come from the site's own indexes (archivepix, then calendar months, then RSS), so
-    a range never asks for a day that does not exist.
-    """
-
-    def __init__(self, session: PoliteSession, base_url: str = DEFAULT_BASE_URL) -> None:
-        self.session = session
-        self.base_url = _base_dir(base_url)
-
-    # -- indexes
-    def archive(self, full: bool = False) -> dict[dt.date, tuple[str, str]]:
-        """{date: (title, page url)} from archivepix.html, fetched (or revalidated) on each call.
-
-        ``full`` adds archivepixFull.html when archivepix.html links it (the real site
-        lists recent years on archivepix.html and all of them on the full page).
-        """
-        url = urljoin(self.base_url, "archivepix.html")
-        resp = self.session.get(url, fresh=True)
-        found = {d: (t, u) for d, t, u in parse_archive(resp.content, url)}
-        if full and b"archivepixfull.html" in resp.content.lower():
-            full_url = urljoin(self.base_url, "archivepixFull.html")
-            for d, t, u in parse_archive(self.session.get(full_url).content, full_url):
-                found.setdefault(d, (t, u))
-        return found
-
-    def _from_calendars(self, start: dt.date, end: dt.date) -> dict[dt.date, str]:
-        out: dict[dt.date, str] = {}
-        y, m = start.year, start.month
-        while (y, m) <= (end.year, end.month):
-            url = urljoin(self.base_url, f"calendar/ca{y % 100:02d}{m:02d}.html")
-            out.update(parse_calendar(self.session.get(url).content, url))
-            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        return out
-
-    def _from_rss(self, fresh: bool = False) -> dict[dt.date, str]:
-        url = urljoin(self.base_url, "/apod.rss")
-        return {d: u for d, _, u in parse_rss(self.session.get(url, fresh=fresh).content, self.base_url)}
-
-    def newest_from_feed(self) -> dt.date:
-        """The newest day the RSS feed lists (revalidated on each call; the watcher's ``rss`` poll)."""
-        days = self._from_rss(fresh=True)
-        if not days:
-            raise NotAnApodPage(f"{urljoin(self.base_url, '/apod.rss')} lists no days")
-        return max(days)
-
-    def list_dates(
-        self,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
-        last_days: int | None = None,
-    ) -> list[tuple[dt.date, str]]:
-        """Published days in [start, end] (or the newest ``last_days``) as (date, page url), oldest first.
-
-        ``last_days=30`` means the 30 calendar days ending at the newest published day.
-        """
-        if last_days is not None and (start is not None or end is not None):
-            raise ConfigError("give either last_days or start_date/end_date, not both")
-        if last_days is not None and last_days < 1:
-            raise ConfigError(f"last_days must be at least 1, got {last_days}")
-        if start is not None and end is not None and start > end:
-            raise ConfigError(f"start_date {start} is after end_date {end}; swap them")
-
-        days: dict[dt.date, str] = {}
-        try:
-            arch = self.archive()
-            if arch and start is not None and start < min(arch):
-                arch = self.archive(full=True)
-            days = {d: u for d, (_, u) in arch.items()}
-            if not days:
-                raise NotAnApodPage(f"{self.base_url}archivepix.html lists no days")
-        except (HttpError, NotAnApodPage) as exc:
-            log.warning("archivepix.html unusable (%s); using calendar pages", exc)
-            newest = self.newest().date
-            lo = start or (newest - dt.timedelta(days=(last_days or 1) - 1))
-            hi = min(end or newest, newest)
-            try:
-                days = self._from_calendars(max(lo, FIRST_DAY), hi) if lo <= hi else {}
-            except HttpError as exc2:
-                log.warning("calendar pages unusable (%s); using the RSS feed", exc2)
-                days = self._from_rss()
-        if not days:
-            return []
-        if last_days is not None:
-            newest_day = max(days)
-            start, end = newest_day - dt.timedelta(days=last_days - 1), newest_day
-        lo = start or dt.date.min
-        hi = end or dt.date.max
-        return sorted((d, u) for d, u in days.items() if lo <= d <= hi)
-
-    # -- days
-    def fetch_day(self, d: dt.date, page_url: str | None = None) -> ApodDay:
-        """Fetch and parse one day page."""
-        url = page_url or page_url_for(d, self.base_url)
-        day = parse_day(self.session.get(url).content, url)
-        if day.date != d:
-            raise NotAnApodPage(f"{url} shows {day.date}, not {d}; check the archive entry")
-        return day
-
-    def newest(self) -> ApodDay:
-        """Today's day from the site root (what the watcher polls)."""
-        return parse_day(self.session.get(self.base_url, fresh=True).content, self.base_url)

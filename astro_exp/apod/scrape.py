@@ -23,42 +23,103 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from astro_exp.apod.api import ApodApiClient
-from astro_exp.apod.pages import ApodClient, ApodDay, NotAnApodPage
+from astro_exp.apod.client import ApodClient
+from astro_exp.apod.pages import ApodDay, NotAnApodPage
+from astro_exp.apod.text import FIRST_DAY
 from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, PictureRecord, catalog_path, now_iso
 from astro_exp.data.labels import Labeller
-from astro_exp.data.store import BadImage, ImageStore
+from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.imageio import BadImage
 from astro_exp.net.session import DownloadError, HttpError, PoliteSession, RateLimited
 from astro_exp.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".scrape.lock"
-HTTP_DEFAULTS: dict[str, Any] = {
-    "rate_limit_per_host": 1.0, "max_concurrency": 4, "timeout": 20.0, "retries": 4,
-    "backoff_factor": 0.5, "respect_robots": True, "max_retry_after": 120.0,
+CONF_FILE = "source/apod.yaml"  # in conf/, the package astro_exp.conf (a wheel has it too)
+# keys of conf/source/apod.yaml that are scrape settings -> ScrapeRequest fields
+_REQUEST_KEYS = {
+    "name": "source", "kind": "kind", "base_url": "base_url", "api_url": "api_url",
+    "api_key": "api_key", "start_date": "start_date", "end_date": "end_date",
+    "last_days": "last_days", "picture": "picture", "max_bytes": "max_bytes",
+    "max_pixels": "max_pixels", "chunk_days": "chunk_days",
 }  # fmt: skip
+
+
+def parse_date(value: Any, name: str) -> dt.date | None:
+    """A config date (``2024-01-01``; YAML may already have made it a date) or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def load_defaults(conf_file: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scrape settings' defaults as ``conf/source/apod.yaml`` writes them: (request, http).
+
+    Why read the YAML: it is the one place these defaults live, so ``ScrapeRequest()``,
+    ``ApodCatalogSource()`` and ``scripts/scrape.py source=apod`` cannot drift apart. The
+    request part is keyed by :class:`ScrapeRequest` field (``name`` becomes ``source``); http
+    values that are interpolations (``${paths.data_dir}/http_cache``) are left out, they only
+    mean something inside a composed config (:func:`build_session` has its own cache rule).
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from astro_exp.config import read_conf
+
+    try:
+        # the package's conf/source/apod.yaml, unless a file is given (tests)
+        text = read_conf(CONF_FILE) if conf_file is None else Path(conf_file).read_text(encoding="utf-8")
+        raw = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    except (OmegaConfBaseException, OSError) as e:
+        raise ConfigError(f"cannot read the scrape defaults ({e}); check {conf_file or 'conf/' + CONF_FILE}") from None
+    missing = sorted(set(_REQUEST_KEYS) - set(raw if isinstance(raw, dict) else {}))
+    if missing:
+        raise ConfigError(f"{conf_file or 'conf/' + CONF_FILE} lacks the scrape settings {missing}; put them back")
+    assert isinstance(raw, dict)  # not missing keys, so a mapping
+    request = {field_name: raw[key] for key, field_name in _REQUEST_KEYS.items()}
+    for key in ("start_date", "end_date"):
+        request[key] = parse_date(request[key], f"source.{key}")
+    http = {k: v for k, v in dict(raw.get("http") or {}).items() if not (isinstance(v, str) and "${" in v)}
+    return request, http
+
+
+_request_defaults, _http_defaults = load_defaults()
+REQUEST_DEFAULTS: Mapping[str, Any] = MappingProxyType(_request_defaults)
+HTTP_DEFAULTS: Mapping[str, Any] = MappingProxyType(_http_defaults)
 
 
 @dataclass
 class ScrapeRequest:
-    """What to scrape: one source's days (a date range or the newest ``last_days``)."""
+    """What to scrape: one source's days (a date range or the newest ``last_days``).
 
-    source: str = "apod"  # catalog source name; (source, date) is the row key
-    kind: str = "html"  # html: the web site's pages | api: api.nasa.gov JSON
-    base_url: str = "https://apod.nasa.gov/apod/"
-    api_url: str = "https://api.nasa.gov/planetary/apod"
-    api_key: str | None = None  # None: NASA_API_KEY from the environment, else DEMO_KEY
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
-    last_days: int | None = None
-    picture: str = "image"  # image: the page's picture (~1000 px) | hd: the full-size file
-    max_bytes: int = 50_000_000
-    max_pixels: int = 89_478_485
-    chunk_days: int = 60
+    The defaults are ``conf/source/apod.yaml``'s (:data:`REQUEST_DEFAULTS`), never written here.
+    """
+
+    source: str = REQUEST_DEFAULTS["source"]  # catalog source name; (source, date) is the row key
+    kind: str = REQUEST_DEFAULTS["kind"]  # html: the web site's pages | api: api.nasa.gov JSON
+    base_url: str = REQUEST_DEFAULTS["base_url"]
+    api_url: str = REQUEST_DEFAULTS["api_url"]
+    api_key: str | None = REQUEST_DEFAULTS["api_key"]  # None: $NASA_API_KEY, else DEMO_KEY
+    start_date: dt.date | None = REQUEST_DEFAULTS["start_date"]
+    end_date: dt.date | None = REQUEST_DEFAULTS["end_date"]
+    last_days: int | None = REQUEST_DEFAULTS["last_days"]
+    picture: str = REQUEST_DEFAULTS["picture"]  # image: the page's picture | hd: the full-size file
+    max_bytes: int = REQUEST_DEFAULTS["max_bytes"]
+    max_pixels: int = REQUEST_DEFAULTS["max_pixels"]
+    chunk_days: int = REQUEST_DEFAULTS["chunk_days"]
 
     def __post_init__(self) -> None:
         if self.kind not in ("html", "api"):
@@ -253,7 +314,7 @@ class _Scraper:
         if req.last_days is not None:
             days = api.last_days(req.last_days)
         else:
-            days = api.fetch_range(req.start_date or dt.date(1995, 6, 16), req.end_date or dt.date.today(),
+            days = api.fetch_range(req.start_date or FIRST_DAY, req.end_date or dt.date.today(),
                                    chunk_days=req.chunk_days)  # fmt: skip
         done = self._done([day.date for day in days])
         summary.days, summary.skipped = len(days), len(done)
@@ -336,18 +397,7 @@ def scrape(
                 session.close()
 
 
-def parse_date(value: Any, name: str) -> dt.date | None:
-    """A config date (``2024-01-01``; YAML may already have made it a date) or None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a date; write it as YYYY-MM-DD") from None
-
-
-__all__ = ["ScrapeRequest", "ScrapeSummary", "build_session", "parse_date", "scrape"]
+__all__ = [
+    "HTTP_DEFAULTS", "REQUEST_DEFAULTS", "ScrapeRequest", "ScrapeSummary", "build_session",
+    "load_defaults", "parse_date", "scrape",
+]  # fmt: skip

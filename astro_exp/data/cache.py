@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from astro_exp.data.imageset import ImageSet
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.files import atomic_write
 from astro_exp.progress import progress as progress_bar
-from astro_exp.sources.base import ImageSet
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +91,20 @@ def build_cache(
             return arr, {int(k): v for k, v in meta.get("failed", {}).items()}
         log.warning("tensor cache %s has the wrong shape; rebuilding", path)
 
-    tmp = path.with_suffix(f".tmp-{os.getpid()}.npy")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, image_size, image_size))
-
     failed: dict[int, str] = {}
-
-    def fill(i: int) -> None:
-        try:
-            img = imageset.load(i, image_size)
-        except DataError as e:
-            failed[i] = str(e)
-            return
-        arr[i] = resize_image(img, image_size, resize).transpose(2, 0, 1)
-
     workers = num_threads or min(4, os.cpu_count() or 1)
-    try:
+
+    def write(tmp: Path) -> None:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, image_size, image_size))
+
+        def fill(i: int) -> None:
+            try:
+                img = imageset.load(i, image_size)
+            except DataError as e:
+                failed[i] = str(e)
+                return
+            arr[i] = resize_image(img, image_size, resize).transpose(2, 0, 1)
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for _ in progress_bar(
                 pool.map(fill, range(n)), enabled=progress, total=n, unit="img",
@@ -112,15 +112,11 @@ def build_cache(
             ):  # fmt: skip
                 pass
         arr.flush()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
     meta = {"name": imageset.name, "n": n, "image_size": image_size, "resize": resize,
             "fingerprint": imageset.fingerprint, "ids_sha256": _ids_digest(imageset.ids), "failed": failed}  # fmt: skip
-    tmp_meta = meta_path.with_suffix(f".tmp-{os.getpid()}")
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, meta_path)
+    atomic_write(meta_path, json.dumps(meta, indent=1))
     log.info("tensor cache built: %s (%d pictures, %d unreadable)", path, n, len(failed))
     return np.load(path, mmap_mode="r"), failed
 

@@ -6,7 +6,8 @@ Why SQLite: a scraper, a training run and the web app read and write it at the s
 scraper leaves the catalog as of its last commit), and ``(source, date)`` is unique so a
 re-run updates a day instead of adding it twice. The schema is versioned with
 ``PRAGMA user_version``; :data:`MIGRATIONS` takes any older file to the current version.
-The web app reads the same tables (``astro_exp.web.queries.Schema`` names them).
+This module is the only one that writes the catalog or knows its schema; the web app's
+gallery pages read it through :func:`connect_read_only` (``astro_exp.web.queries``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ DONE_STATUSES = (OK, "video", "no_image")
 FAILED_STATUSES = ("http_error", "download_error", "bad_image", "not_a_page")
 
 # Each entry takes the file from version i to i + 1 (user_version counts applied entries).
-# Version 1 is the table layout of DESIGN.md (the web demo creates the same tables);
+# Version 1 is the table layout of DESIGN.md (older web demo files hold it without a version);
 # version 2 adds the video thumbnail, the file size and an index for "what is done";
 # version 3 adds the watcher's state: the days it has handled and its alerts (delivered or not).
 MIGRATIONS: tuple[str, ...] = (
@@ -75,6 +76,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+MAX_WHO = 80  # characters of a correction's "who" that are kept
 _URL_RE = re.compile(r"\bhttps?://\S+?(?=:\s|[\s;,]|$)")
 
 
@@ -86,6 +88,20 @@ def now_iso() -> str:
 def catalog_path(data_dir: str | Path) -> Path:
     """Where the catalog of ``paths.data_dir`` lives."""
     return Path(data_dir) / CATALOG_FILE
+
+
+@contextmanager
+def connect_read_only(path: str | Path, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:
+    """A read-only connection (``mode=ro``, rows as :class:`sqlite3.Row`) for readers that
+    must never change the catalog (the web pages, one per request, from any thread); WAL
+    lets them read while a scraper writes. Neither creates nor migrates the file."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                           check_same_thread=False)  # fmt: skip
+    conn.row_factory = sqlite3.Row
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -204,24 +220,20 @@ class Catalog:
         Every field is written (a failed re-fetch clears an old path), except ``labels``
         which is kept when the record has none.
         """
-        values = asdict(record)
-        values["labels"] = json.dumps(record.labels, sort_keys=True) if record.labels is not None else None
-        cols = ", ".join(_RECORD_FIELDS)
-        marks = ", ".join(f":{c}" for c in _RECORD_FIELDS)
-        updates = ", ".join(
-            f"{c} = COALESCE(excluded.{c}, {c})" if c == "labels" else f"{c} = excluded.{c}"
-            for c in _RECORD_FIELDS
-            if c not in ("source", "date")
-        )
         with self.transaction():  # (no RETURNING: SQLite before 3.35 lacks it)
-            self.conn.execute(
-                f"INSERT INTO {PICTURES} ({cols}) VALUES ({marks}) ON CONFLICT (source, date) DO UPDATE SET {updates}",
-                values,
-            )
+            self.conn.execute(_UPSERT, _values(record))
             row = self.conn.execute(
                 f"SELECT id FROM {PICTURES} WHERE source = ? AND date = ?", (record.source, record.date)
             ).fetchone()
         return int(row[0])
+
+    def upsert_many(self, records: Iterable[PictureRecord]) -> int:
+        """:meth:`upsert` of many rows in one transaction, without reading their ids back
+        (demo and benchmark catalogs of tens of thousands of rows); returns how many."""
+        data = [_values(r) for r in records]
+        with self.transaction():
+            self.conn.executemany(_UPSERT, data)
+        return len(data)
 
     def get(self, source: str, date: str) -> dict[str, Any] | None:
         """The row of one day of one source, labels parsed; None when absent."""
@@ -323,14 +335,46 @@ class Catalog:
                 raise DataError(f"no picture {picture_id} in {self.path}; check the id")
             self.conn.execute(
                 f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)",
-                (int(picture_id), label.strip(), who.strip()[:80], when),
+                (int(picture_id), label.strip(), who.strip()[:MAX_WHO], when),
             )
         return when
+
+    def merge_corrections(self, picture_id: int, corrections: Iterable[Mapping[str, Any]]) -> int:
+        """Add another catalog's corrections of a picture (``label``, ``who``, ``created_at``
+        kept as recorded) that this one lacks, in one transaction; returns how many were new.
+        The same correction (picture, label, who and time) is never stored twice, so importing
+        a bundle again changes nothing."""
+        n = 0
+        with self.transaction():
+            for c in corrections:
+                row = (int(picture_id), str(c["label"]), str(c["who"])[:MAX_WHO], str(c["created_at"]))
+                exists = self.conn.execute(
+                    f"SELECT 1 FROM {CORRECTIONS} WHERE picture_id = ? AND label = ? AND who = ? AND created_at = ?",
+                    row,
+                ).fetchone()
+                if exists is None:
+                    self.conn.execute(
+                        f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)", row
+                    )
+                    n += 1
+        return n
 
     def corrections(self) -> dict[int, str]:
         """{picture id: the newest corrected label} (ties broken by insertion order)."""
         rows = self.conn.execute(f"SELECT picture_id, label FROM {CORRECTIONS} ORDER BY created_at, id")
         return {int(pid): label for pid, label in rows}  # later rows overwrite earlier ones
+
+    def correction_history(self) -> dict[int, list[dict[str, Any]]]:
+        """{picture id: every correction (``label``, ``who``, ``created_at``), oldest first}
+        (what a bundle carries, so the receiver sees who said what and when)."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for r in self.conn.execute(
+            f"SELECT picture_id, label, who, created_at FROM {CORRECTIONS} ORDER BY created_at, id"
+        ):
+            out.setdefault(int(r["picture_id"]), []).append(
+                {"label": r["label"], "who": r["who"], "created_at": r["created_at"]}
+            )
+        return out
 
     # -- predictions -------------------------------------------------------------------------
     def add_predictions(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -431,6 +475,24 @@ class Catalog:
                 "delivered_at = CASE WHEN ? IS NULL THEN ? ELSE delivered_at END WHERE id = ?",
                 (error, error, now_iso(), int(alert_id)),
             )
+
+
+_UPSERT = (
+    f"INSERT INTO {PICTURES} ({', '.join(_RECORD_FIELDS)}) VALUES ({', '.join(f':{c}' for c in _RECORD_FIELDS)}) "
+    "ON CONFLICT (source, date) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = COALESCE(excluded.{c}, {c})" if c == "labels" else f"{c} = excluded.{c}"
+        for c in _RECORD_FIELDS
+        if c not in ("source", "date")
+    )
+)
+
+
+def _values(record: PictureRecord) -> dict[str, Any]:
+    """A record as the named parameters of :data:`_UPSERT` (labels as sorted JSON)."""
+    values = {f: getattr(record, f) for f in _RECORD_FIELDS}  # shallow: asdict deep-copies
+    values["labels"] = json.dumps(record.labels, sort_keys=True) if record.labels is not None else None
+    return values
 
 
 def _statements(script: str) -> list[str]:

@@ -33,7 +33,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from astro_exp.errors import ConfigError
@@ -236,20 +235,21 @@ def build_labeller(cfg: Any) -> Labeller:
     return Labeller(cfg)
 
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+def load_label_config(name: str) -> Any:
+    """Compose ``conf/labels/<name>.yaml`` (with its defaults) outside an entry config, for scripts.
 
-
-def load_label_config(name: str, conf_dir: str | Path = CONF_DIR) -> Any:
-    """Compose ``conf/labels/<name>.yaml`` (with its defaults) outside an entry config, for scripts."""
-    from hydra import compose, initialize_config_dir
+    Inside a Hydra app it composes with that app's search path; elsewhere with the package's
+    configs (``astro_exp.conf``), never a folder found by path."""
+    from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import MissingConfigException
+
+    from astro_exp.config import CONF_PACKAGE, conf_options
 
     try:
         if GlobalHydra.instance().is_initialized():
             return compose(config_name=f"labels/{name}").labels
-        with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+        with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
             return compose(config_name=f"labels/{name}").labels
     except MissingConfigException:
-        options = sorted(p.stem for p in (Path(conf_dir) / "labels").glob("*.yaml"))
-        raise ConfigError(f"no label config {name!r}; use one of {options}") from None
+        raise ConfigError(f"no label config {name!r}; use one of {conf_options('labels')}") from None

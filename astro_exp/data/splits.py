@@ -1,6 +1,11 @@
-"""Deterministic stratified train/val/test splits."""
+"""Deterministic splits: stratified train/val/test, and k folds for cross-validation."""
 
 from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -44,3 +49,32 @@ def _primary(multi_hot: np.ndarray) -> np.ndarray:
     """A stratum per multi-hot row: its label set as an integer bit mask."""
     weights = 1 << np.arange(multi_hot.shape[1])
     return (multi_hot > 0.5).astype(np.int64) @ weights
+
+
+_FRAME_RE = re.compile(r"-\d+$")
+
+
+def group_key(item_id: str) -> str:
+    """Pictures that must stay in one fold: the frames ``X-0.jpg``, ``X-1.jpg`` ... of one
+    animation share the key ``X``."""
+    path = PurePosixPath(str(item_id).replace("\\", "/"))
+    return str(path.with_name(_FRAME_RE.sub("", path.stem)))
+
+
+def fold_of(item_id: str, folds: int) -> int:
+    """The cross-validation fold of a picture: a hash of its group key, so the folds are the
+    same for every run, every source order and every labels file that names the picture."""
+    digest = hashlib.sha256(group_key(item_id).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % int(folds)
+
+
+def fold_split(ids: Sequence[str], targets: np.ndarray, folds: int, fold: int, val_fraction: float, seed: int) -> np.ndarray:
+    """Test = the pictures of fold ``fold`` (of ``folds``); val = a stratified
+    ``val_fraction`` of the others; train = the rest."""
+    if int(folds) < 2 or not 0 <= int(fold) < int(folds):
+        raise ConfigError(f"data.folds={folds} and data.fold={fold}: need folds >= 2 and 0 <= fold < folds")
+    held = np.array([fold_of(i, folds) == fold for i in ids], dtype=bool)
+    split = np.full(len(ids), TEST, dtype=np.int8)
+    rest = np.flatnonzero(~held)
+    split[rest] = stratified_split(targets[rest], val_fraction, 0.0, seed)
+    return split

@@ -14,25 +14,17 @@ import hashlib
 import logging
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
-from astro_exp.errors import DataError
+from astro_exp.files import move_into_place
+from astro_exp.imageio import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, FORMATS, decode_picture
 
 log = logging.getLogger(__name__)
 
 STORE_DIR = "images"
 TMP_DIR = ".tmp"
-# Pillow format -> file extension of the stored copy
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp"}
 _STORED_RE = re.compile(r"^[0-9a-f]{64}\.[a-z]{2,4}$")
-
-
-class BadImage(DataError):
-    """A file that is not a picture we accept (truncated, not an image, too large)."""
 
 
 @dataclass(frozen=True)
@@ -48,39 +40,12 @@ class StoredImage:
 
 
 def check_image(path: Path, max_pixels: int, max_bytes: int) -> tuple[str, int, int]:
-    """Fully decode ``path``; returns (Pillow format, width, height) or raises BadImage (one line).
-
-    The header's pixel count is checked before any decoding (a 50,000 x 50,000 PNG of a few
-    kilobytes is refused without allocating gigabytes); Pillow's own bomb guard stays on.
-    """
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise BadImage(f"{size:,} bytes, over the {max_bytes:,}-byte limit (raise max_bytes to accept it)")
-    if size == 0:
-        raise BadImage("empty file")
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns above MAX_IMAGE_PIXELS; below our own limit that is no reason to refuse
-            action = "ignore" if max_pixels > (Image.MAX_IMAGE_PIXELS or 0) else "error"
-            warnings.simplefilter(action, Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                fmt = im.format or ""
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise BadImage(
-                        f"{w}x{h} pixels, over the {max_pixels:,}-pixel limit (a decompression bomb?);"
-                        " raise max_pixels to accept it"
-                    )
-                if fmt not in EXTENSIONS:
-                    raise BadImage(f"a {fmt or 'unknown'} file, not a picture format we store ({', '.join(EXTENSIONS)})")
-                im.load()  # the full decode: truncated or corrupt data fails here
-    except BadImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadImage(f"too large to decode safely ({e})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise BadImage(f"not a readable picture ({e})") from None
-    return fmt, w, h
+    """Fully decode ``path``; returns (Pillow format, width, height) or raises
+    :class:`~astro_exp.imageio.BadImage` (one line). The size is the file's own (before any
+    EXIF rotation): what the catalog records of the stored bytes."""
+    im = decode_picture(path, max_pixels=max_pixels, max_bytes=max_bytes, formats=FORMATS, mode=None,
+                        exif_transpose=False)  # fmt: skip
+    return str(im.format), im.width, im.height
 
 
 def sha256_file(path: Path) -> str:
@@ -91,23 +56,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class ImageStore:
     """The picture files of one data folder (``data_dir/images``)."""
 
-    def __init__(self, data_dir: str | Path, max_pixels: int = 89_478_485, max_bytes: int = 50_000_000) -> None:
+    def __init__(self, data_dir: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:  # fmt: skip
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / STORE_DIR
         self.tmp_dir = self.root / TMP_DIR
@@ -129,7 +82,7 @@ class ImageStore:
     def commit(self, tmp: Path, sha256: str | None = None) -> StoredImage:
         """Check the temporary file ``tmp`` and move it into the store; ``tmp`` is gone afterwards.
 
-        Raises BadImage (the file removed) when it is not an acceptable picture. A picture
+        Raises :class:`~astro_exp.imageio.BadImage` (the file removed) when it is not an acceptable picture. A picture
         already in the store is not written again.
         """
         tmp = Path(tmp)
@@ -137,16 +90,12 @@ class ImageStore:
             fmt, w, h = check_image(tmp, self.max_pixels, self.max_bytes)
             sha = sha256 or sha256_file(tmp)
             size = tmp.stat().st_size
-            rel = self.rel_path(sha, EXTENSIONS[fmt])
+            rel = self.rel_path(sha, FORMATS[fmt])
             final = self.abspath(rel)
             if final.is_file() and final.stat().st_size == size:
                 tmp.unlink()
             else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                with tmp.open("rb") as fh:  # the download fsynced already; other writers may not have
-                    os.fsync(fh.fileno())
-                os.replace(tmp, final)
-                _fsync_dir(final.parent)
+                move_into_place(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

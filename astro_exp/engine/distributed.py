@@ -19,10 +19,6 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def env_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
 def init_distributed(device_type: str) -> tuple[int, int, int]:
     """Join the process group torchrun set up; returns (rank, world_size, local_rank)."""
     world = env_world_size()

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from astro_exp.engine import distributed
-from astro_exp.engine.calibration import fit_temperature, fit_thresholds
+from astro_exp.engine.calibration import fit_temperature_checked, fit_thresholds
 from astro_exp.engine.metrics import classification_metrics, probabilities
 from astro_exp.engine.plots import plot_confusion
 from astro_exp.engine.trainer import Trainer
@@ -30,10 +30,11 @@ def final_evaluation(trainer: Trainer, logger, num_logged_predictions: int = 32)
     task, classes = trainer.task, trainer.classes
 
     val_logits, val_targets, _ = trainer.predict_logits("val")
-    temperature = fit_temperature(val_logits, val_targets, task)
+    fit = fit_temperature_checked(val_logits, val_targets, task)
+    temperature = fit.temperature
     thresholds = None
     if task == "multilabel":
-        thresholds = fit_thresholds(probabilities(val_logits, task, temperature), val_targets)
+        thresholds = fit_thresholds(probabilities(val_logits, task, temperature), val_targets, trainer.threshold)
     val_metrics, _ = classification_metrics(val_logits, val_targets, task, classes, "val", 1.0, thresholds)
     val_cal, _ = classification_metrics(val_logits, val_targets, task, classes, "val", temperature, thresholds)
     val_metrics["val/ece_calibrated"] = val_cal["val/ece"]
@@ -46,6 +47,8 @@ def final_evaluation(trainer: Trainer, logger, num_logged_predictions: int = 32)
     metrics["test/nll_uncalibrated"] = raw["test/nll"]
     metrics.update(val_metrics)
     metrics["calibration/temperature"] = temperature
+    metrics["calibration/temperature_fitted"] = fit.fitted
+    metrics["calibration/fell_back"] = float(fit.fell_back)
     metrics["best_epoch"] = float(trainer.state.best_epoch)
 
     if not distributed.is_main():

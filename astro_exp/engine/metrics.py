@@ -25,8 +25,9 @@ def classification_metrics(
     """All summary metrics of one split and its confusion matrix.
 
     Multiclass: accuracy (micro, macro), precision/recall/F1 (macro and per class), ECE,
-    NLL. Multilabel: exact-match accuracy, per-label and macro F1 at the given thresholds,
-    mAP, Hamming loss, ECE over all label probabilities. ``temperature`` divides logits.
+    NLL. Multilabel: exact-match accuracy, per-label and macro F1 at the given thresholds
+    (required: ``task.threshold`` until they are tuned on val), mAP, Hamming loss, ECE over
+    all label probabilities. ``temperature`` divides logits.
     """
     c = len(classes)
     probs = probabilities(logits, task, temperature)
@@ -45,8 +46,9 @@ def classification_metrics(
         confusion = tmc.MulticlassConfusionMatrix(c)(probs, t)
     else:
         t = targets.long()
-        thr = thresholds if thresholds is not None else torch.full((c,), 0.5)
-        preds = (probs >= thr.to(probs)).long()
+        if thresholds is None:
+            raise ValueError("multilabel metrics need per-label thresholds (Trainer.default_thresholds: task.threshold)")
+        preds = (probs >= thresholds.to(probs)).long()
         out["acc"] = tmc.MultilabelExactMatch(c)(preds, t).item()
         per = tmc.MultilabelF1Score(c, average="none")(preds, t)
         out["f1_macro"] = per.mean().item()

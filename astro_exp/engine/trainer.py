@@ -1,4 +1,5 @@
-"""The training loop: AdamW, warm-up + cosine, label smoothing, gradient clipping, AMP,
+"""The training loop: AdamW, warm-up + cosine, label smoothing, class weights, a smaller
+backbone learning rate or a head-only warm-up, gradient clipping, AMP, test-time flips,
 early stopping, best/last checkpoints and an exact resume.
 
 Everything after the DataLoader runs batched on the model's device: uint8 batch ->
@@ -72,11 +73,16 @@ def _tuplify(x):
 
 
 class Trainer:
-    """Fits a model on a :class:`DataModule`; checkpoints go to ``run_dir/checkpoints``."""
+    """Fits a model on a :class:`DataModule`; checkpoints go to ``run_dir/checkpoints``.
+
+    ``cfg`` is the ``trainer`` config group and ``task`` the ``task`` group (label smoothing,
+    the multilabel ``threshold``); everything else is a built object, passed by name.
+    """
 
     def __init__(
         self,
         cfg: Mapping,
+        *,
         model: nn.Module,
         preprocess: Preprocess,
         augment: nn.Module,
@@ -84,7 +90,7 @@ class Trainer:
         logger,
         run_dir: str | Path,
         device: torch.device,
-        task_cfg: Mapping,
+        task: Mapping,
         make_bundle: Callable[..., dict],
     ) -> None:
         self.cfg = cfg
@@ -96,8 +102,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.make_bundle = make_bundle
-        self.channels_last = resolve_flag(cfg.get("channels_last", "auto"), device)
-        self.precision = str(cfg.get("precision", "auto"))
+        self.channels_last = resolve_flag(cfg["channels_last"], device)
+        self.precision = str(cfg["precision"])
         self.model = model.to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -111,30 +117,99 @@ class Trainer:
             self.forward_model = torch.compile(self.forward_model)
         self.preprocess = preprocess.to(device)
         self.augment = augment.to(device)
-        self.label_smoothing = float(task_cfg.get("label_smoothing", 0.0))
+        self.label_smoothing = float(task["label_smoothing"])
+        # multilabel: a label is on at this probability until final_eval tunes one per label on val
+        self.threshold: float | None = None
+        if self.task == "multilabel":
+            if task.get("threshold") is None:
+                raise ConfigError("the data is multilabel but the task config has no threshold; compose task=multilabel")
+            self.threshold = float(task["threshold"])
+            if not 0.0 < self.threshold < 1.0:
+                raise ConfigError(f"task.threshold={self.threshold} must be between 0 and 1")
         self.max_epochs = int(cfg["max_epochs"])
         if self.max_epochs < 1:
             raise ConfigError(f"trainer.max_epochs={self.max_epochs} must be >= 1")
         self.train_loader = datamodule.loader("train")
         self.steps_per_epoch = len(self.train_loader)
-        self.optimizer = instantiate(cfg["optimizer"])(self.model.parameters())
-        sched = cfg.get("scheduler") or {}
+        self.backbone_lr_scale = float(cfg["backbone_lr_scale"])
+        self.freeze_backbone_epochs = int(cfg["freeze_backbone_epochs"])
+        self.tta_flip = bool(cfg["tta_flip"])
+        self.optimizer = instantiate(cfg["optimizer"])(self._param_groups())
+        self.class_weights = self._class_weights(float(cfg["class_weight_power"]))
+        sched = cfg["scheduler"]
         total = self.max_epochs * self.steps_per_epoch
-        warmup = int(round(float(sched.get("warmup_epochs", 0)) * self.steps_per_epoch))
+        warmup = int(round(float(sched["warmup_epochs"]) * self.steps_per_epoch))
         self.scheduler = CosineLRScheduler(
-            self.optimizer, t_initial=max(1, total - warmup), lr_min=float(sched.get("min_lr", 0.0)),
-            warmup_t=warmup, warmup_lr_init=float(sched.get("warmup_lr_init", 0.0)),
+            self.optimizer, t_initial=max(1, total - warmup), lr_min=float(sched["min_lr"]),
+            warmup_t=warmup, warmup_lr_init=float(sched["warmup_lr_init"]),
             warmup_prefix=True, t_in_epochs=False,
         )  # fmt: skip
         es = cfg.get("early_stopping") or {}
-        self.monitor = str(cfg.get("checkpoint_monitor", "val/f1_macro"))
-        self.monitor_mode = str(cfg.get("checkpoint_mode", "max"))
+        self.monitor = str(cfg["checkpoint_monitor"])
+        self.monitor_mode = str(cfg["checkpoint_mode"])
         self.es_monitor = str(es.get("monitor", self.monitor))
         self.es_mode = str(es.get("mode", "max"))
         self.es_patience = es.get("patience")
         self.es_min_delta = float(es.get("min_delta", 0.0))
         self.state = FitState()
         self.interrupted = False  # stopped by trainer.stop_after_epoch, to be resumed
+
+    def _head_and_backbone(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """The classifier head's parameters and the rest (timm's ``get_classifier``)."""
+        head_ids = set()
+        get_classifier = getattr(self.model, "get_classifier", None)
+        if callable(get_classifier):
+            head_ids = {id(p) for p in get_classifier().parameters()}
+        head = [p for p in self.model.parameters() if id(p) in head_ids]
+        backbone = [p for p in self.model.parameters() if id(p) not in head_ids]
+        return head, backbone
+
+    def _param_groups(self) -> list[dict]:
+        """One group, or head at ``lr`` and backbone at ``lr * backbone_lr_scale``.
+
+        Why: a pretrained backbone already holds good features; a smaller learning rate keeps
+        noisy weak labels from washing them out while the new head learns at full speed."""
+        if self.backbone_lr_scale == 1.0 and self.freeze_backbone_epochs == 0:
+            return [{"params": list(self.model.parameters())}]
+        if not 0.0 < self.backbone_lr_scale <= 1.0:
+            raise ConfigError(f"trainer.backbone_lr_scale={self.backbone_lr_scale} must be in (0, 1]")
+        head, backbone = self._head_and_backbone()
+        if not head:
+            raise ConfigError("the model has no get_classifier() head; set trainer.backbone_lr_scale=1 and trainer.freeze_backbone_epochs=0")
+        lr = float(self.cfg["optimizer"]["lr"])
+        return [{"params": head, "name": "head"},
+                {"params": backbone, "name": "backbone", "lr": lr * self.backbone_lr_scale}]  # fmt: skip
+
+    def _set_backbone_trainable(self, epoch: int) -> None:
+        """Head-only warm-up: the backbone is frozen for the first ``freeze_backbone_epochs``."""
+        if not self.freeze_backbone_epochs:
+            return
+        frozen = epoch < self.freeze_backbone_epochs
+        for p in self._head_and_backbone()[1]:
+            p.requires_grad_(not frozen)
+        if frozen:
+            log.info("epoch %d: backbone frozen (head-only warm-up)", epoch + 1)
+
+    def _class_weights(self, power: float) -> torch.Tensor | None:
+        """Cross-entropy weights ``(n / n_c) ** power`` over the train split (multiclass).
+
+        Why: real APOD days are 50% "other" and 5% star clusters; without weights the rare
+        classes hardly move the loss. ``power`` 1 balances fully, 0.5 half-way, 0 is off."""
+        if power == 0.0 or self.task != "multiclass":
+            return None
+        if power < 0:
+            raise ConfigError(f"trainer.class_weight_power={power} must be >= 0")
+        y = np.asarray(self.dm.targets)[self.dm.indices("train")].astype(np.int64)
+        counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
+        w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / len(self.classes)) ** power, 0.0)
+        log.info("class weights: %s", ", ".join(f"{c} {v:.2f}" for c, v in zip(self.classes, w, strict=True)))
+        return torch.tensor(w, dtype=torch.float32, device=self.device)
+
+    def default_thresholds(self) -> torch.Tensor | None:
+        """``task.threshold`` for every label (multilabel), None for multiclass."""
+        if self.threshold is None:
+            return None
+        return torch.full((len(self.classes),), self.threshold)
 
     # -- one batch through the device-side pipeline ------------------------------------------
     def _inputs(self, x: torch.Tensor, train: bool) -> torch.Tensor:
@@ -150,7 +225,7 @@ class Trainer:
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "multiclass":
-            return F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
+            return F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing)
         target = y.float()
         if self.label_smoothing:
             target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
@@ -162,8 +237,12 @@ class Trainer:
         self.model.eval()
         outs, ys, ids = [], [], []
         for x, y, idx in self.dm.loader(split, shuffle=False):
+            inputs = self._inputs(x, train=False)
             with autocast(self.device, self.precision):
-                outs.append(self.forward_model(self._inputs(x, train=False)).float().cpu())
+                logits = self.forward_model(inputs).float()
+                if self.tta_flip:  # test-time flip: the mean of both views' logits
+                    logits = (logits + self.forward_model(torch.flip(inputs, dims=[3])).float()) / 2
+            outs.append(logits.cpu())
             ys.append(y)
             ids.append(idx)
         logits, targets, index = distributed.gather_cat(torch.cat(outs), torch.cat(ys), torch.cat(ids))
@@ -223,11 +302,12 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> float:
         self.model.train()
+        self._set_backbone_trainable(epoch)
         self.train_loader.sampler.set_epoch(epoch)
         total, count = 0.0, 0
-        log_every = int(self.cfg.get("log_every_n_steps", 10))
+        log_every = int(self.cfg["log_every_n_steps"])
         clip = self.cfg.get("grad_clip_norm")
-        bar = progress(self.train_loader, enabled=bool(self.cfg.get("progress", True)),
+        bar = progress(self.train_loader, enabled=bool(self.cfg["progress"]),
                        desc=f"epoch {epoch + 1}/{self.max_epochs}", unit="batch", leave=False)  # fmt: skip
         for x, y, _ in bar:
             inputs, y = self._inputs(x, train=True), y.to(self.device, non_blocking=True)
@@ -239,7 +319,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], float(clip))
             self.optimizer.step()
             self.state.global_step += 1
             self.scheduler.step_update(self.state.global_step)
@@ -258,7 +338,8 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             logits, targets, _ = self.predict_logits("val")
-            metrics, _ = classification_metrics(logits, targets, self.task, self.classes, "val")
+            metrics, _ = classification_metrics(logits, targets, self.task, self.classes, "val",
+                                                thresholds=self.default_thresholds())  # fmt: skip
             metrics.update({"train/epoch_loss": train_loss, "epoch": epoch + 1,
                             "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
             self.state.epoch = epoch + 1

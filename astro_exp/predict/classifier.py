@@ -44,8 +44,9 @@ from astro_exp.anomaly.neighbours import NeighbourIndex
 from astro_exp.data.cache import resize_image
 from astro_exp.engine.device import autocast, resolve_device
 from astro_exp.errors import AstroExpError, DataError
+from astro_exp.imageio import read_image
 from astro_exp.models.checkpoint import load_bundle, model_from_bundle
-from astro_exp.sources.folder import IMAGE_EXTENSIONS, read_image
+from astro_exp.sources.folder import IMAGE_EXTENSIONS
 from astro_exp.vision import build_preprocess
 
 log = logging.getLogger(__name__)
@@ -129,15 +130,19 @@ class Classifier:
         self.image_size = int(bundle.get("image_size") or bundle["preprocess"].get("image_size", 64))
         self.resize = str(bundle["preprocess"].get("resize", "crop"))
         self.temperature = float(bundle.get("temperature") or 1.0)
+        self.tta_flip = bool((bundle.get("tta") or {}).get("hflip"))
         thr = bundle.get("thresholds")
-        self.thresholds = np.asarray(thr if thr is not None else [0.5] * len(self.classes), dtype=np.float64)
+        if thr is None:  # not tuned yet (a last.pt, or multiclass): the run's task.threshold
+            task_cfg = (bundle.get("config") or {}).get("task") or {}
+            thr = [float(task_cfg.get("threshold") or 0.5)] * len(self.classes)  # 0.5: bundles without a config
+        self.thresholds = np.asarray(thr, dtype=np.float64)
         self.max_bytes = int(max_bytes)
         self.detector = detector
         self.index = NeighbourIndex(reference["emb"], reference["labels"], reference["ids"]) if reference else None
         meta = detector.meta if detector is not None else {}
         self.n_neighbors = int(meta.get("n_neighbors", 5) if n_neighbors is None else n_neighbors)
         # the embedding the detector was fitted on (pre-logits and/or pooled stages)
-        self.embedding = EmbeddingSpec.from_meta(meta) if detector is not None else EmbeddingSpec()
+        self.embedding = EmbeddingSpec.from_meta(meta) if detector is not None else EmbeddingSpec.pre_logits_only()
         self._http = http_session
         self._http_lock = threading.Lock()
 
@@ -163,7 +168,7 @@ class Classifier:
             digest = model_digest(clf.model)
             if detector.meta.get("digest") not in (None, digest):
                 log.warning("%s belongs to other weights than %s (best.pt's?); anomaly scores are off", det_path, path.name)
-                clf.detector, clf.index, clf.embedding = None, None, EmbeddingSpec()
+                clf.detector, clf.index, clf.embedding = None, None, EmbeddingSpec.pre_logits_only()
         elif anomaly:
             log.info("no %s beside %s: predictions carry no anomaly score", DETECTOR_FILE, path)
         return clf
@@ -171,13 +176,7 @@ class Classifier:
     # -- inputs -------------------------------------------------------------------------------
     def _file_item(self, path: Path, name: str | None = None) -> _Item:
         def load() -> np.ndarray:
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                raise DataError(f"{path}: no such file; check the path") from None
-            if size > self.max_bytes:
-                raise DataError(f"{path} is {size:,} bytes, over the {self.max_bytes:,}-byte limit; raise max_bytes to accept it")
-            return read_image(path)
+            return read_image(path, max_bytes=self.max_bytes)
 
         return _Item(name or str(path), load)
 
@@ -240,6 +239,8 @@ class Classifier:
         x = self.preprocess(x.to(self.device))
         with autocast(self.device, "auto"):
             emb, logits = forward_embed(self.model, x, self.embedding)
+            if self.tta_flip:  # as the run evaluated: the mean logits of the picture and its mirror
+                logits = (logits.float() + self.model(torch.flip(x, dims=[3])).float()) / 2
         return logits.float().cpu(), emb.float().cpu()
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:

@@ -15,14 +15,14 @@ import io
 import json
 import os
 import tarfile
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astro_exp.data.catalog import CORRECTIONS, DONE_STATUSES, OK, Catalog, catalog_path, now_iso
+from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, catalog_path, now_iso
 from astro_exp.data.store import ImageStore, sha256_file
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.files import atomic_write
 from astro_exp.sharing.manifest import FILE_RE, FORMAT, FORMAT_VERSION, MANIFEST, picture_entry
 
 STATUSES = {"ok": (OK,), "done": DONE_STATUSES}
@@ -115,11 +115,7 @@ def export_bundle(
     store = ImageStore(data_dir)
     with Catalog(path) as cat:
         rows = [r for r in cat.rows(selection.sources) if selection.keeps(r)]
-        by_picture: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for c in cat.conn.execute(
-            f"SELECT picture_id, label, who, created_at FROM {CORRECTIONS} ORDER BY created_at, id"
-        ):
-            by_picture[int(c["picture_id"])].append(dict(c))
+        by_picture = cat.correction_history()
         source_info = {
             "path": str(path.resolve()),
             "schema_version": cat.version,
@@ -184,8 +180,6 @@ def _checked_file(file: Path, sha: str | None, row: dict[str, Any]) -> tuple[str
 
 
 def _write_archive(out: Path, manifest: dict[str, Any], store: ImageStore) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     mtime = int(dt.datetime.now(dt.timezone.utc).timestamp())
 
     def info(name: str, size: int) -> tarfile.TarInfo:
@@ -195,19 +189,15 @@ def _write_archive(out: Path, manifest: dict[str, Any], store: ImageStore) -> No
         ti.uname = ti.gname = ""
         return ti
 
-    try:
+    def write(tmp: Path) -> None:
         with tarfile.open(tmp, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
             data = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
             tar.addfile(info(MANIFEST, len(data)), io.BytesIO(data))
             for f in manifest["files"]:
                 with store.abspath(f["path"]).open("rb") as fh:
                     tar.addfile(info(f["path"], f["bytes"]), fh)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(out, write)
 
 
 def _describe(selection: BundleFilter) -> str:

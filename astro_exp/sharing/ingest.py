@@ -11,17 +11,17 @@ added twice, so importing the same bundle again changes nothing.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from astro_exp.data.catalog import CORRECTIONS, Catalog, catalog_path
+from astro_exp.data.catalog import Catalog, catalog_path
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import DataError
+from astro_exp.files import move_into_place
 from astro_exp.sharing.manifest import RECORD_FIELDS, record_of
 from astro_exp.sharing.settings import BundleLimits
 from astro_exp.sharing.unpack import open_bundle
@@ -58,10 +58,7 @@ class StagedFiles:
         final = self.store.abspath(rel)
         if final.is_file() and final.stat().st_size == src.stat().st_size:
             return False  # content-addressed: same name and size is the same picture
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with src.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(src, final)
+        move_into_place(src, final)
         self.added.append(final)
         return True
 
@@ -137,29 +134,10 @@ def import_bundle(
                         result.unchanged += 1
                     else:
                         result.updated += 1
-                    result.corrections_added += add_corrections(
-                        cat, pid, entry.get("corrections", [])
+                    result.corrections_added += cat.merge_corrections(
+                        pid, entry.get("corrections", [])
                     )
     return result
-
-
-def add_corrections(cat: Catalog, picture_id: int, corrections: Iterable[dict[str, Any]]) -> int:
-    """Insert corrections the picture does not have yet (same label, who and time); returns how many."""
-    n = 0
-    with cat.transaction():
-        for c in corrections:
-            row = (int(picture_id), str(c["label"]), str(c["who"])[:80], str(c["created_at"]))
-            exists = cat.conn.execute(
-                f"SELECT 1 FROM {CORRECTIONS} WHERE picture_id = ? AND label = ? AND who = ? AND created_at = ?",
-                row,
-            ).fetchone()
-            if exists is None:
-                cat.conn.execute(
-                    f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)",
-                    row,
-                )
-                n += 1
-    return n
 
 
 def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:

@@ -22,15 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from astro_exp.data.catalog import CORRECTIONS, DONE_STATUSES, Catalog, catalog_path, now_iso
+from astro_exp.data.catalog import DONE_STATUSES, Catalog, catalog_path, now_iso
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.imageio import BadImage
 from astro_exp.sharing.dedupe import Picture, group_copies, hamming, phash
 from astro_exp.sharing.ingest import (
     StagedFiles,
-    add_corrections,
     catalog_errors,
     staged,
     writer_lock,
@@ -39,6 +37,7 @@ from astro_exp.sharing.label_rules import Vote, decide, unique_votes, votes_of
 from astro_exp.sharing.manifest import picture_entry, record_of
 from astro_exp.sharing.settings import BundleLimits, MergeRules
 from astro_exp.sharing.unpack import open_bundle
+from astro_exp.tables import format_table
 
 CATALOG = "catalog"  # origin of the target catalog's own rows
 
@@ -126,15 +125,8 @@ class MergeReport:
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    cells = [[str(h) for h in header]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(r[c]) for r in cells) for c in range(len(header))]
-    lines = [title, "  ".join(v.ljust(w) for v, w in zip(cells[0], widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells[1:]
-    ] or ["(none)"]
-    return "\n".join(lines)
+    """A report section: its title, the aligned table, ``(none)`` when it has no rows."""
+    return format_table(rows, header, title=title, rule="columns", empty="(none)")
 
 
 def merge_bundles(
@@ -185,7 +177,7 @@ def merge_bundles(
                         Member(n, vb.creator, e, vb.file(e["path"]) if e.get("path") else None)
                     )
             rep.rows_in = sum(m.existing_id is None for m in members)
-            pictures = _pictures(members)
+            pictures = _pictures(members, limits.max_pixels)
             groups = group_copies(pictures, rules.near_duplicate_distance, rules.aspect_tolerance)
             with cat.transaction():
                 for g in groups:
@@ -199,11 +191,7 @@ def merge_bundles(
 
 def _catalog_members(cat: Catalog, store: ImageStore) -> list[Member]:
     """The target's finished rows, as copies that are kept whatever the bundles hold."""
-    by_picture: dict[int, list[dict[str, Any]]] = {}
-    for c in cat.conn.execute(
-        f"SELECT picture_id, label, who, created_at FROM {CORRECTIONS} ORDER BY created_at, id"
-    ):
-        by_picture.setdefault(int(c["picture_id"]), []).append(dict(c))
+    by_picture = cat.correction_history()
     out = []
     for r in cat.rows():
         if r.get("status") not in DONE_STATUSES:
@@ -218,7 +206,7 @@ def _catalog_members(cat: Catalog, store: ImageStore) -> list[Member]:
     return out
 
 
-def _pictures(members: list[Member]) -> list[Picture]:
+def _pictures(members: list[Member], max_pixels: int) -> list[Picture]:
     """Grouping facts of each copy; one pHash per distinct file that can be read."""
     hashes: dict[str, int | None] = {}
     out = []
@@ -226,8 +214,8 @@ def _pictures(members: list[Member]) -> list[Picture]:
         sha = m.entry.get("sha256") or None
         if sha and m.file is not None and hashes.get(sha) is None:
             try:
-                hashes[sha] = phash(m.file)
-            except (OSError, ValueError, Image.DecompressionBombError):
+                hashes[sha] = phash(m.file, max_pixels)
+            except BadImage:
                 hashes[sha] = None  # unreadable in the target store: grouped by sha and day only
         width, height = m.entry.get("width"), m.entry.get("height")
         out.append(Picture(m.key, sha, width, height, hashes.get(sha) if sha else None))
@@ -264,7 +252,7 @@ def _merge_group(
     # the kept row and the bundles' copies speak; the target's other rows are left alone
     group = [m for i, m in enumerate(group) if i == k or m.existing_id is None]
     corrections = _union_corrections(group)
-    rep.corrections_added += add_corrections(cat, pid, corrections)
+    rep.corrections_added += cat.merge_corrections(pid, corrections)
     if len(group) < 2:
         return
     votes = unique_votes(v for m in group for v in votes_of(m.entry, m.creator, m.name))
@@ -279,8 +267,7 @@ def _merge_group(
     wrote = False
     if decision.label is not None and decision.label != current:
         wrote = bool(
-            add_corrections(
-                cat,
+            cat.merge_corrections(
                 pid,
                 [
                     {

@@ -1,21 +1,19 @@
 """Settings of dataset sharing: ``conf/share/default.yaml`` plus ``key.sub=value`` overrides.
 
-Why a plain YAML and not a Hydra entry config: ``scripts/dataset.py`` is an argparse tool
-whose bundle subcommands take a few ``key=value`` words; loading one file with OmegaConf
-and merging dotted overrides keeps that fast and still lets every limit and merge rule be
-changed from the command line.
+``astro-exp dataset`` composes that file through Hydra (the ``share`` group of
+conf/dataset.yaml); :func:`load_settings` reads the same file from the package for Python
+callers, merging dotted overrides, without composing a whole entry config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from astro_exp.errors import ConfigError
 
-CONF_FILE = Path(__file__).resolve().parents[2] / "conf" / "share" / "default.yaml"
+CONF_FILE = "share/default.yaml"  # in the package's configs (astro_exp.conf)
 RULES = ("correction", "majority", "newest")
 
 
@@ -38,22 +36,22 @@ class MergeRules:
     aspect_tolerance: float = 0.05
 
 
-def load_settings(
-    overrides: Iterable[str] = (), conf_file: str | Path = CONF_FILE
-) -> dict[str, Any]:
+def load_settings(overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The share config as plain dicts, with ``bundle.max_bytes=...``-style overrides merged."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from astro_exp.config import read_conf
+
     try:
-        cfg = OmegaConf.load(conf_file)
+        cfg = OmegaConf.create(read_conf(CONF_FILE))
         extra = list(overrides)
         if extra:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(extra))
         data = OmegaConf.to_container(cfg, resolve=True)
     except (OmegaConfBaseException, OSError, ValueError) as e:
         raise ConfigError(
-            f"cannot read the share settings ({e}); check {conf_file} and the key=value overrides"
+            f"cannot read the share settings ({e}); check conf/{CONF_FILE} and the key=value overrides"
         ) from None
     assert isinstance(data, dict)
     return data

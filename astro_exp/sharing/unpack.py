@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from astro_exp.data.store import EXTENSIONS, BadImage, check_image
+from astro_exp.data.store import check_image
 from astro_exp.errors import DataError
+from astro_exp.imageio import FORMATS, BadImage
 from astro_exp.sharing.manifest import DIR_RE, FILE_RE, MANIFEST, check_manifest
 from astro_exp.sharing.settings import BundleLimits
 
@@ -237,6 +238,6 @@ def _verify(
             fmt, _, _ = check_image(root / rel, limits.max_pixels, limits.max_member_bytes)
         except BadImage as e:
             raise _refused(path, f"{rel} is not an acceptable picture ({e})") from None
-        if not rel.endswith("." + EXTENSIONS[fmt]):
+        if not rel.endswith("." + FORMATS[fmt]):
             raise _refused(path, f"{rel} is a {fmt} file under another extension")
     return manifest

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from astro_exp.apod.scrape import ScrapeRequest, ScrapeSummary, parse_date, scrape
+from astro_exp.apod.scrape import REQUEST_DEFAULTS, ScrapeRequest, ScrapeSummary, parse_date, scrape
 from astro_exp.data.catalog import OK, Catalog, catalog_path
+from astro_exp.data.imageset import ImageSet, Task
 from astro_exp.data.labels import Labeller, build_labeller
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.sources.base import ImageSet, Task
-from astro_exp.sources.folder import read_image
+from astro_exp.imageio import read_image
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +73,26 @@ class ApodCatalogSource:
     """APOD days in the catalog under ``data_dir`` (``source=apod`` or ``source=apod_api``).
 
     The scrape settings (``kind``, ``base_url``, dates, ``http``) are the same ones
-    ``scripts/scrape.py`` uses; for training, ``start_date``/``end_date``/``last_days``
-    restrict the catalog rows read, and ``refresh=true`` scrapes them first.
+    ``scripts/scrape.py`` uses, with the defaults of ``conf/source/apod.yaml``
+    (:data:`~astro_exp.apod.scrape.REQUEST_DEFAULTS`); for training,
+    ``start_date``/``end_date``/``last_days`` restrict the catalog rows read, and
+    ``refresh=true`` scrapes them first.
     """
 
     def __init__(
         self,
-        name: str = "apod",
-        kind: str = "html",
-        base_url: str = "https://apod.nasa.gov/apod/",
-        api_url: str = "https://api.nasa.gov/planetary/apod",
-        api_key: str | None = None,
-        start_date: Any = None,
-        end_date: Any = None,
-        last_days: int | None = None,
-        picture: str = "image",
-        max_bytes: int = 50_000_000,
-        max_pixels: int = 89_478_485,
-        chunk_days: int = 60,
+        name: str = REQUEST_DEFAULTS["source"],
+        kind: str = REQUEST_DEFAULTS["kind"],
+        base_url: str = REQUEST_DEFAULTS["base_url"],
+        api_url: str = REQUEST_DEFAULTS["api_url"],
+        api_key: str | None = REQUEST_DEFAULTS["api_key"],
+        start_date: Any = REQUEST_DEFAULTS["start_date"],
+        end_date: Any = REQUEST_DEFAULTS["end_date"],
+        last_days: int | None = REQUEST_DEFAULTS["last_days"],
+        picture: str = REQUEST_DEFAULTS["picture"],
+        max_bytes: int = REQUEST_DEFAULTS["max_bytes"],
+        max_pixels: int = REQUEST_DEFAULTS["max_pixels"],
+        chunk_days: int = REQUEST_DEFAULTS["chunk_days"],
         refresh: bool = False,
         data_dir: str = "data",
         labels: Mapping[str, Any] | Labeller | None = None,

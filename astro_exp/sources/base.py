@@ -1,35 +1,52 @@
-"""The contract between a source and the tensor cache."""
+"""What a training source is, and the optional abilities some sources have, as protocols.
+
+A source is any object built from ``conf/source`` whose ``imageset()`` returns the
+:class:`~astro_exp.data.imageset.ImageSet` to train on. What only some sources can do is a
+``runtime_checkable`` protocol here, so a stage asks ``isinstance(source, HasAnomalySet)``
+(one name to grep, one signature to keep) instead of probing with ``hasattr``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
+from astro_exp.data.imageset import ImageSet
 
-Task = Literal["multiclass", "multilabel"]
+if TYPE_CHECKING:
+    from astro_exp.apod.scrape import ScrapeRequest, ScrapeSummary
 
 
-@dataclass
-class ImageSet:
-    """N pictures with their targets, described well enough to cache them once.
+@runtime_checkable
+class ImageSource(Protocol):
+    """Every training source (``conf/source/*.yaml`` ``_target_``)."""
 
-    ``load(i, size)`` returns picture ``i`` as an RGB ``uint8`` array of shape (H, W, 3).
-    ``size`` is the edge the cache will resize to; procedural sources render at that
-    size directly, file sources ignore it and return the decoded file.
-    ``fingerprint`` must change whenever any picture or target changes: it keys the cache.
-    """
+    def imageset(self) -> ImageSet:
+        """The pictures and targets to train on."""
+        ...
 
-    name: str
-    classes: list[str]
-    task: Task
-    ids: list[str]
-    targets: np.ndarray  # (N,) int64 class index, or (N, C) float32 multi-hot
-    fingerprint: str
-    load: Callable[[int, int], np.ndarray]
-    split: np.ndarray | None = None  # optional fixed split: 0 train, 1 val, 2 test
-    meta: dict = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self.ids)
+@runtime_checkable
+class HasAnomalySet(Protocol):
+    """A source that can make pictures of kinds it keeps out of training (the synthetic
+    renderer's comets, trails, flares): the anomaly stage scores them; sources without this
+    ability get scikit-image's photos instead (``anomaly.photos``)."""
+
+    def anomaly_set(self, per_kind: int, kinds: Sequence[str] | None) -> ImageSet:
+        """``per_kind`` pictures of each of ``kinds`` (None: every kind the source knows)."""
+        ...
+
+
+
+@runtime_checkable
+class CanScrape(Protocol):
+    """A source whose pictures are fetched from the web into the catalog first: what
+    ``scrape`` runs and ``watch`` polls (``source=apod`` / ``source=apod_api``)."""
+
+    def request(self) -> ScrapeRequest:
+        """The scrape this config describes."""
+        ...
+
+    def scrape(self, progress: bool | None = None) -> ScrapeSummary:
+        """Fetch the missing days into the catalog."""
+        ...

@@ -6,39 +6,18 @@ import csv
 import hashlib
 import json
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
+from astro_exp.data.imageset import ImageSet, Task
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.sources.base import ImageSet, Task
+from astro_exp.imageio import read_image
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Fully decode a picture file to RGB uint8 (H, W, 3), honouring EXIF orientation.
-
-    Raises DataError (one line) for missing, truncated, non-image and decompression-bomb
-    files; Pillow's bomb guard stays on.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
-                return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: too large to decode safely ({e})") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: not a readable picture ({e})") from None
 
 
 class FolderSource:

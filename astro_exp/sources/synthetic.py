@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from astro_exp.data.imageset import ImageSet, Task
 from astro_exp.errors import ConfigError
 from astro_exp.sources import sky_render
-from astro_exp.sources.base import ImageSet, Task
 
 
 class SyntheticSource:
@@ -80,8 +80,9 @@ class SyntheticSource:
             fingerprint=self._fingerprint("train"), load=load,
         )  # fmt: skip
 
-    def anomaly_set(self, per_kind: int = 50, kinds: Sequence[str] | None = None) -> ImageSet:
-        """Pictures of kinds the renderer keeps out of training (comets, trails, flares, ...)."""
+    def anomaly_set(self, per_kind: int, kinds: Sequence[str] | None = None) -> ImageSet:
+        """Pictures of kinds the renderer keeps out of training (comets, trails, flares, ...):
+        this source is a :class:`~astro_exp.sources.base.HasAnomalySet`."""
         kinds = list(kinds or sky_render.ANOMALY_KINDS)
         n = per_kind * len(kinds)
         kind_of = [kinds[i % len(kinds)] for i in range(n)]

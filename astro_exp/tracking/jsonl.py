@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from astro_exp.files import atomic_write
+
 
 def _clean(value):
     """JSON-safe scalars: numpy/torch scalars to Python, NaN/inf to null (strict JSON)."""
@@ -27,13 +29,6 @@ def _clean(value):
 
 def _dumps(record: dict) -> str:
     return json.dumps({k: _clean(v) for k, v in record.items()}, default=str)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file + os.replace: readers (web app, compare.py) never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class JsonlLogger:
@@ -57,7 +52,7 @@ class JsonlLogger:
         self._fh.flush()
 
     def log_config(self, config: dict) -> None:
-        _atomic_write(self.run_dir / "config.json", json.dumps(config, indent=1, default=str))
+        atomic_write(self.run_dir / "config.json", json.dumps(config, indent=1, default=str))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self._write({"step": int(step), "time": round(time.time(), 3), **metrics})
@@ -77,7 +72,7 @@ class JsonlLogger:
                 except json.JSONDecodeError:
                     continue
         new = [_dumps({"table": key, **row}) for row in rows]
-        _atomic_write(path, "".join(line + "\n" for line in [*kept, *new]))
+        atomic_write(path, "".join(line + "\n" for line in [*kept, *new]))
         self._write(
             {"table": key, "path": str(path), "rows": len(rows), "time": round(time.time(), 3)}
         )
@@ -92,7 +87,7 @@ class JsonlLogger:
             except json.JSONDecodeError:
                 merged = {}
         merged.update({k: _clean(v) for k, v in summary.items()})
-        _atomic_write(path, json.dumps(merged, indent=1, sort_keys=True, default=str))
+        atomic_write(path, json.dumps(merged, indent=1, sort_keys=True, default=str))
 
     def finish(self) -> None:
         if not self._fh.closed:

@@ -165,15 +165,6 @@ def table(
     return header, rows
 
 
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    """Aligned plain-text columns for the terminal."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    lines = [header, *rows]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-
-
 def write_csv(header: list[str], rows: list[list[str]], path: str | Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

@@ -29,7 +29,7 @@ from typing import Any
 import requests
 
 from astro_exp.apod.api import ApodApiClient
-from astro_exp.apod.pages import ApodClient
+from astro_exp.apod.client import ApodClient
 from astro_exp.apod.scrape import ScrapeRequest, build_session, scrape
 from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, catalog_path
 from astro_exp.data.labels import Labeller

@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
 
+from astro_exp.imageio import BadImage
 from astro_exp.web import error_response, queries
 from astro_exp.web import runs as runs_mod
 from astro_exp.web.fetch import UrlRefused
-from astro_exp.web.media import BadImage, decode_untrusted
+from astro_exp.web.media import decode_untrusted
 from astro_exp.web.state import NotFound, state
 from astro_exp.web.views import picture_analysis, read_submission
 

@@ -8,21 +8,17 @@ import hashlib
 import io
 import os
 import re
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-# formats accepted from uploads and URLs (what Pillow decodes fully and safely)
-FORMATS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+from astro_exp.data.store import STORE_DIR
+from astro_exp.files import atomic_write
+from astro_exp.imageio import FORMATS, BadImage, decode_picture
+
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-class BadImage(ValueError):
-    """Untrusted bytes are not a picture we accept; the message is shown to the user."""
 
 
 @dataclass
@@ -41,45 +37,10 @@ class Decoded:
 
 def decode_untrusted(data: bytes, max_pixels: int) -> Decoded:
     """Pillow ``verify`` (structure) then a full decode (pixels), with the bomb guard at
-    ``max_pixels``: a truncated, disguised or oversized file is refused, not half-read."""
-    if not data:
-        raise BadImage("the file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                fmt = im.format
-                if fmt not in FORMATS:
-                    raise BadImage(f"{fmt or 'this'} files are not accepted; upload {', '.join(FORMATS)}")
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise BadImage(f"the picture is {w}x{h} pixels, over the {max_pixels:,}-pixel limit")
-                im.verify()
-            with Image.open(io.BytesIO(data)) as im:  # verify() leaves the image unusable: reopen
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                pixels = np.asarray(im.convert("RGB"))
-    except BadImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage("the picture is too large to decode safely (decompression-bomb guard)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise BadImage(f"not a readable picture ({type(e).__name__})") from None
-    return Decoded(data, hashlib.sha256(data).hexdigest(), FORMATS[fmt], pixels)
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Temp file + rename in the same folder: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    ``max_pixels``: a truncated, disguised or oversized file is refused, not half-read.
+    (The upload's byte size is limited before: the request body and the URL fetch.)"""
+    im = decode_picture(data, max_pixels=max_pixels, max_bytes=None, formats=FORMATS, verify=True)
+    return Decoded(data, hashlib.sha256(data).hexdigest(), f".{FORMATS[str(im.format)]}", np.asarray(im))
 
 
 def inside(root: Path, relative: str | os.PathLike[str]) -> Path | None:
@@ -92,6 +53,15 @@ def inside(root: Path, relative: str | os.PathLike[str]) -> Path | None:
     return path if path.is_relative_to(root) and path != root else None
 
 
+def resolve_store_path(root: Path, rel: str) -> Path | None:
+    """A catalog ``path`` inside the image store ``root`` (relative to it, or to the data
+    folder as ``images/...``), or None when it would lie outside."""
+    rel_path = Path(rel)
+    if rel_path.parts[:1] == (STORE_DIR,):
+        rel_path = Path(*rel_path.parts[1:])
+    return inside(root, rel_path) if rel_path.parts else None
+
+
 class Uploads:
     """Pictures classified through the web app, stored by content hash under data_dir/uploads."""
 
@@ -101,7 +71,7 @@ class Uploads:
     def save(self, decoded: Decoded) -> str:
         path = self.root / f"{decoded.sha256}{decoded.ext}"
         if not path.exists():
-            write_atomic(path, decoded.data)
+            atomic_write(path, decoded.data)
         return decoded.sha256
 
     def path(self, sha256: str) -> Path | None:
@@ -109,7 +79,7 @@ class Uploads:
         if not SHA256_RE.match(sha256 or ""):
             return None
         for ext in dict.fromkeys(FORMATS.values()):
-            p = self.root / f"{sha256}{ext}"
+            p = self.root / f"{sha256}.{ext}"
             if p.is_file():
                 return p
         return None
@@ -133,26 +103,20 @@ class Thumbnails:
         out = self.path_for(sha256)
         if out.is_file():
             return out
-        write_atomic(out, self.render(source))
+        atomic_write(out, self.render(source))
         return out
 
     def render(self, source: Path) -> bytes:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                with Image.open(source) as im:
-                    if im.size[0] * im.size[1] > self.max_pixels:
-                        raise BadImage("picture too large for a thumbnail")
-                    im.draft("RGB", (self.size * 2, self.size * 2))  # JPEG: decode at a reduced scale
-                    im = ImageOps.exif_transpose(im)
-                    im = im.convert("RGB")
-                    im.thumbnail((self.size, self.size), Image.Resampling.LANCZOS, reducing_gap=2.0)
-                    buf = io.BytesIO()
-                    im.save(buf, "JPEG", quality=82, optimize=True, progressive=True)
-                    return buf.getvalue()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, SyntaxError,
-                    ValueError) as e:  # fmt: skip
-                raise BadImage(f"cannot make a thumbnail ({type(e).__name__})") from None
+        try:
+            # JPEG: decode at a reduced scale, at least twice the thumbnail's size
+            im = decode_picture(source, max_pixels=self.max_pixels, max_bytes=None,
+                                draft_size=(self.size * 2, self.size * 2))  # fmt: skip
+        except BadImage as e:
+            raise BadImage(f"cannot make a thumbnail: {e}") from None
+        im.thumbnail((self.size, self.size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=82, optimize=True, progressive=True)
+        return buf.getvalue()
 
 
 def png_data_uri(chw: np.ndarray) -> str:

@@ -1,22 +1,22 @@
 """Read-side SQL over the catalog for the pages: filtered, sorted, paged picture lists that
 stay fast with tens of thousands of rows (one indexed query for a page, one for the count).
 
-The catalog module owns the schema and every write; the names it uses are gathered in
-:class:`Schema` so the pages follow it in one place. Connections are opened read-only per
-request: a page can never change the catalog, and SQLite's WAL lets a scraper write at
-the same time.
+The catalog module (:mod:`astro_exp.data.catalog`) owns the schema and every write; the
+table names come from it (:class:`Schema`). Every query here is a SELECT on the read-only
+connection it provides (:func:`~astro_exp.data.catalog.connect_read_only`), one per request: a page can never change the
+catalog, and SQLite's WAL lets a scraper write at the same time.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
+
+from astro_exp.data.catalog import CORRECTIONS, PICTURES, PREDICTIONS
 
 SORTS = {
     # name -> ORDER BY (NULLs last, id breaks ties so paging is stable)
@@ -32,9 +32,9 @@ MAX_PAGE_SIZE = 200
 class Schema:
     """Table names of the catalog (``astro_exp.data.catalog``)."""
 
-    pictures: str = "pictures"
-    corrections: str = "label_corrections"
-    predictions: str = "predictions"
+    pictures: str = PICTURES
+    corrections: str = CORRECTIONS
+    predictions: str = PREDICTIONS
 
 
 SCHEMA = Schema()
@@ -116,17 +116,6 @@ def _int(value: str | None, default: int, lo: int, hi: int) -> int:
         return min(hi, max(lo, int(str(value))))
     except (TypeError, ValueError):
         return default
-
-
-@contextmanager
-def connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection (``mode=ro``): the pages cannot change the catalog."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _truth_sql(s: Schema) -> str:

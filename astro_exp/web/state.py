@@ -14,10 +14,13 @@ from typing import Any
 import numpy as np
 from flask import current_app
 
+from astro_exp.data.catalog import catalog_path as default_catalog_path
+from astro_exp.data.catalog import connect_read_only
+from astro_exp.data.store import STORE_DIR
 from astro_exp.errors import DataError
-from astro_exp.sources.folder import read_image
-from astro_exp.web import catalog_io, queries
-from astro_exp.web.media import Decoded, Thumbnails, Uploads, inside
+from astro_exp.imageio import read_image
+from astro_exp.web import queries
+from astro_exp.web.media import Decoded, Thumbnails, Uploads, inside, resolve_store_path
 from astro_exp.web.model import Analysis, ModelService
 from astro_exp.web.runs import RunIndex
 from astro_exp.web.settings import WebSettings
@@ -50,7 +53,7 @@ class WebState:
     def connect(self):  # noqa: ANN201 - a context manager of sqlite3.Connection
         if not self.has_catalog:
             raise NotFound(f"no catalog at {self.catalog_path}; run scripts/scrape.py first (or set catalog_path)")
-        return queries.connect(self.catalog_path)
+        return connect_read_only(self.catalog_path)
 
     def cached(self, key: tuple, compute: Any) -> Any:
         """Drop-down values and run ids: whole-table scans, so computed at most every
@@ -102,7 +105,7 @@ class WebState:
         rel = row.get("path")
         if not rel:
             return None
-        path = catalog_io.resolve_store_path(self.store_root, str(rel))
+        path = resolve_store_path(self.store_root, str(rel))
         return path if path is not None and path.is_file() else None
 
     def neighbour_refs(self, neighbours: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -140,7 +143,7 @@ def state() -> WebState:
 
 def build_state(settings: WebSettings) -> WebState:
     data_dir = Path(settings.data_dir)
-    catalog_path = Path(settings.catalog_path) if settings.catalog_path else catalog_io.default_catalog_path(data_dir)
+    catalog_path = Path(settings.catalog_path) if settings.catalog_path else default_catalog_path(data_dir)
     return WebState(
         settings=settings,
         model=ModelService(settings.ckpt_path, settings.device, settings.top_k, settings.n_augmented),
@@ -148,7 +151,7 @@ def build_state(settings: WebSettings) -> WebState:
         thumbs=Thumbnails(data_dir / "thumbs", settings.thumb_size, settings.max_pixels),
         uploads=Uploads(data_dir / "uploads"),
         catalog_path=catalog_path,
-        store_root=catalog_io.store_root(data_dir),
+        store_root=data_dir / STORE_DIR,
     )
 
 

@@ -19,10 +19,13 @@ from flask import (
     url_for,
 )
 
-from astro_exp.web import catalog_io, queries
+from astro_exp.data.catalog import MAX_WHO, Catalog
+from astro_exp.errors import DataError
+from astro_exp.imageio import BadImage
+from astro_exp.web import queries
 from astro_exp.web import runs as runs_mod
 from astro_exp.web.fetch import UrlRefused, fetch_picture
-from astro_exp.web.media import BadImage, decode_untrusted
+from astro_exp.web.media import decode_untrusted
 from astro_exp.web.model import Analysis
 from astro_exp.web.state import NotFound, WebState, state
 
@@ -241,12 +244,17 @@ def correct_label(picture_id: int):  # noqa: ANN201 - a redirect
     st = state()
     st.picture(picture_id, None)  # 404 for an unknown picture
     label = (request.form.get("label") or "").strip()
-    who = (request.form.get("who") or "").strip()[: catalog_io.MAX_WHO] or st.settings.default_who
+    who = (request.form.get("who") or "").strip()[:MAX_WHO] or st.settings.default_who
     back = _safe_next(request.form.get("next"), url_for(".picture", picture_id=picture_id))
     if not LABEL_RE.match(label):
         flash("Pick a label (letters, digits, spaces, - / + .; at most 60 characters).", "error")
         return redirect(back, code=303)
-    when = catalog_io.add_correction(st.catalog_path, picture_id, label, who)
+    try:
+        with Catalog(st.catalog_path, timeout=10.0) as cat:  # the catalog checks and records it
+            when = cat.add_correction(picture_id, label, who)
+    except DataError as e:
+        flash(f"The label was not saved: {e}", "error")
+        return redirect(back, code=303)
     st.forget_facets()
     session["who"] = who
     flash(f"Picture {picture_id} is now labelled {label!r} (by {who}, {when}).", "ok")

@@ -1,0 +1,82 @@
+"""``astro-exp bench`` (``python scripts/bench.py``): throughput figures, each against a baseline
+measured in the same run, as JSON on stdout.
+
+    python scripts/bench.py                              # the default config (conf/train.yaml)
+    python scripts/bench.py model=tiny bench.steps=10    # any train.py override, the bench's keys under bench.
+    python scripts/bench.py bench.predict=true           # also predict latency and the detectors (latency.py)
+    python scripts/bench_predict.py model=tiny           # only those (bench.predict_only=true)
+
+:mod:`~astro_exp.cli.bench.pipelines` times the training pipelines, :mod:`~astro_exp.cli.bench.latency`
+predict and the detectors, :mod:`~astro_exp.cli.bench.gallery` the web app's gallery. The scraper's
+benchmark runs over the test stand-in and so stays in the checkout (``scripts/bench_scrape.py``,
+``python scripts/bench.py --scrape``). The older ``--steps 3 --warmup 1 --out x.json --predict``
+spellings still work.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from astro_exp.cli.command import command, legacy_flags
+from astro_exp.errors import ConfigError
+
+_LEGACY = legacy_flags(
+    {"--steps": "bench.steps", "--warmup": "bench.warmup", "--naive-workers": "bench.naive_workers",
+     "--out": "bench.out", "--n-embeddings": "bench.n_embeddings", "--detectors": "bench.detectors"},
+    switches={"--predict": "bench.predict=true"},
+)  # fmt: skip
+
+
+def _names(value: object) -> list[str] | None:
+    if isinstance(value, ListConfig):
+        names = [str(v) for v in OmegaConf.to_container(value)]
+    else:
+        names = [n.strip() for n in str(value or "").split(",") if n.strip()]
+    return names or None
+
+
+def _prepare(args: list[str]) -> list[str]:
+    if "--scrape" in args or "scrape" in args:
+        raise ConfigError("the scraper benchmark runs over the checkout's test stand-in: "
+                          "python scripts/bench.py --scrape (or scripts/bench_scrape.py) from the repository")  # fmt: skip
+    return _LEGACY(args)
+
+
+@command("bench", prepare=_prepare)
+def main(cfg: DictConfig) -> dict:
+    """Measure, print the JSON (and write ``bench.out``); returns the figures."""
+    import torch
+
+    from astro_exp.cli.bench.latency import detector_figures, predict_figures
+
+    b = cfg.bench
+    config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+              for k in cfg if k != "bench"}  # fmt: skip
+    if b.predict_only:
+        from astro_exp.data.datamodule import build_datamodule
+        from astro_exp.sources import build_imageset
+
+        dm = build_datamodule(build_imageset(config["source"]), config["data"], config["preprocess"],
+                              seed=int(config["seed"]), cache_dir=cfg.paths.cache_dir)  # fmt: skip
+        result: dict = {}
+    else:
+        from astro_exp.cli.bench.pipelines import pipeline_figures
+
+        torch.manual_seed(0)
+        result, dm = pipeline_figures(cfg, config)
+    if b.predict or b.predict_only:
+        result.update(predict_figures(config["model"], config["preprocess"], dm.classes, dm.images))
+        result.update(detector_figures(result["embedding_dim"], result["model_batch_img_s"], int(b.n_embeddings),
+                                       _names(b.detectors)))  # fmt: skip
+    text = json.dumps(result, indent=2)
+    print(text)
+    if b.out:
+        Path(b.out).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

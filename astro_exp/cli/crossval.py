@@ -1,0 +1,50 @@
+"""``astro-exp crossval`` (``python scripts/crossval.py``): k-fold cross-validation of a train.py
+recipe against a person's labels (:mod:`astro_exp.crossval`), as JSON and a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from astro_exp.cli.command import command
+
+
+def _prepare(args: list[str]) -> list[str]:
+    """``labels=gold.csv`` -> ``label_file=gold.csv`` (conf/labels is a config group)."""
+    return [f"label_file={a.partition('=')[2]}" if a.startswith("labels=") else a for a in args]
+
+
+def format_result(result: dict) -> str:
+    from astro_exp.tables import format_table
+
+    p = result["pooled"]
+    classes = result["classes"]
+    rows = [(f["fold"], f["n"], f"{f['acc']:.3f}", f"{f['f1_macro']:.3f}", f"{f['ece_uncalibrated']:.3f}",
+             f"{f['ece']:.3f}", f"{f['temperature']:.2f}", "-" if f["train_s"] != f["train_s"] else f"{f['train_s']:.0f}")
+            for f in result["per_fold"]]  # fmt: skip
+    head = ("fold", "pictures", "acc", "macro-F1", "ECE raw", "ECE cal", "T", "train s")
+    lines = [format_table(rows, head, rule="columns", align="auto"), ""]
+    lines.append(f"pooled over {int(p['n'])} held-out pictures: acc {p['acc']:.3f}  top-2 {p['top2_acc']:.3f}  "
+                 f"macro-F1 {p['f1_macro']:.3f}  ECE {p['ece']:.3f}")  # fmt: skip
+    lines.append("per class F1: " + "  ".join(f"{c} {p[f'f1/{c}']:.3f}" for c in classes))
+    return "\n".join(lines)
+
+
+@command("crossval", prepare=_prepare)
+def main(cfg: DictConfig) -> int:
+    from astro_exp.crossval import cross_validate
+
+    labels = Path(str(cfg.label_file)).expanduser()
+    root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
+    only = None if cfg.only is None else [int(k) for k in OmegaConf.to_container(cfg.only)]
+    overrides = [str(o) for o in OmegaConf.to_container(cfg.train)]
+    result = cross_validate(overrides, labels, root, Path(str(cfg.out)), folds=int(cfg.folds), only=only,
+                            batch_size=int(cfg.batch_size))  # fmt: skip
+    print(format_result(result))
+    print(f"\nwritten: {Path(str(cfg.out)) / 'crossval.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

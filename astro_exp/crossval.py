@@ -1,0 +1,98 @@
+"""Honest figures on real pictures: k-fold cross-validation against a person's labels.
+
+Each fold trains ``train.py`` on the weak labels of the other folds (``data.folds=k
+data.fold=i``: the held-out fold is the run's test split, chosen by a hash of each picture's
+name so animation frames stay together), then scores that run's ``best.pt`` on the held-out
+fold's pictures against the careful labels (``gold.csv``) through the predict path
+(:func:`astro_exp.predict.scorecard.score_labelled`). The careful labels are used for
+scoring only: no fold's training ever reads them.
+
+Runs are subprocesses (``python -m astro_exp.cli.train``), as a user would start them, so a
+fold that fails or is killed leaves its folder and the next call continues with the folds
+that have no ``best.pt`` yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from astro_exp.data.label_files import LabelRow, read_label_file
+from astro_exp.data.splits import fold_of
+from astro_exp.errors import DataError
+from astro_exp.files import atomic_write
+from astro_exp.predict.classifier import Classifier
+from astro_exp.predict.scorecard import score_labelled, score_probabilities
+
+log = logging.getLogger(__name__)
+
+
+def held_out(rows: Sequence[LabelRow], folds: int, fold: int) -> list[LabelRow]:
+    """The labelled pictures of fold ``fold``: every frame of an animation, not only the one
+    frame a source may train on."""
+    return [r for r in rows if fold_of(r.file, folds) == fold]
+
+
+def train_fold(overrides: Sequence[str], folds: int, fold: int, run_dir: Path) -> tuple[Path, float]:
+    """Train one fold in a fresh interpreter; returns (best.pt, wall seconds)."""
+    best = run_dir / "checkpoints" / "best.pt"
+    if best.is_file() and (run_dir / "metrics.json").is_file():
+        log.info("fold %d: %s exists, not training again", fold, best)
+        return best, float("nan")
+    cmd = [sys.executable, "-m", "astro_exp.cli.train", *overrides, f"data.folds={folds}", f"data.fold={fold}",
+           f"hydra.run.dir={run_dir}", "logger=none"]  # fmt: skip
+    log.info("fold %d: %s", fold, " ".join(cmd[2:]))
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0 or not best.is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise DataError(f"fold {fold} did not train (exit {done.returncode}): {tail[0]}; its log: {run_dir / 'train.log'}")
+    return best, wall
+
+
+def cross_validate(
+    overrides: Sequence[str], labels: str | Path, root: str | Path, out_dir: str | Path, *,
+    folds: int = 5, only: Sequence[int] | None = None, batch_size: int = 32,
+) -> dict[str, Any]:  # fmt: skip
+    """Train and score every fold (or the ``only`` ones); pooled figures over all held-out
+    pictures, per-fold figures, and the training time of each fold."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = read_label_file(labels)
+    per_fold: list[dict[str, Any]] = []
+    pooled_probs, pooled_truth, pictures = [], [], []
+    classes: list[str] = []
+    for k in only if only is not None else range(folds):
+        best, wall = train_fold(overrides, folds, k, out_dir / f"fold{k}")
+        clf = Classifier.from_checkpoint(best, anomaly=False)
+        card = score_labelled(clf, held_out(rows, folds, k), root, batch_size=batch_size)
+        classes = card.classes
+        metrics = json.loads((best.parent.parent / "metrics.json").read_text())
+        per_fold.append({**card.metrics, "fold": k, "n": card.n, "train_s": wall, "fit_s": metrics.get("time/fit_s"),
+                         "temperature": clf.temperature, "within_classes": card.within_classes})  # fmt: skip
+        index = {c: i for i, c in enumerate(classes)}
+        for r in card.rows:
+            pooled_probs.append(r["probs"])
+            pooled_truth.append(index.get(r["label"], -1))
+            pictures.append({"fold": k, **{key: r[key] for key in ("file", "label", "prediction", "confidence")}})
+        log.info("fold %d: %d pictures, acc %.3f, macro-F1 %.3f", k, card.n, card.metrics["acc"], card.metrics["f1_macro"])
+    P, y = np.asarray(pooled_probs), np.asarray(pooled_truth)
+    pooled = score_probabilities(P, y, classes)
+    ece_raw = [f["ece_uncalibrated"] for f in per_fold]
+    result = {
+        "labels": str(labels), "folds": folds, "overrides": list(overrides), "classes": classes,
+        "pooled": pooled, "ece_uncalibrated_mean": float(np.mean(ece_raw)) if ece_raw else float("nan"),
+        "ece_calibrated_mean": float(np.mean([f["ece"] for f in per_fold])) if per_fold else float("nan"),
+        "per_fold": per_fold, "pictures": pictures,
+    }  # fmt: skip
+    atomic_write(out_dir / "crossval.json", json.dumps(result, indent=2))
+    return result

@@ -1,0 +1,187 @@
+"""Score a checkpoint against a labelled folder, through the same predict path users call.
+
+Why here and not in the training loop: a researcher's question is "how right is this model on
+*my* pictures, labelled *my* way": any bundle, any folder, any labels file (``file,label``
+CSV or JSON lines; ``gold.csv`` as it is). The pictures go through :class:`Classifier`
+(decode limits, preprocessing, calibrated temperature of the bundle), so the figures are
+what ``predict`` would have said.
+
+Labels that the model has no class for (a four-class model scored against labels with
+``other``) count as wrong in the overall figures, and the figures over the pictures whose
+label the model knows are reported beside them (``within_classes``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchmetrics.classification as tmc
+
+from astro_exp.data.label_files import LabelRow
+from astro_exp.engine.plots import plot_confusion, plot_reliability
+from astro_exp.errors import DataError
+from astro_exp.predict.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scorecard:
+    """Every figure of one evaluation; ``to_json`` is what ``evaluate`` writes."""
+
+    classes: list[str]
+    n: int  # pictures scored
+    failed: list[dict[str, str]]  # pictures that could not be read: {file, error}
+    metrics: dict[str, float]  # acc, top2_acc, {precision,recall,f1}_macro, per class, ece, nll
+    within_classes: dict[str, float]  # the same over pictures whose label is one of classes
+    confusion: list[list[int]]  # rows: true label (classes + unknown labels), columns: predicted
+    confusion_rows: list[str]
+    multilabel: dict[str, float] = field(default_factory=dict)  # mAP against `all`, per class AP
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per picture: file, label, prediction
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "classes": self.classes, "n": self.n, "failed": self.failed, "metrics": self.metrics,
+            "within_classes": self.within_classes, "multilabel": self.multilabel,
+            "confusion": {"rows": self.confusion_rows, "columns": self.classes, "counts": self.confusion},
+            "pictures": self.rows,
+        }  # fmt: skip
+
+
+def _ece(probs: np.ndarray, truth: np.ndarray, bins: int = 15) -> tuple[float, np.ndarray]:
+    """Expected calibration error (l1, equal-width bins) and the per-bin table for the plot.
+
+    ``truth`` may hold -1 for a label the model has no class for (then always wrong)."""
+    conf = probs.max(1)
+    right = (probs.argmax(1) == truth).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    table = np.zeros((bins, 3))  # mean confidence, accuracy, count
+    ece = 0.0
+    for b in range(bins):
+        m = (conf > edges[b]) & (conf <= edges[b + 1]) if b else (conf >= 0) & (conf <= edges[1])
+        if m.any():
+            table[b] = conf[m].mean(), right[m].mean(), m.sum()
+            ece += m.mean() * abs(right[m].mean() - conf[m].mean())
+    return float(ece), table
+
+
+def _class_metrics(probs: np.ndarray, truth: np.ndarray, classes: list[str]) -> dict[str, float]:
+    pred = probs.argmax(1)
+    out: dict[str, float] = {"acc": float((pred == truth).mean()) if len(truth) else float("nan")}
+    top2 = np.argsort(-probs, axis=1)[:, :2]
+    out["top2_acc"] = float((top2 == truth[:, None]).any(1).mean()) if len(truth) else float("nan")
+    f1s = []
+    for k, name in enumerate(classes):
+        tp = float(((pred == k) & (truth == k)).sum())
+        predicted, support = float((pred == k).sum()), float((truth == k).sum())
+        p = tp / predicted if predicted else 0.0
+        r = tp / support if support else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        out[f"precision/{name}"], out[f"recall/{name}"], out[f"f1/{name}"] = p, r, f1
+        out[f"support/{name}"] = support
+        f1s.append((f1, p, r, support))
+    present = [x for x in f1s if x[3] > 0] or f1s  # macro over the classes the labels contain
+    out["f1_macro"] = float(np.mean([x[0] for x in present]))
+    out["precision_macro"] = float(np.mean([x[1] for x in present]))
+    out["recall_macro"] = float(np.mean([x[2] for x in present]))
+    out["ece"], _ = _ece(probs, truth)
+    known = truth >= 0
+    if known.any():
+        out["nll"] = float(-np.log(np.clip(probs[known, truth[known]], 1e-12, 1.0)).mean())
+    out["n"] = float(len(truth))
+    return out
+
+
+def uncalibrated(probs: np.ndarray, truth: np.ndarray, temperature: float) -> dict[str, float]:
+    """ECE before temperature scaling, recovered from the calibrated probabilities: with
+    ``p = softmax(z / T)``, ``softmax(T * log p) = softmax(z)`` exactly."""
+    z = temperature * np.log(np.clip(probs, 1e-12, 1.0))
+    raw = np.exp(z - z.max(1, keepdims=True))
+    raw /= raw.sum(1, keepdims=True)
+    return {"ece_uncalibrated": _ece(raw, truth)[0], "temperature": float(temperature)}
+
+
+def score_probabilities(probs: np.ndarray, truth: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """The figures of :func:`score_labelled` from probabilities already in hand (e.g. pooled
+    over the folds of a cross-validation); ``truth`` -1 = a label the model has no class for."""
+    return _class_metrics(np.asarray(probs, dtype=float), np.asarray(truth), list(classes))
+
+
+def score_labelled(
+    classifier: Classifier, rows: list[LabelRow], root: str | Path, *, batch_size: int = 32,
+    progress: bool = False,
+) -> Scorecard:  # fmt: skip
+    """Predict every row's picture (``root / row.file``) and score it against the row's label."""
+    root = Path(root).expanduser()
+    classes = list(classifier.classes)
+    index = {c: i for i, c in enumerate(classes)}
+    paths = [str(root / r.file) for r in rows]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if len(missing) == len(paths):
+        raise DataError(f"none of the {len(paths)} pictures of the labels file is under root={root}; set root=")
+    preds = classifier.predict(paths, top_k=len(classes), batch_size=batch_size, progress=progress)
+    probs, truth, kept, failed, per_picture = [], [], [], [], []
+    for row, pred in zip(rows, preds, strict=True):
+        if pred.error:
+            failed.append({"file": row.file, "error": pred.error})
+            continue
+        p = np.zeros(len(classes))
+        for entry in pred.top_k:
+            p[index[entry["label"]]] = entry["probability"]
+        probs.append(p)
+        truth.append(index.get(row.label, -1))
+        kept.append(row)
+        per_picture.append({"file": row.file, "label": row.label, "prediction": pred.label,
+                            "confidence": pred.confidence, "right": pred.label == row.label,
+                            "probs": [round(float(v), 6) for v in p]})  # fmt: skip
+    if not kept:
+        raise DataError(f"no picture of the labels file could be read ({failed[0]['error']})")
+    if failed:
+        log.warning("%d of %d pictures could not be read; scored the other %d", len(failed), len(rows), len(kept))
+    P, y = np.stack(probs), np.asarray(truth)
+    unknown = sorted({r.label for r in kept if r.label not in index})
+    if unknown:
+        log.info("labels the model has no class for (always wrong): %s", ", ".join(unknown))
+    metrics = _class_metrics(P, y, classes)
+    metrics.update(uncalibrated(P, y, classifier.temperature))
+    known = y >= 0
+    within = _class_metrics(P[known], y[known], classes) if known.any() else {}
+    row_names = classes + unknown
+    confusion = np.zeros((len(row_names), len(classes)), dtype=np.int64)
+    for r, k in zip(kept, P.argmax(1), strict=True):
+        confusion[row_names.index(r.label), k] += 1
+    multilabel: dict[str, float] = {}
+    if any(len(r.all) > 1 for r in kept):
+        t = torch.tensor([[int(c in r.all) for c in classes] for r in kept])
+        present = t.sum(0) > 0
+        if present.any():
+            ap = tmc.MultilabelAveragePrecision(len(classes), average="none")(torch.from_numpy(P).float(), t)
+            for k, name in enumerate(classes):
+                if present[k]:
+                    multilabel[f"ap/{name}"] = float(ap[k])
+            multilabel["map"] = float(np.mean([v for v in multilabel.values()]))
+    return Scorecard(
+        classes=classes, n=len(kept), failed=failed, metrics=metrics, within_classes=within,
+        confusion=confusion.tolist(), confusion_rows=row_names, multilabel=multilabel, rows=per_picture,
+    )  # fmt: skip
+
+
+def write_figures(card: Scorecard, out_dir: str | Path, probs_title: str = "") -> dict[str, Path]:
+    """``confusion_matrix.png`` and ``reliability.png`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cm = np.asarray(card.confusion)
+    if len(card.confusion_rows) > len(card.classes):  # unknown labels: pad columns for a square plot
+        cm = np.pad(cm, ((0, 0), (0, len(card.confusion_rows) - len(card.classes))))
+    title = f"{probs_title} acc {card.metrics['acc']:.3f}, macro-F1 {card.metrics['f1_macro']:.3f}".strip()
+    paths = {"confusion": plot_confusion(cm, card.confusion_rows, out_dir / "confusion_matrix.png", title=title)}
+    conf = np.array([r["confidence"] for r in card.rows], dtype=float)
+    right = np.array([r["right"] for r in card.rows], dtype=bool)
+    paths["reliability"] = plot_reliability(conf, right, out_dir / "reliability.png",
+                                            title=f"ECE {card.metrics['ece']:.3f}")  # fmt: skip
+    return paths
