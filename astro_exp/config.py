@@ -35,7 +35,9 @@ def conf_options(group: str) -> list[str]:
     folder = conf_files().joinpath(*group.split("/"))
     if not folder.is_dir():
         return []
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def read_conf(path: str) -> str:

@@ -41,28 +41,46 @@ def held_out(rows: Sequence[LabelRow], folds: int, fold: int) -> list[LabelRow]:
     return [r for r in rows if fold_of(r.file, folds) == fold]
 
 
-def train_fold(overrides: Sequence[str], folds: int, fold: int, run_dir: Path) -> tuple[Path, float]:
+def train_fold(
+    overrides: Sequence[str], folds: int, fold: int, run_dir: Path
+) -> tuple[Path, float]:
     """Train one fold in a fresh interpreter; returns (best.pt, wall seconds)."""
     best = run_dir / "checkpoints" / "best.pt"
     if best.is_file() and (run_dir / "metrics.json").is_file():
         log.info("fold %d: %s exists, not training again", fold, best)
         return best, float("nan")
-    cmd = [sys.executable, "-m", "astro_exp.cli.train", *overrides, f"data.folds={folds}", f"data.fold={fold}",
-           f"hydra.run.dir={run_dir}", "logger=none"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "astro_exp.cli.train",
+        *overrides,
+        f"data.folds={folds}",
+        f"data.fold={fold}",
+        f"hydra.run.dir={run_dir}",
+        "logger=none",
+    ]
     log.info("fold %d: %s", fold, " ".join(cmd[2:]))
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode != 0 or not best.is_file():
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise DataError(f"fold {fold} did not train (exit {done.returncode}): {tail[0]}; its log: {run_dir / 'train.log'}")
+        raise DataError(
+            f"fold {fold} did not train (exit {done.returncode}): {tail[0]}; its log: {run_dir / 'train.log'}"
+        )
     return best, wall
 
 
 def cross_validate(
-    overrides: Sequence[str], labels: str | Path, root: str | Path, out_dir: str | Path, *,
-    folds: int = 5, only: Sequence[int] | None = None, batch_size: int = 32,
-) -> dict[str, Any]:  # fmt: skip
+    overrides: Sequence[str],
+    labels: str | Path,
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    folds: int = 5,
+    only: Sequence[int] | None = None,
+    batch_size: int = 32,
+) -> dict[str, Any]:
     """Train and score every fold (or the ``only`` ones); pooled figures over all held-out
     pictures, per-fold figures, and the training time of each fold."""
     out_dir = Path(out_dir)
@@ -77,22 +95,49 @@ def cross_validate(
         card = score_labelled(clf, held_out(rows, folds, k), root, batch_size=batch_size)
         classes = card.classes
         metrics = json.loads((best.parent.parent / "metrics.json").read_text())
-        per_fold.append({**card.metrics, "fold": k, "n": card.n, "train_s": wall, "fit_s": metrics.get("time/fit_s"),
-                         "temperature": clf.temperature, "within_classes": card.within_classes})  # fmt: skip
+        per_fold.append(
+            {
+                **card.metrics,
+                "fold": k,
+                "n": card.n,
+                "train_s": wall,
+                "fit_s": metrics.get("time/fit_s"),
+                "temperature": clf.temperature,
+                "within_classes": card.within_classes,
+            }
+        )
         index = {c: i for i, c in enumerate(classes)}
         for r in card.rows:
             pooled_probs.append(r["probs"])
             pooled_truth.append(index.get(r["label"], -1))
-            pictures.append({"fold": k, **{key: r[key] for key in ("file", "label", "prediction", "confidence")}})
-        log.info("fold %d: %d pictures, acc %.3f, macro-F1 %.3f", k, card.n, card.metrics["acc"], card.metrics["f1_macro"])
+            pictures.append(
+                {
+                    "fold": k,
+                    **{key: r[key] for key in ("file", "label", "prediction", "confidence")},
+                }
+            )
+        log.info(
+            "fold %d: %d pictures, acc %.3f, macro-F1 %.3f",
+            k,
+            card.n,
+            card.metrics["acc"],
+            card.metrics["f1_macro"],
+        )
     P, y = np.asarray(pooled_probs), np.asarray(pooled_truth)
     pooled = score_probabilities(P, y, classes)
     ece_raw = [f["ece_uncalibrated"] for f in per_fold]
     result = {
-        "labels": str(labels), "folds": folds, "overrides": list(overrides), "classes": classes,
-        "pooled": pooled, "ece_uncalibrated_mean": float(np.mean(ece_raw)) if ece_raw else float("nan"),
-        "ece_calibrated_mean": float(np.mean([f["ece"] for f in per_fold])) if per_fold else float("nan"),
-        "per_fold": per_fold, "pictures": pictures,
-    }  # fmt: skip
+        "labels": str(labels),
+        "folds": folds,
+        "overrides": list(overrides),
+        "classes": classes,
+        "pooled": pooled,
+        "ece_uncalibrated_mean": float(np.mean(ece_raw)) if ece_raw else float("nan"),
+        "ece_calibrated_mean": float(np.mean([f["ece"] for f in per_fold]))
+        if per_fold
+        else float("nan"),
+        "per_fold": per_fold,
+        "pictures": pictures,
+    }
     atomic_write(out_dir / "crossval.json", json.dumps(result, indent=2))
     return result

@@ -33,7 +33,11 @@ def atomic_write(path: str | os.PathLike[str], data_or_writer: bytes | str | Wri
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         if isinstance(data_or_writer, bytes | str):
-            data = data_or_writer.encode("utf-8") if isinstance(data_or_writer, str) else data_or_writer
+            data = (
+                data_or_writer.encode("utf-8")
+                if isinstance(data_or_writer, str)
+                else data_or_writer
+            )
             with open(tmp, "xb") as fh:
                 fh.write(data)
                 fh.flush()

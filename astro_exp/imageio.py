@@ -76,7 +76,9 @@ def decode_picture(
                         " raise max_pixels to accept it"
                     )
                 if formats is not None and fmt not in formats:
-                    raise BadImage(f"a {fmt or 'unknown'} file, not a picture format we accept ({', '.join(formats)})")
+                    raise BadImage(
+                        f"a {fmt or 'unknown'} file, not a picture format we accept ({', '.join(formats)})"
+                    )
                 if not verify:
                     out = _pixels(im, mode, draft_size, exif_transpose)
                 else:
@@ -98,8 +100,9 @@ def decode_picture(
     return out
 
 
-def _pixels(im: Image.Image, mode: str | None, draft_size: tuple[int, int] | None,
-            exif_transpose: bool) -> Image.Image:  # fmt: skip
+def _pixels(
+    im: Image.Image, mode: str | None, draft_size: tuple[int, int] | None, exif_transpose: bool
+) -> Image.Image:
     """The full decode of an opened picture (truncated or corrupt data fails here)."""
     if draft_size is not None:
         im.draft(mode, (int(draft_size[0]), int(draft_size[1])))  # JPEG only; others ignore it
@@ -111,8 +114,9 @@ def _pixels(im: Image.Image, mode: str | None, draft_size: tuple[int, int] | Non
     return im
 
 
-def read_image(path: str | os.PathLike[str], max_pixels: int | None = None,
-               max_bytes: int | None = None) -> np.ndarray:  # fmt: skip
+def read_image(
+    path: str | os.PathLike[str], max_pixels: int | None = None, max_bytes: int | None = None
+) -> np.ndarray:
     """A picture file as upright RGB uint8 (H, W, 3); a refusal is a :class:`BadImage` that
     names the file (training sources, predictions and the web app's stored pictures).
 
@@ -145,7 +149,9 @@ def _source(src: Source, max_bytes: int | None) -> tuple[bytes | None, Path | No
 
 def _check_size(size: int, max_bytes: int | None) -> None:
     if max_bytes is not None and size > max_bytes:
-        raise BadImage(f"{size:,} bytes, over the {max_bytes:,}-byte limit (raise max_bytes to accept it)")
+        raise BadImage(
+            f"{size:,} bytes, over the {max_bytes:,}-byte limit (raise max_bytes to accept it)"
+        )
     if size == 0:
         raise BadImage("empty file")
 
@@ -154,4 +160,11 @@ def _open(data: bytes | None, path: Path | None) -> Image.Image:
     return Image.open(io.BytesIO(data)) if data is not None else Image.open(path)
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "FORMATS", "BadImage", "decode_picture", "read_image"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "FORMATS",
+    "BadImage",
+    "decode_picture",
+    "read_image",
+]

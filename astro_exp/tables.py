@@ -45,14 +45,19 @@ def format_table(
     cells = [r + [""] * (n - len(r)) for r in cells]
     widths = [max(len(r[c]) for r in [head, *cells]) for c in range(n)]
     if align == "auto":
-        right = [all(isinstance(r[c], int | float) or r[c] is None for r in rows if c < len(r)) for c in range(n)]
+        right = [
+            all(isinstance(r[c], int | float) or r[c] is None for r in rows if c < len(r))
+            for c in range(n)
+        ]
     elif align == "left":
         right = [False] * n
     else:
         right = [a == "right" for a in align]
 
     def line(r: list[str]) -> str:
-        return "  ".join(v.rjust(w) if rj else v.ljust(w) for v, w, rj in zip(r, widths, right, strict=True)).rstrip()
+        return "  ".join(
+            v.rjust(w) if rj else v.ljust(w) for v, w, rj in zip(r, widths, right, strict=True)
+        ).rstrip()
 
     body = [line(r) for r in cells]
     lines = [line(head)]

@@ -55,15 +55,21 @@ def _sweep_group() -> tuple[str | None, str | None]:
     if hc.mode != RunMode.MULTIRUN:
         return None, None
     sweep = Path(hc.sweep.dir)
-    return f"sweep-{sweep.parent.name}-{sweep.name}", f"{hc.job.num}-{hc.job.override_dirname or 'default'}"
+    return (
+        f"sweep-{sweep.parent.name}-{sweep.name}",
+        f"{hc.job.num}-{hc.job.override_dirname or 'default'}",
+    )
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train, calibrate and evaluate; returns the final metrics (also in metrics.json)."""
     t_start = time.perf_counter()
     # the `hydra` node is present when a config comes from the compose API; it is not ours
-    config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-              for k in cfg if k != "hydra"}  # fmt: skip
+    config = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg
+        if k != "hydra"
+    }
     seed_everything(int(cfg.seed))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
@@ -82,8 +88,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     anomaly = AnomalySettings.from_config(cfg.get("anomaly"))
     # held-out classes leave before the DataModule sees the pictures: never trained on, scored as anomalies
     imageset, holdout = split_holdout(build_imageset(cfg.source, source), anomaly.holdout_classes)
-    dm = build_datamodule(imageset, cfg.data, cfg.preprocess, seed=int(cfg.seed), cache_dir=cfg.paths.cache_dir,
-                          rank=rank, world_size=world, pin_memory=pin, progress=progress)  # fmt: skip
+    dm = build_datamodule(
+        imageset,
+        cfg.data,
+        cfg.preprocess,
+        seed=int(cfg.seed),
+        cache_dir=cfg.paths.cache_dir,
+        rank=rank,
+        world_size=world,
+        pin_memory=pin,
+        progress=progress,
+    )
     if resume is not None and list(resume["classes"]) != dm.classes:
         raise CheckpointError(
             f"ckpt_path was trained on classes {resume['classes']}, this data has {dm.classes}; "
@@ -91,48 +106,90 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     model_cfg = config["model"]
     model = create_model(
-        model_name=model_cfg["model_name"], num_classes=len(dm.classes),
-        pretrained=bool(model_cfg["pretrained"]) and resume is None, img_size=dm.image_size,
-        drop_rate=model_cfg["drop_rate"], drop_path_rate=model_cfg["drop_path_rate"],
-    )  # fmt: skip
+        model_name=model_cfg["model_name"],
+        num_classes=len(dm.classes),
+        pretrained=bool(model_cfg["pretrained"]) and resume is None,
+        img_size=dm.image_size,
+        drop_rate=model_cfg["drop_rate"],
+        drop_path_rate=model_cfg["drop_path_rate"],
+    )
     n_params = sum(p.numel() for p in model.parameters())
     preprocess = build_preprocess(config["preprocess"])
     augment = build_augment(config["augment"])
     bundle_fn = functools.partial(
-        make_bundle, model_cfg={k: v for k, v in model_cfg.items() if k != "pretrained"},
-        classes=dm.classes, task=dm.task, preprocess=config["preprocess"], image_size=dm.image_size,
-        config=config, dataset_fingerprint=dm.imageset.fingerprint,
+        make_bundle,
+        model_cfg={k: v for k, v in model_cfg.items() if k != "pretrained"},
+        classes=dm.classes,
+        task=dm.task,
+        preprocess=config["preprocess"],
+        image_size=dm.image_size,
+        config=config,
+        dataset_fingerprint=dm.imageset.fingerprint,
         tta={"hflip": bool(cfg.trainer.tta_flip)},
-    )  # fmt: skip
+    )
 
     group, job_name = _sweep_group()
     logger_cfg = dict(config["logger"])
     if distributed.is_main():
-        logger = build_loggers(logger_cfg, run_dir, group=logger_cfg.get("group") or group,
-                               name=job_name or cfg.run_name)  # fmt: skip
+        logger = build_loggers(
+            logger_cfg,
+            run_dir,
+            group=logger_cfg.get("group") or group,
+            name=job_name or cfg.run_name,
+        )
     else:
         logger = MultiLogger([])  # only rank 0 logs
     try:
         logger.log_config(config)
-        trainer = Trainer(cfg.trainer, model=model, preprocess=preprocess, augment=augment, datamodule=dm,
-                          logger=logger, run_dir=run_dir, device=device, task=cfg.task, make_bundle=bundle_fn)  # fmt: skip
+        trainer = Trainer(
+            cfg.trainer,
+            model=model,
+            preprocess=preprocess,
+            augment=augment,
+            datamodule=dm,
+            logger=logger,
+            run_dir=run_dir,
+            device=device,
+            task=cfg.task,
+            make_bundle=bundle_fn,
+        )
         if resume is not None:
             trainer.restore(resume)
-        log.info("data %s | model %s (%.2fM params) on %s | %d steps/epoch",
-                 dm.summary(), model_cfg["model_name"], n_params / 1e6, device, trainer.steps_per_epoch)  # fmt: skip
+        log.info(
+            "data %s | model %s (%.2fM params) on %s | %d steps/epoch",
+            dm.summary(),
+            model_cfg["model_name"],
+            n_params / 1e6,
+            device,
+            trainer.steps_per_epoch,
+        )
         t_fit = time.perf_counter()
         trainer.fit()
         fit_s = time.perf_counter() - t_fit
-        summary: dict[str, float] = {**dm.summary(), "model/params": float(n_params),
-                                     "epochs": float(trainer.state.epoch), "time/fit_s": fit_s}  # fmt: skip
+        summary: dict[str, float] = {
+            **dm.summary(),
+            "model/params": float(n_params),
+            "epochs": float(trainer.state.epoch),
+            "time/fit_s": fit_s,
+        }
         if trainer.interrupted:
             summary["interrupted"] = 1.0
             summary[cfg.optimized_metric] = float(trainer.state.best_score or float("nan"))
         else:
             summary.update(final_evaluation(trainer, logger, int(cfg.data.num_logged_predictions)))
             if anomaly.enabled and distributed.is_main():
-                summary.update(anomaly_stage(trainer, logger, anomaly, cfg.get("detector"), seed=int(cfg.seed),
-                                             source=source, holdout=holdout, progress=progress))  # fmt: skip
+                summary.update(
+                    anomaly_stage(
+                        trainer,
+                        logger,
+                        anomaly,
+                        cfg.get("detector"),
+                        seed=int(cfg.seed),
+                        source=source,
+                        holdout=holdout,
+                        progress=progress,
+                    )
+                )
         summary["time/total_s"] = time.perf_counter() - t_start
         summary["world_size"] = float(world)
         logger.log_summary(summary)

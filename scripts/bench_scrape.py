@@ -53,8 +53,17 @@ PARSERS = ("lxml", "html.parser")
 PAGE_BASE = "https://apod.nasa.gov/apod/"
 
 
-_LEGACY = legacy_flags({"--days": "days", "--latency-ms": "latency_ms", "--rate": "rate", "--concurrency": "concurrency",
-                        "--parse-seconds": "parse_seconds", "--site": "site", "--out": "out"})  # fmt: skip
+_LEGACY = legacy_flags(
+    {
+        "--days": "days",
+        "--latency-ms": "latency_ms",
+        "--rate": "rate",
+        "--concurrency": "concurrency",
+        "--parse-seconds": "parse_seconds",
+        "--site": "site",
+        "--out": "out",
+    }
+)
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -83,8 +92,9 @@ def day_pages(site: Path) -> list[tuple[str, bytes]]:
     return pages
 
 
-def parse_throughput(pages: list[tuple[str, bytes]], min_seconds: float = 2.0,
-                     parsers: tuple[str, ...] = PARSERS) -> dict[str, Any]:  # fmt: skip
+def parse_throughput(
+    pages: list[tuple[str, bytes]], min_seconds: float = 2.0, parsers: tuple[str, ...] = PARSERS
+) -> dict[str, Any]:
     """Pages per second of ``parse_day`` per BeautifulSoup parser, and whether they agree.
 
     The parsers take turns, one pass over the pages each, until each has run ``min_seconds``:
@@ -170,14 +180,24 @@ def _phase(
     }
 
 
-def sync_figures(workdir: Path, days: int = 30, latency_s: float = 0.05, rate: float = 1000.0,
-                 concurrency: int = 4) -> dict[str, Any]:  # fmt: skip
+def sync_figures(
+    workdir: Path,
+    days: int = 30,
+    latency_s: float = 0.05,
+    rate: float = 1000.0,
+    concurrency: int = 4,
+) -> dict[str, Any]:
     """First sync and re-sync of ``days`` generated days over the stand-in (site + data under ``workdir``)."""
     apod_site, standin_mod = _support()
     dates = apod_site.write_site(workdir / "site", n_days=days)
     data_dir = workdir / "data"
-    http = {"rate_limit_per_host": rate, "max_concurrency": concurrency, "retries": 2, "backoff_factor": 0.05,
-            "timeout": 10.0 + 4 * latency_s}  # fmt: skip
+    http = {
+        "rate_limit_per_host": rate,
+        "max_concurrency": concurrency,
+        "retries": 2,
+        "backoff_factor": 0.05,
+        "timeout": 10.0 + 4 * latency_s,
+    }
     with standin_mod.ApodStandin([workdir / "site"], latency=latency_s) as standin:
         req = ScrapeRequest(base_url=standin.base_url, start_date=dates[0], end_date=dates[-1])
         first = _phase(standin, req, data_dir, http)
@@ -215,9 +235,11 @@ def run(args: Any) -> dict[str, Any]:
         if pages:
             result["parse_pages_from"] = str(args.site)
         else:
-            print(f"real-page parsing skipped: no APOD day pages in {args.site} (../shared/data is "
-                  "absent on a user's machine); timing the generated stand-in pages instead",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"real-page parsing skipped: no APOD day pages in {args.site} (../shared/data is "
+                "absent on a user's machine); timing the generated stand-in pages instead",
+                file=sys.stderr,
+            )
             pages = day_pages(work / "site")
             result["parse_pages_from"] = "generated stand-in pages"
         result["parse_pages"] = len(pages)
@@ -227,8 +249,10 @@ def run(args: Any) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     """The figures as a small text table."""
-    lines = [f"parse_day over {result['parse_pages']} pages ({result['parse_pages_from']})",
-             f"  {'parser':<12} {'pages/s':>10}"]  # fmt: skip
+    lines = [
+        f"parse_day over {result['parse_pages']} pages ({result['parse_pages_from']})",
+        f"  {'parser':<12} {'pages/s':>10}",
+    ]
     parse = result["parse"]
     for name in PARSERS:
         if name in parse:
@@ -244,11 +268,15 @@ def table(result: dict[str, Any]) -> str:
     ]
     for name in ("first_sync", "resync"):
         p = s[name]
-        lines.append(f"  {name:<11} {p['wall_s']:>8.2f} {p['requests']:>9} {p['bytes']:>11,} "
-                     f"{p['not_modified']:>5} {p['pictures_downloaded']:>9} {p['pictures_stored']:>7}")  # fmt: skip
-    lines.append(f"  re-sync downloads no picture twice: {'yes' if s['resync_no_picture_twice'] else 'NO'}; "
-                 f"HTTP cache {s['http_cache_bytes']:,} bytes holding {s['http_cache_pictures']} pictures, "
-                 f"image store {s['image_store_bytes']:,} bytes")  # fmt: skip
+        lines.append(
+            f"  {name:<11} {p['wall_s']:>8.2f} {p['requests']:>9} {p['bytes']:>11,} "
+            f"{p['not_modified']:>5} {p['pictures_downloaded']:>9} {p['pictures_stored']:>7}"
+        )
+    lines.append(
+        f"  re-sync downloads no picture twice: {'yes' if s['resync_no_picture_twice'] else 'NO'}; "
+        f"HTTP cache {s['http_cache_bytes']:,} bytes holding {s['http_cache_pictures']} pictures, "
+        f"image store {s['image_store_bytes']:,} bytes"
+    )
     lines.append(f"(load average {result['load_avg_1m']} on {result['cpus']} CPUs)")
     return "\n".join(lines)
 
@@ -274,9 +302,17 @@ def cli(cfg: DictConfig) -> dict[str, Any]:
     from types import SimpleNamespace
 
     site = Path(cfg.site) if cfg.site else _support()[0].SHARED_SITE
-    return main(SimpleNamespace(days=int(cfg.days), latency_ms=float(cfg.latency_ms), rate=float(cfg.rate),
-                                concurrency=int(cfg.concurrency), parse_seconds=float(cfg.parse_seconds),
-                                site=site, out=cfg.out))  # fmt: skip
+    return main(
+        SimpleNamespace(
+            days=int(cfg.days),
+            latency_ms=float(cfg.latency_ms),
+            rate=float(cfg.rate),
+            concurrency=int(cfg.concurrency),
+            parse_seconds=float(cfg.parse_seconds),
+            site=site,
+            out=cfg.out,
+        )
+    )
 
 
 if __name__ == "__main__":

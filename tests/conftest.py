@@ -39,8 +39,12 @@ def make_cfg(tmp_path: Path, cache_dir: Path) -> Callable[..., DictConfig]:
 
     def _make(overrides: list[str] | None = None, run_dir: Path | None = None) -> DictConfig:
         GlobalHydra.instance().clear()
-        with initialize_config_module(config_module="astro_exp.conf", version_base="1.3"):  # conf/, as packaged
-            cfg = compose(config_name="train", overrides=list(overrides or []), return_hydra_config=True)
+        with initialize_config_module(
+            config_module="astro_exp.conf", version_base="1.3"
+        ):  # conf/, as packaged
+            cfg = compose(
+                config_name="train", overrides=list(overrides or []), return_hydra_config=True
+            )
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             cfg.paths.root_dir = str(tmp_path)
@@ -58,6 +62,19 @@ def run_script(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeo
     """Run an entry point in a fresh interpreter (the way a user does)."""
     import subprocess
 
-    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     full_env.pop("WANDB_API_KEY", None)
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -115,7 +115,9 @@ def test_detector_settings_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_neighbour_parameters_shrink_to_tiny_training_sets() -> None:
-    det = AnomalyDetector({"_target_": "pyod.models.lof.LOF", "n_neighbors": 20}).fit(np.random.default_rng(0).normal(size=(8, 4)))
+    det = AnomalyDetector({"_target_": "pyod.models.lof.LOF", "n_neighbors": 20}).fit(
+        np.random.default_rng(0).normal(size=(8, 4))
+    )
     assert det.pipeline.named_steps["detector"].n_neighbors == 7
 
 
@@ -141,7 +143,9 @@ def test_neighbours_are_exact_nearest_by_cosine_distance() -> None:
     e_dist, e_rows = exact.kneighbors(queries)
     assert np.array_equal(rows, e_rows) and np.allclose(dist, e_dist, atol=1e-5)
     first = index.neighbours(ref[:3], 2)
-    assert [n[0]["id"] for n in first] == ["id0", "id1", "id2"] and all(n[0]["distance"] < 1e-5 for n in first)
+    assert [n[0]["id"] for n in first] == ["id0", "id1", "id2"] and all(
+        n[0]["distance"] < 1e-5 for n in first
+    )
     assert first[1][0]["label"] == "c1" and len(index.neighbours(queries[:1], 999)[0]) == 300
 
 
@@ -155,9 +159,16 @@ def _set(task: str) -> ImageSet:
         targets = np.zeros((n, 4), np.float32)
         targets[np.arange(n), np.arange(n) % 4] = 1
         targets[0, 3] = 1  # a galaxy with a star in front
-    return ImageSet(name="toy", classes=classes, task=task, ids=[f"p{i}" for i in range(n)], targets=targets,
-                    fingerprint="fp", load=lambda i, s: np.full((s, s, 3), i, np.uint8),
-                    meta={"paths": [f"/x/{i}.jpg" for i in range(n)], "source": "toy"})  # fmt: skip
+    return ImageSet(
+        name="toy",
+        classes=classes,
+        task=task,
+        ids=[f"p{i}" for i in range(n)],
+        targets=targets,
+        fingerprint="fp",
+        load=lambda i, s: np.full((s, s, 3), i, np.uint8),
+        meta={"paths": [f"/x/{i}.jpg" for i in range(n)], "source": "toy"},
+    )
 
 
 def test_holdout_classes_leave_before_training() -> None:
@@ -165,14 +176,18 @@ def test_holdout_classes_leave_before_training() -> None:
     assert kept.classes == ["galaxy", "nebula", "star"] and held.classes == ["planet"]
     assert len(kept) == 9 and len(held) == 3 and held.ids == ["p2", "p6", "p10"]
     assert kept.targets.tolist() == [0, 1, 2] * 3 and held.targets.tolist() == [0, 0, 0]
-    assert kept.load(2, 4)[0, 0, 0] == 3 and held.load(1, 4)[0, 0, 0] == 6  # rows map to the originals
+    assert (
+        kept.load(2, 4)[0, 0, 0] == 3 and held.load(1, 4)[0, 0, 0] == 6
+    )  # rows map to the originals
     assert kept.meta["paths"][2] == "/x/3.jpg" and kept.meta["source"] == "toy"
     assert kept.fingerprint not in ("fp", held.fingerprint)
     same = _set("multiclass")
     assert split_holdout(same, []) == (same, None) and split_holdout(same, None)[0] is same
 
     kept, held = split_holdout(_set("multilabel"), ["star"])
-    assert "p0" in held.ids and kept.targets.shape == (len(kept), 3) and kept.targets.sum(1).min() == 1
+    assert (
+        "p0" in held.ids and kept.targets.shape == (len(kept), 3) and kept.targets.sum(1).min() == 1
+    )
 
     with pytest.raises(ConfigError, match="unknown classes"):
         split_holdout(_set("multiclass"), ["comet"])
@@ -186,7 +201,12 @@ def test_skimage_photos_are_bundled_and_not_astronomical() -> None:
     assert len(photos) == 9 and photos.ids[3] == "skimage:horse#0"
     for i in range(len(photos)):
         img = photos.load(i, 32)
-        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 50
+        assert (
+            img.dtype == np.uint8
+            and img.ndim == 3
+            and img.shape[2] == 3
+            and min(img.shape[:2]) >= 50
+        )
     assert photos.load(1, 32).shape != photos.load(0, 32).shape  # a crop, not the whole photo
     with pytest.raises(ConfigError, match="skimage.data lacks"):
         skimage_photo_set(["no_such_photo"])
@@ -215,7 +235,11 @@ def sky_folder(root: Path, per_class: int = 16, size: int = 40) -> Path:
             cx, cy = rng.uniform(-0.15, 0.15, 2)
             r2 = (xx - cx) ** 2 + (yy - cy) ** 2
             if kind == "galaxy":
-                img += 200 * np.exp(-(((xx - cx) * 3) ** 2 + ((yy - cy) * 12) ** 2) * 8)[..., None] * [1, 0.9, 0.7]
+                img += (
+                    200
+                    * np.exp(-(((xx - cx) * 3) ** 2 + ((yy - cy) * 12) ** 2) * 8)[..., None]
+                    * [1, 0.9, 0.7]
+                )
             elif kind == "nebula":
                 img += 150 * np.exp(-r2 * 6)[..., None] * [0.9, 0.2, 0.5]
             elif kind == "planet":
@@ -224,7 +248,9 @@ def sky_folder(root: Path, per_class: int = 16, size: int = 40) -> Path:
                 for _ in range(12):
                     y, x = rng.integers(0, size, 2)
                     img[y, x] = 255
-            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / kind / f"{kind}{c}_{i:02d}.png")
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
+                root / kind / f"{kind}{c}_{i:02d}.png"
+            )
     return root
 
 
@@ -242,25 +268,65 @@ def trained(make_cfg, tmp_path: Path, overrides: list[str], holdout: list[str]):
     from astro_exp.vision import build_augment, build_preprocess
 
     root = sky_folder(tmp_path / "sky")
-    cfg = make_cfg(["source=folder", f"source.root={root}", "model=tiny", "logger=none", "preprocess.image_size=32",
-                    "trainer.max_epochs=2", "trainer.scheduler.warmup_epochs=0", "data.batch_size=16",
-                    group("anomaly", "default"), f"anomaly.holdout_classes=[{','.join(holdout)}]", *overrides],
-                   run_dir=tmp_path / "run")  # fmt: skip
-    config = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("source", "model", "preprocess", "augment")}
+    cfg = make_cfg(
+        [
+            "source=folder",
+            f"source.root={root}",
+            "model=tiny",
+            "logger=none",
+            "preprocess.image_size=32",
+            "trainer.max_epochs=2",
+            "trainer.scheduler.warmup_epochs=0",
+            "data.batch_size=16",
+            group("anomaly", "default"),
+            f"anomaly.holdout_classes=[{','.join(holdout)}]",
+            *overrides,
+        ],
+        run_dir=tmp_path / "run",
+    )
+    config = {
+        k: OmegaConf.to_container(cfg[k], resolve=True)
+        for k in ("source", "model", "preprocess", "augment")
+    }
     kept, held = split_holdout(build_imageset(config["source"]), holdout)
     images, _ = build_cache(kept, 32, "crop", cfg.paths.cache_dir, progress=False)
     split = stratified_split(kept.targets, 0.15, 0.15, 42)
-    dm = DataModule(imageset=kept, images=images, split=split, batch_size=16, seed=42, resize="crop",
-                    cache_dir=Path(cfg.paths.cache_dir))  # fmt: skip
+    dm = DataModule(
+        imageset=kept,
+        images=images,
+        split=split,
+        batch_size=16,
+        seed=42,
+        resize="crop",
+        cache_dir=Path(cfg.paths.cache_dir),
+    )
     torch.manual_seed(0)
     model = create_model("test_resnet", len(dm.classes))
     logger = RecordingLogger()
-    bundle_fn = lambda m, **kw: make_bundle(m, model_cfg=dict(config["model"]), classes=dm.classes, task=dm.task,  # noqa: E731
-                                            preprocess=config["preprocess"], image_size=32, **kw)  # fmt: skip
-    trainer = Trainer(cfg.trainer, model=model, preprocess=build_preprocess(config["preprocess"]),
-                      augment=build_augment(config["augment"]), datamodule=dm, logger=logger,
-                      run_dir=cfg.paths.output_dir, device=torch.device("cpu"), task=cfg.task,
-                      make_bundle=bundle_fn)  # fmt: skip
+
+    def bundle_fn(m, **kw):
+        return make_bundle(
+            m,
+            model_cfg=dict(config["model"]),
+            classes=dm.classes,
+            task=dm.task,
+            preprocess=config["preprocess"],
+            image_size=32,
+            **kw,
+        )
+
+    trainer = Trainer(
+        cfg.trainer,
+        model=model,
+        preprocess=build_preprocess(config["preprocess"]),
+        augment=build_augment(config["augment"]),
+        datamodule=dm,
+        logger=logger,
+        run_dir=cfg.paths.output_dir,
+        device=torch.device("cpu"),
+        task=cfg.task,
+        make_bundle=bundle_fn,
+    )
     trainer.fit()
     final_evaluation(trainer, logger, 0)
     return trainer, cfg, logger, held
@@ -270,13 +336,31 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
     from astro_exp.anomaly.stage import anomaly_stage
     from astro_exp.predict.classifier import Classifier
 
-    trainer, cfg, logger, held = trained(make_cfg, tmp_path, [group("detector", "knn"), "anomaly.views_per_photo=2",
-                                                        "anomaly.photos=[astronaut,chelsea,coffee,camera,brick,text]"],
-                                   holdout=["star"])  # fmt: skip
+    trainer, cfg, logger, held = trained(
+        make_cfg,
+        tmp_path,
+        [
+            group("detector", "knn"),
+            "anomaly.views_per_photo=2",
+            "anomaly.photos=[astronaut,chelsea,coffee,camera,brick,text]",
+        ],
+        holdout=["star"],
+    )
     assert trainer.dm.classes == ["galaxy", "nebula", "planet"]
-    metrics = anomaly_stage(trainer, logger, cfg.anomaly, cfg.detector, seed=int(cfg.seed), holdout=held)
-    for key in ("roc_auc", "average_precision", "precision_at_threshold", "recall_at_threshold", "threshold",
-                "fit_s", "score_s", "roc_auc/photo", "roc_auc/holdout:star"):  # fmt: skip
+    metrics = anomaly_stage(
+        trainer, logger, cfg.anomaly, cfg.detector, seed=int(cfg.seed), holdout=held
+    )
+    for key in (
+        "roc_auc",
+        "average_precision",
+        "precision_at_threshold",
+        "recall_at_threshold",
+        "threshold",
+        "fit_s",
+        "score_s",
+        "roc_auc/photo",
+        "roc_auc/holdout:star",
+    ):
         assert f"anomaly/{key}" in metrics, key
     assert 0 <= metrics["anomaly/roc_auc"] <= 1 and metrics["anomaly/n_anomalies"] == 12 + 16
     run, ckpt = trainer.run_dir, trainer.ckpt_dir
@@ -286,7 +370,9 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
     # the saved detector is the one that was evaluated: same threshold, same metric from disk
     det = AnomalyDetector.load(ckpt / DETECTOR_FILE)
     assert det.threshold == metrics["anomaly/threshold"] and det.name == "knn"
-    cache = EmbeddingCache.for_model(run, trainer.model, AnomalySettings.from_config(cfg.anomaly).embedding)
+    cache = EmbeddingCache.for_model(
+        run, trainer.model, AnomalySettings.from_config(cfg.anomaly).embedding
+    )
     test = cache.load("test")
     anomalies = next(cache.load(p.stem) for p in (run / "embeddings").glob("anomalies-*.npz"))
     from sklearn.metrics import roc_auc_score
@@ -314,7 +400,9 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
     assert p_photo.anomaly_score is not None and isinstance(p_photo.is_anomaly, bool)
 
     # a second stage run reads the cached embeddings and gives the same answer
-    again = anomaly_stage(trainer, logger, cfg.anomaly, cfg.detector, seed=int(cfg.seed), holdout=held)
+    again = anomaly_stage(
+        trainer, logger, cfg.anomaly, cfg.detector, seed=int(cfg.seed), holdout=held
+    )
     assert again["anomaly/roc_auc"] == metrics["anomaly/roc_auc"]
 
     # scripts/compare_detectors.py re-scores those cached embeddings with other detectors
@@ -324,15 +412,28 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
 
     out = tmp_path / "compare.json"
     argv = sys.argv
-    sys.argv = ["compare_detectors.py", str(run), "--detectors", "knn,ecod", "--seed", "42", "--out", str(out)]
+    sys.argv = [
+        "compare_detectors.py",
+        str(run),
+        "--detectors",
+        "knn,ecod",
+        "--seed",
+        "42",
+        "--out",
+        str(out),
+    ]
     try:
         with pytest.raises(SystemExit) as done:
-            runpy.run_path(str(CONF.parent / "scripts" / "compare_detectors.py"), run_name="__main__")
+            runpy.run_path(
+                str(CONF.parent / "scripts" / "compare_detectors.py"), run_name="__main__"
+            )
     finally:
         sys.argv = argv
     rows = {r["detector"]: r for r in json.loads(out.read_text())}
     assert done.value.code == 0 and set(rows) == {"knn", "ecod"}
-    assert rows["knn"]["roc_auc"] == pytest.approx(metrics["anomaly/roc_auc"])  # the same detector, refitted
+    assert rows["knn"]["roc_auc"] == pytest.approx(
+        metrics["anomaly/roc_auc"]
+    )  # the same detector, refitted
 
 
 def test_anomaly_stage_can_be_switched_off(make_cfg) -> None:
@@ -349,9 +450,17 @@ def test_anomaly_defaults_are_the_yaml_alone(make_cfg) -> None:
     assert yaml == OmegaConf.to_container(OmegaConf.load(CONF / "anomaly" / "default.yaml"))
     assert set(yaml) - {"name"} == AnomalySettings.keys()
     composed = AnomalySettings.from_config(make_cfg([group("anomaly", "default")]).anomaly)
-    assert AnomalySettings.from_config(None) == composed == AnomalySettings.from_config({"per_kind": yaml["per_kind"]})
-    assert composed.embedding == EmbeddingSpec(bool(yaml["pre_logits"]), tuple(yaml["stages"]), tuple(yaml["pool"]),
-                                               bool(yaml["normalize"]))  # fmt: skip
+    assert (
+        AnomalySettings.from_config(None)
+        == composed
+        == AnomalySettings.from_config({"per_kind": yaml["per_kind"]})
+    )
+    assert composed.embedding == EmbeddingSpec(
+        bool(yaml["pre_logits"]),
+        tuple(yaml["stages"]),
+        tuple(yaml["pool"]),
+        bool(yaml["normalize"]),
+    )
     assert composed.holdout_classes == () and composed.false_alarm_rate == yaml["false_alarm_rate"]
     with pytest.raises(ConfigError, match="unknown settings") as info:
         AnomalySettings.from_config({"false_alarm": 0.1})
@@ -366,7 +475,9 @@ def test_only_sources_with_the_ability_make_their_own_anomaly_set() -> None:
     from astro_exp.sources.folder import FolderSource
     from astro_exp.sources.synthetic import SyntheticSource
 
-    a = AnomalySettings.from_config({"per_kind": 2, "kinds": ["comet"], "photos": ["coffee"], "views_per_photo": 1})
+    a = AnomalySettings.from_config(
+        {"per_kind": 2, "kinds": ["comet"], "photos": ["coffee"], "views_per_photo": 1}
+    )
     synthetic = SyntheticSource(per_class=1)
     assert isinstance(synthetic, HasAnomalySet) and not issubclass(FolderSource, HasAnomalySet)
     (own,) = anomaly_imagesets(a, synthetic.classes, source=synthetic, holdout=None, seed=0)
@@ -399,15 +510,24 @@ def test_embeddings_are_pre_logits_plus_pooled_stages(model_name: str) -> None:
         ref = model(x)
     assert torch.equal(emb0, pre) and torch.equal(logits0, ref) and torch.equal(logits2, ref)
     assert torch.allclose(logits3, ref, atol=1e-6)
-    assert torch.equal(emb2[:, : pre.shape[1]], pre) and emb2.shape[1] == pre.shape[1] + sum(h.shape[1] for h in inter)
-    assert unit.shape == emb2.shape and torch.allclose(unit[:, : pre.shape[1]].norm(dim=1), torch.ones(3))
+    assert torch.equal(emb2[:, : pre.shape[1]], pre) and emb2.shape[1] == pre.shape[1] + sum(
+        h.shape[1] for h in inter
+    )
+    assert unit.shape == emb2.shape and torch.allclose(
+        unit[:, : pre.shape[1]].norm(dim=1), torch.ones(3)
+    )
     assert torch.allclose(unit.norm(dim=1), torch.full((3,), 3.0**0.5))  # three unit blocks
     # middle stage only: its channel means then its channel spreads
     h = inter[-1]
     assert torch.allclose(mid, torch.cat([h.mean((2, 3)), h.flatten(2).std(2)], 1), atol=1e-6)
     # the older `extra_stages: n` setting (and saved meta) means the last n stages before the final one
-    assert AnomalySettings.from_config({"extra_stages": 2, "stages": None}).embedding.stages == (-3, -2)
-    assert EmbeddingSpec.from_meta({"extra_stages": 2, "normalize": True}) == EmbeddingSpec(True, (-3, -2), ("mean",), True)
+    assert AnomalySettings.from_config({"extra_stages": 2, "stages": None}).embedding.stages == (
+        -3,
+        -2,
+    )
+    assert EmbeddingSpec.from_meta({"extra_stages": 2, "normalize": True}) == EmbeddingSpec(
+        True, (-3, -2), ("mean",), True
+    )
     spec = EmbeddingSpec(False, (-3, -2), ("mean", "std"), True)
     assert EmbeddingSpec.from_meta({"embedding": spec.to_meta()}) == spec
     with pytest.raises(ConfigError, match="anomaly.pool"):
@@ -420,11 +540,15 @@ def test_embeddings_are_pre_logits_plus_pooled_stages(model_name: str) -> None:
 
 def _wired() -> bool:
     defaults = OmegaConf.load(CONF / "train.yaml").defaults
-    return all(any(isinstance(d, DictConfig) and g in d for d in defaults) for g in ("detector", "anomaly"))
+    return all(
+        any(isinstance(d, DictConfig) and g in d for d in defaults) for g in ("detector", "anomaly")
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _wired(), reason="conf/train.yaml does not list the detector and anomaly groups yet")
+@pytest.mark.skipif(
+    not _wired(), reason="conf/train.yaml does not list the detector and anomaly groups yet"
+)
 def test_train_runs_the_anomaly_stage_and_predict_uses_it(make_cfg, tmp_path: Path) -> None:
     import json
 
@@ -432,18 +556,46 @@ def test_train_runs_the_anomaly_stage_and_predict_uses_it(make_cfg, tmp_path: Pa
     from astro_exp.train import train
 
     run = tmp_path / "run"
-    train(make_cfg(["model=tiny", "logger=none", "source.per_class=16", "preprocess.image_size=32", "trainer.max_epochs=1",
-                    "trainer.scheduler.warmup_epochs=0", "data.batch_size=16", "anomaly.per_kind=6",
-                    "anomaly.holdout_classes=[planet]"], run_dir=run))  # fmt: skip
+    train(
+        make_cfg(
+            [
+                "model=tiny",
+                "logger=none",
+                "source.per_class=16",
+                "preprocess.image_size=32",
+                "trainer.max_epochs=1",
+                "trainer.scheduler.warmup_epochs=0",
+                "data.batch_size=16",
+                "anomaly.per_kind=6",
+                "anomaly.holdout_classes=[planet]",
+            ],
+            run_dir=run,
+        )
+    )
     saved = json.loads((run / "metrics.json").read_text())
-    for key in ("roc_auc", "average_precision", "precision_at_threshold", "recall_at_threshold", "threshold",
-                "fit_s", "score_s", "roc_auc/comet", "roc_auc/holdout:planet"):  # fmt: skip
+    for key in (
+        "roc_auc",
+        "average_precision",
+        "precision_at_threshold",
+        "recall_at_threshold",
+        "threshold",
+        "fit_s",
+        "score_s",
+        "roc_auc/comet",
+        "roc_auc/holdout:planet",
+    ):
         assert f"anomaly/{key}" in saved, key
     from astro_exp.sources.sky_render import ANOMALY_KINDS
 
-    assert saved["anomaly/n_anomalies"] == 6 * len(ANOMALY_KINDS) + 16  # renderer kinds + the held-out planets
+    assert (
+        saved["anomaly/n_anomalies"] == 6 * len(ANOMALY_KINDS) + 16
+    )  # renderer kinds + the held-out planets
     assert (run / "anomaly_scores.png").is_file()
     clf = Classifier.from_checkpoint(run / "checkpoints" / "best.pt", device="cpu")
-    assert clf.classes == ["galaxy", "nebula", "star"] and clf.detector is not None and clf.detector.name == "knn"
+    assert (
+        clf.classes == ["galaxy", "nebula", "star"]
+        and clf.detector is not None
+        and clf.detector.name == "knn"
+    )
     (p,) = clf.predict(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
     assert p.anomaly_score is not None and len(p.neighbours) == 5

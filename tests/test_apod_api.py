@@ -18,7 +18,16 @@ API = Path(__file__).parents[2] / "shared" / "data" / "apod-api"
 QUIRKS = json.loads((Path(__file__).parent / "fixtures" / "apod_api" / "quirks.json").read_text())
 needs_api = pytest.mark.skipif(not API.is_dir(), reason="../shared/data/apod-api is absent")
 NASA = "https://apod.nasa.gov/apod/"
-JUNK = ("Follow APOD on", "Tomorrow's picture", "Next picture:", "< | Archive", "Authors & editors", "\r", "\n", "  ")
+JUNK = (
+    "Follow APOD on",
+    "Tomorrow's picture",
+    "Next picture:",
+    "< | Archive",
+    "Authors & editors",
+    "\r",
+    "\n",
+    "  ",
+)
 
 
 def assert_clean(text: str) -> None:
@@ -33,7 +42,9 @@ def assert_clean(text: str) -> None:
 def test_full_single_response() -> None:
     day = parse_api_item(json.loads((API / "kmoiseenko-apod_bot" / "apod.json").read_text()))
     assert day.date == dt.date(2017, 12, 21) and day.title == "Solstice Sun and Milky Way"
-    assert day.media_type == "image" and day.copyright == "Stefan Seip" and day.credit == "Stefan Seip"
+    assert (
+        day.media_type == "image" and day.copyright == "Stefan Seip" and day.credit == "Stefan Seip"
+    )
     assert day.image_url == NASA + "image/1712/WinterSolsticeMW_Seip1100c.jpg"
     assert day.hd_url == NASA + "image/1712/WinterSolsticeMW_Seip.jpg"
     assert day.page_url == NASA + "ap171221.html"
@@ -48,7 +59,9 @@ def test_count_response_missing_copyright_newlines_and_follow_tail() -> None:
     assert m100.date == dt.date(2001, 2, 3) and m100.copyright is None and m100.credit == ""
     assert m100.hd_url == NASA + "image/0102/m100_hst_big.gif"
     assert solstice.copyright == "Danilo Pivato"  # was "\nDanilo Pivato\n"
-    assert solstice.explanation.endswith("in 43 separate, well-planned exposures from sunrise to sunset.")
+    assert solstice.explanation.endswith(
+        "in 43 separate, well-planned exposures from sunrise to sunset."
+    )
     assert_clean(solstice.explanation)
     assert ngc.copyright == "Basudeb Chakrabarti" and ngc.title == "Spiral Galaxy NGC 6744"
 
@@ -62,7 +75,9 @@ def test_unpadded_dates() -> None:
     assert days[0].date == dt.date(2015, 1, 3) and days[-1].date == dt.date(2016, 5, 2)
     assert all(d.page_url == NASA + f"ap{d.date:%y%m%d}.html" for d in days)
     gif = next(d for d in days if d.date == dt.date(2015, 1, 25))
-    assert gif.media_type == "image" and gif.image_url.endswith(".gif") and gif.hd_url.endswith(".mp4")
+    assert (
+        gif.media_type == "image" and gif.image_url.endswith(".gif") and gif.hd_url.endswith(".mp4")
+    )
 
 
 @needs_api
@@ -114,12 +129,21 @@ def test_quirk_items() -> None:
     assert orion.explanation.endswith("the brightest star of the night.")
     jupiter = by_date[dt.date(2023, 12, 29)]
     assert jupiter.media_type == "video" and jupiter.copyright == "J. Lefevre"
-    assert jupiter.thumbnail_url == "https://img.youtube.com/vi/Qw3rTy12345/0.jpg" and "\r" not in jupiter.explanation
+    assert (
+        jupiter.thumbnail_url == "https://img.youtube.com/vi/Qw3rTy12345/0.jpg"
+        and "\r" not in jupiter.explanation
+    )
     other = by_date[dt.date(2023, 12, 30)]
     assert other.media_type == "other" and other.image_url is None and other.hd_url is None
     last = by_date[dt.date(2023, 12, 31)]
-    assert last.media_type == "image" and last.image_url == "http://apod.test/apod/image/2312/LastSky_800.jpg"
-    assert last.explanation == "The last sky of the year shows the winter Milky Way over a snowy field."
+    assert (
+        last.media_type == "image"
+        and last.image_url == "http://apod.test/apod/image/2312/LastSky_800.jpg"
+    )
+    assert (
+        last.explanation
+        == "The last sky of the year shows the winter Milky Way over a snowy field."
+    )
     pano = by_date[dt.date(2023, 1, 5)]  # "2023-1-5"
     assert pano.media_type == "video" and pano.thumbnail_url is None
     assert pano.page_url == "http://apod.test/apod/ap230105.html"
@@ -158,7 +182,9 @@ def test_fetch_range_in_chunks(api, session) -> None:
     assert [d.date for d in days] == sorted(d.date for d in days)
     assert len(days) == 5 + 8  # quirk days (placeholder skipped) + the fixture site's March 2024
     march = {d.date.day: d for d in days if d.date.month == 3 and d.date.year == 2024}
-    assert march[5].media_type == "other" and march[5].image_url is None  # HTML5 video, as the API says
+    assert (
+        march[5].media_type == "other" and march[5].image_url is None
+    )  # HTML5 video, as the API says
     assert march[3].thumbnail_url == "https://img.youtube.com/vi/dQw4AbCdEfG/0.jpg"
     assert march[1].image_url == api.base_url + "image/2403/Rosette_1024.jpg"
     assert march[4].copyright == "Zo\u00eb Hartmann" and march[2].copyright is None
@@ -185,7 +211,11 @@ def test_api_errors_are_one_line(api, session) -> None:
     client = ApodApiClient(session, api.api_url, api_key="K", today=lambda: dt.date(2030, 1, 1))
     with pytest.raises(HttpError) as err:
         client.fetch_day(dt.date(2031, 1, 1))  # after the service's today: HTTP 400
-    assert err.value.status == 400 and "Date must be between" in str(err.value) and "\n" not in str(err.value)
+    assert (
+        err.value.status == 400
+        and "Date must be between" in str(err.value)
+        and "\n" not in str(err.value)
+    )
     with pytest.raises(HttpError) as err:
         client.fetch_day(dt.date(2020, 1, 1))  # no such day on the stand-in: 404
     assert err.value.status == 404 and "K" not in str(err.value).split("api_key=")[-1][:3]
@@ -210,14 +240,25 @@ def test_api_429_retry_after_then_quota_exhausted(session) -> None:
 def test_standin_api_matches_the_service(api, session) -> None:
     base = api.api_url
     r = session.get(base, params={"api_key": "K", "date": "2024-3-1"}).json()  # unpadded accepted
-    assert r["date"] == "2024-03-01" and r["hdurl"].endswith("Rosette_4096.jpg") and r["service_version"] == "v1"
+    assert (
+        r["date"] == "2024-03-01"
+        and r["hdurl"].endswith("Rosette_4096.jpg")
+        and r["service_version"] == "v1"
+    )
     assert session.get(base, params={"api_key": "K", "count": "3"}).json().__len__() == 3
-    for bad in ({"date": "2024-13-01"}, {"date": "1995-06-15"}, {"count": "101"},
-                {"start_date": "2024-03-05", "end_date": "2024-03-01"}, {"date": "2024-03-01", "count": "2"}):
+    for bad in (
+        {"date": "2024-13-01"},
+        {"date": "1995-06-15"},
+        {"count": "101"},
+        {"start_date": "2024-03-05", "end_date": "2024-03-01"},
+        {"date": "2024-03-01", "count": "2"},
+    ):
         resp = session.get(base, params={"api_key": "K", **bad}, check=False)
         assert resp.status_code == 400 and resp.json()["code"] == 400, bad
     assert session.get(base, check=False).status_code == 403
     video = session.get(base, params={"api_key": "K", "date": "2024-03-03"}).json()
     assert "thumbnail_url" not in video
-    video = session.get(base, params={"api_key": "K", "date": "2024-03-03", "thumbs": "True"}).json()
+    video = session.get(
+        base, params={"api_key": "K", "date": "2024-03-03", "thumbs": "True"}
+    ).json()
     assert video["thumbnail_url"].startswith("https://img.youtube.com/vi/")

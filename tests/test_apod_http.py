@@ -42,8 +42,13 @@ def make_session(tmp_path: Path):
     made: list[PoliteSession] = []
 
     def make(**kw) -> PoliteSession:
-        opts = dict(rate_limit_per_host=200.0, backoff_factor=0.01, timeout=5.0, retries=3,
-                    cache_dir=tmp_path / "http-cache")
+        opts = dict(
+            rate_limit_per_host=200.0,
+            backoff_factor=0.01,
+            timeout=5.0,
+            retries=3,
+            cache_dir=tmp_path / "http-cache",
+        )
         opts.update(kw)
         s = PoliteSession(**opts)
         made.append(s)
@@ -69,7 +74,11 @@ def test_get_sends_user_agent_and_reads_robots_once(standin, make_session) -> No
     s = make_session()
     s.get(standin.base_url + "ap240301.html")
     s.get(standin.base_url + "ap240302.html")
-    assert [e[1] for e in standin.requests_log] == ["/robots.txt", "/apod/ap240301.html", "/apod/ap240302.html"]
+    assert [e[1] for e in standin.requests_log] == [
+        "/robots.txt",
+        "/apod/ap240301.html",
+        "/apod/ap240302.html",
+    ]
     ua = dict(standin.request_headers)["/apod/ap240301.html"]["User-Agent"]
     assert ua.startswith("astro-exp/") and "(+https://github.com/astro-exp/astro-exp)" in ua
     assert s.stats["requests"] == 3 and s.stats["retries"] == 0
@@ -119,7 +128,11 @@ def test_500_forever_fails_after_the_retries(standin, make_session) -> None:
     s = make_session(retries=2)
     with pytest.raises(HttpError) as err:
         s.get(standin.root_url + PIC)
-    assert err.value.status == 503 and "after 2 retries" in str(err.value) and "\n" not in str(err.value)
+    assert (
+        err.value.status == 503
+        and "after 2 retries" in str(err.value)
+        and "\n" not in str(err.value)
+    )
     assert statuses(standin, PIC) == [503, 503, 503]
 
 
@@ -171,7 +184,9 @@ def test_wrong_content_type_is_a_download_error(standin, make_session, tmp_path)
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
-def test_oversized_picture_is_refused_early(standin, make_session, tmp_path, declare_length) -> None:
+def test_oversized_picture_is_refused_early(
+    standin, make_session, tmp_path, declare_length
+) -> None:
     standin.fault(PIC, "oversize", size=3_000_000, declare_length=declare_length)
     s = make_session()
     with pytest.raises(DownloadError) as err:
@@ -265,7 +280,10 @@ def test_revalidation_gets_304_without_the_body(standin, make_session) -> None:
     body = s.get(url).content
     again = s.get(url)
     assert again.from_cache and again.content == body
-    assert [(e[2], e[3]) for e in standin.hits("/apod/ap240301.html")] == [(200, len(body)), (304, 0)]
+    assert [(e[2], e[3]) for e in standin.hits("/apod/ap240301.html")] == [
+        (200, len(body)),
+        (304, 0),
+    ]
     sent = [h for p, h in standin.request_headers if p == "/apod/ap240301.html"][-1]
     assert "If-None-Match" in sent or "If-Modified-Since" in sent
     assert s.stats["not_modified"] == 1
@@ -297,9 +315,15 @@ def test_rate_limit_remaining_zero_stops_requests(make_session) -> None:
 def test_client_lists_dates_from_the_archive(standin, make_session) -> None:
     c = ApodClient(make_session(), standin.base_url)
     last3 = c.list_dates(last_days=3)
-    assert last3 == [(dt.date(2024, 3, d), standin.base_url + f"ap24030{d}.html") for d in (6, 7, 8)]
+    assert last3 == [
+        (dt.date(2024, 3, d), standin.base_url + f"ap24030{d}.html") for d in (6, 7, 8)
+    ]
     assert [d for d, _ in c.list_dates(start=dt.date(2001, 1, 1), end=dt.date(2015, 1, 1))] == [
-        dt.date(2001, 7, 4), dt.date(2009, 5, 20), dt.date(2010, 4, 1), dt.date(2014, 4, 12)]
+        dt.date(2001, 7, 4),
+        dt.date(2009, 5, 20),
+        dt.date(2010, 4, 1),
+        dt.date(2014, 4, 12),
+    ]
     assert len(c.list_dates()) == 15
     assert c.list_dates(start=dt.date(2030, 1, 1)) == []
     with pytest.raises(Exception, match="either last_days or start_date"):
@@ -327,7 +351,15 @@ def test_client_falls_back_to_calendar_then_rss(make_session) -> None:
         assert s.hits("/apod/calendar/ca2403.html")
         s.fault("/apod/calendar/ca2403.html", "404")
         c2 = ApodClient(make_session(retries=1, cache_dir=None), s.base_url)
-        assert [d.day for d, _ in c2.list_dates(last_days=8)] == [2, 3, 4, 5, 6, 7, 8]  # RSS has 7 items
+        assert [d.day for d, _ in c2.list_dates(last_days=8)] == [
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            8,
+        ]  # RSS has 7 items
         assert s.hits("/apod.rss")
 
 
@@ -346,11 +378,16 @@ def test_client_reads_the_full_archive_only_when_needed(make_session, tmp_path) 
         c = ApodClient(make_session(), s.base_url)
         assert [d for d, _ in c.list_dates(last_days=1)] == [dt.date(2024, 3, 8)]
         assert not s.hits("/apod/archivepixFull.html")
-        assert [d for d, _ in c.list_dates(start=dt.date(1995, 1, 1))] == [dt.date(1995, 6, 16), dt.date(2024, 3, 8)]
+        assert [d for d, _ in c.list_dates(start=dt.date(1995, 1, 1))] == [
+            dt.date(1995, 6, 16),
+            dt.date(2024, 3, 8),
+        ]
         assert s.hits("/apod/archivepixFull.html")
 
 
-@pytest.mark.skipif(not (SHARED_SITE / "apod").is_dir(), reason="../shared/data/apod-site is absent")
+@pytest.mark.skipif(
+    not (SHARED_SITE / "apod").is_dir(), reason="../shared/data/apod-site is absent"
+)
 def test_client_serves_shared_pages_through_the_standin(make_session) -> None:
     with ApodStandin([FIXTURE_SITE, SHARED_SITE]) as s:
         c = ApodClient(make_session(), s.base_url)
@@ -368,12 +405,31 @@ def test_client_serves_shared_pages_through_the_standin(make_session) -> None:
 def test_standin_etag_head_and_faults(standin) -> None:
     url = standin.root_url + PIC
     r = requests.get(url, timeout=5)
-    assert r.headers["Content-Type"] == "image/jpeg" and r.headers["ETag"] and r.headers["Last-Modified"]
-    assert requests.get(url, headers={"If-None-Match": r.headers["ETag"]}, timeout=5).status_code == 304
-    assert requests.get(url, headers={"If-Modified-Since": r.headers["Last-Modified"]}, timeout=5).status_code == 304
+    assert (
+        r.headers["Content-Type"] == "image/jpeg"
+        and r.headers["ETag"]
+        and r.headers["Last-Modified"]
+    )
+    assert (
+        requests.get(url, headers={"If-None-Match": r.headers["ETag"]}, timeout=5).status_code
+        == 304
+    )
+    assert (
+        requests.get(
+            url, headers={"If-Modified-Since": r.headers["Last-Modified"]}, timeout=5
+        ).status_code
+        == 304
+    )
     h = requests.head(url, timeout=5)
-    assert h.status_code == 200 and int(h.headers["Content-Length"]) == len(PIC_BYTES) and not h.content
-    assert requests.get(standin.base_url, timeout=5).text == (FIXTURE_SITE / "apod" / "index.html").read_text()
+    assert (
+        h.status_code == 200
+        and int(h.headers["Content-Length"]) == len(PIC_BYTES)
+        and not h.content
+    )
+    assert (
+        requests.get(standin.base_url, timeout=5).text
+        == (FIXTURE_SITE / "apod" / "index.html").read_text()
+    )
     assert requests.get(standin.root_url + "/apod/../../etc/passwd", timeout=5).status_code == 404
     with pytest.raises(ValueError, match="unknown fault kind"):
         standin.fault(PIC, "explode")
@@ -382,7 +438,8 @@ def test_standin_etag_head_and_faults(standin) -> None:
 def test_standin_command_line() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.standin", "--port", "0", "--no-shared"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()

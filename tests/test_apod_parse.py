@@ -30,7 +30,9 @@ SHARED = Path(__file__).parents[2] / "shared" / "data"
 SITE = SHARED / "apod-site"
 API_MONTHS = SHARED / "apod-api" / "archive-by-month" / "database"
 FIX = Path(__file__).parent / "fixtures" / "apod_site"
-needs_shared = pytest.mark.skipif(not (SITE / "apod").is_dir(), reason="../shared/data/apod-site is absent")
+needs_shared = pytest.mark.skipif(
+    not (SITE / "apod").is_dir(), reason="../shared/data/apod-site is absent"
+)
 
 NASA = "https://apod.nasa.gov/apod/"
 TEST = "http://apod.test/apod/"
@@ -53,7 +55,8 @@ SHARED_PAGES: dict[str, dict] = {
         date=dt.date(2020, 6, 9),
         title="Orion over Argentine Mountains",
         media_type="image",
-        image_url=NASA + "image/2006/OrionMountains_Tabbush_960.jpg",  # not the mouse-over annotated one
+        image_url=NASA
+        + "image/2006/OrionMountains_Tabbush_960.jpg",  # not the mouse-over annotated one
         hd_url=NASA + "image/2006/OrionMountains_Tabbush_2048.jpg",
         credit="Image Credit & Copyright: Nicolas Tabbush",
         copyright="Nicolas Tabbush",
@@ -142,110 +145,199 @@ SHARED_NOT_DAYS = ["archivepix.html", "calendar/ca2301.html", "lib/about_apod.ht
 
 FIXTURE_PAGES: dict[str, dict] = {
     "ap950625.html": dict(
-        date=dt.date(1995, 6, 25), title="Jupiter as Seen by Voyager", media_type="image",
-        image_url=TEST + "image/jupiter_voyager.gif", hd_url=TEST + "image/jupiter_voyager.gif",
-        credit="Picture Credit: NASA, JPL, Voyager Project", copyright=None, thumbnail_url=None,
+        date=dt.date(1995, 6, 25),
+        title="Jupiter as Seen by Voyager",
+        media_type="image",
+        image_url=TEST + "image/jupiter_voyager.gif",
+        hd_url=TEST + "image/jupiter_voyager.gif",
+        credit="Picture Credit: NASA, JPL, Voyager Project",
+        copyright=None,
+        thumbnail_url=None,
         starts="As the Voyager spacecraft approached Jupiter in 1979",
         ends="raged for centuries. For more information see the Voyager mission pages.",
     ),
     "ap960915.html": dict(
-        date=dt.date(1996, 9, 15), title="The Eagle's Pillars", media_type="image",
-        image_url=TEST + "image/m16_small.gif", hd_url=TEST + "image/m16_big.jpg",
-        credit="Credit: J. Hester, P. Scowen (ASU), HST, NASA", copyright=None, thumbnail_url=None,
+        date=dt.date(1996, 9, 15),
+        title="The Eagle's Pillars",
+        media_type="image",
+        image_url=TEST + "image/m16_small.gif",
+        hd_url=TEST + "image/m16_big.jpg",
+        credit="Credit: J. Hester, P. Scowen (ASU), HST, NASA",
+        copyright=None,
+        thumbnail_url=None,
         starts="These dark columns of gas and dust in M16 are light-years tall.",
         ends="uncovering dense globules called EGGs.",
     ),
     "ap010704.html": dict(
-        date=dt.date(2001, 7, 4), title="Fireworks and Star Trails", media_type="image",
-        image_url=TEST + "image/0107/fireworks_sky.jpg", hd_url=TEST + "image/0107/fireworks_sky_big.jpg",
-        credit="Credit & Copyright: Wally Pacholka (AstroPics)", copyright="Wally Pacholka", thumbnail_url=None,
-        starts="Bursts of fireworks light the foreground", ends="share one frame on this Independence Day.",
+        date=dt.date(2001, 7, 4),
+        title="Fireworks and Star Trails",
+        media_type="image",
+        image_url=TEST + "image/0107/fireworks_sky.jpg",
+        hd_url=TEST + "image/0107/fireworks_sky_big.jpg",
+        credit="Credit & Copyright: Wally Pacholka (AstroPics)",
+        copyright="Wally Pacholka",
+        thumbnail_url=None,
+        starts="Bursts of fireworks light the foreground",
+        ends="share one frame on this Independence Day.",
     ),
     "ap090520.html": dict(
-        date=dt.date(2009, 5, 20), title="Hubble Servicing in Orbit", media_type="video",
-        image_url="http://www.youtube.com/v/AbCdEfGhIjK&hl=en&fs=1&rel=0", hd_url=None,
-        credit="Credit: NASA, STS-125 Crew", copyright=None,
+        date=dt.date(2009, 5, 20),
+        title="Hubble Servicing in Orbit",
+        media_type="video",
+        image_url="http://www.youtube.com/v/AbCdEfGhIjK&hl=en&fs=1&rel=0",
+        hd_url=None,
+        credit="Credit: NASA, STS-125 Crew",
+        copyright=None,
         thumbnail_url="https://img.youtube.com/vi/AbCdEfGhIjK/0.jpg",
-        starts="Astronauts on a spacewalk replace parts", ends="working for years to come.",
+        starts="Astronauts on a spacewalk replace parts",
+        ends="working for years to come.",
     ),
     "ap100401.html": dict(
-        date=dt.date(2010, 4, 1), title="An Interactive Orrery", media_type="other",
-        image_url=TEST + "image/1004/orrery.swf", hd_url=None,
-        credit="Illustration Credit: Orrery Workshop", copyright=None, thumbnail_url=None,
-        starts="Drag the planets to set the date:", ends="while the outer giants crawl.",
+        date=dt.date(2010, 4, 1),
+        title="An Interactive Orrery",
+        media_type="other",
+        image_url=TEST + "image/1004/orrery.swf",
+        hd_url=None,
+        credit="Illustration Credit: Orrery Workshop",
+        copyright=None,
+        thumbnail_url=None,
+        starts="Drag the planets to set the date:",
+        ends="while the outer giants crawl.",
     ),
     "ap140412.html": dict(
-        date=dt.date(2014, 4, 12), title="NGC 2841 Close Up", media_type="image",
-        image_url=TEST + "image/1404/NGC2841_960.jpg", hd_url=TEST + "image/1404/NGC2841_2048.jpg",
+        date=dt.date(2014, 4, 12),
+        title="NGC 2841 Close Up",
+        media_type="image",
+        image_url=TEST + "image/1404/NGC2841_960.jpg",
+        hd_url=TEST + "image/1404/NGC2841_2048.jpg",
         credit="Image Credit: NASA, ESA, Hubble Legacy Archive; Processing & Copyright: Robert Gendler",
-        copyright="Robert Gendler", thumbnail_url=None,
+        copyright="Robert Gendler",
+        thumbnail_url=None,
         starts="Spiral galaxy NGC 2841 lies about 46 million light-years away",
         ends="larger than our own Milky Way.",  # the "Follow APOD on" block is cut
     ),
     "ap170905.html": dict(
-        date=dt.date(2017, 9, 5), title="Eclipse Shadow from Orbit", media_type="video",
-        image_url="https://www.youtube.com/embed/XyZ123abcDE?rel=0", hd_url=None,
+        date=dt.date(2017, 9, 5),
+        title="Eclipse Shadow from Orbit",
+        media_type="video",
+        image_url="https://www.youtube.com/embed/XyZ123abcDE?rel=0",
+        hd_url=None,
         credit="Video Credit: NASA, ISS Expedition 52; Music: Lunar Drift (Free Music Archive)",
-        copyright=None, thumbnail_url="https://img.youtube.com/vi/XyZ123abcDE/0.jpg",
-        starts="As the Moon passed between the Sun and the Earth,", ends="crossing clouds far below.",
+        copyright=None,
+        thumbnail_url="https://img.youtube.com/vi/XyZ123abcDE/0.jpg",
+        starts="As the Moon passed between the Sun and the Earth,",
+        ends="crossing clouds far below.",
     ),
     "ap240301.html": dict(
-        date=dt.date(2024, 3, 1), title="The Rosette in Hydrogen and Oxygen", media_type="image",
-        image_url=TEST + "image/2403/Rosette_1024.jpg", hd_url=TEST + "image/2403/Rosette_4096.jpg",
-        credit="Image Credit & Copyright: Lena Okafor", copyright="Lena Okafor", thumbnail_url=None,
-        starts="The Rosette Nebula is not the only cosmic cloud", ends="cleared the center of the nebula.",
+        date=dt.date(2024, 3, 1),
+        title="The Rosette in Hydrogen and Oxygen",
+        media_type="image",
+        image_url=TEST + "image/2403/Rosette_1024.jpg",
+        hd_url=TEST + "image/2403/Rosette_4096.jpg",
+        credit="Image Credit & Copyright: Lena Okafor",
+        copyright="Lena Okafor",
+        thumbnail_url=None,
+        starts="The Rosette Nebula is not the only cosmic cloud",
+        ends="cleared the center of the nebula.",
     ),
     "ap240302.html": dict(
-        date=dt.date(2024, 3, 2), title="Pillars of Creation from Webb", media_type="image",
-        image_url=TEST + "image/2403/Pillars_Webb_1080.jpg", hd_url=TEST + "image/2403/Pillars_Webb_2400.png",
-        credit="Image Credit: NASA, ESA, CSA, STScI; Processing: J. DePasquale (STScI)", copyright=None,
-        thumbnail_url=None, starts="These towering columns of cold gas and dust",
+        date=dt.date(2024, 3, 2),
+        title="Pillars of Creation from Webb",
+        media_type="image",
+        image_url=TEST + "image/2403/Pillars_Webb_1080.jpg",
+        hd_url=TEST + "image/2403/Pillars_Webb_2400.png",
+        credit="Image Credit: NASA, ESA, CSA, STScI; Processing: J. DePasquale (STScI)",
+        copyright=None,
+        thumbnail_url=None,
+        starts="These towering columns of cold gas and dust",
         ends="The tallest column is about four light-years long.",
     ),
     "ap240303.html": dict(
-        date=dt.date(2024, 3, 3), title="Video: A Spin Around Saturn", media_type="video",
-        image_url="https://www.youtube.com/embed/dQw4AbCdEfG?rel=0", hd_url=None,
+        date=dt.date(2024, 3, 3),
+        title="Video: A Spin Around Saturn",
+        media_type="video",
+        image_url="https://www.youtube.com/embed/dQw4AbCdEfG?rel=0",
+        hd_url=None,
         credit="Video Credit & Copyright: Marco Rinaldi; Music: Ringworld (Nova Choir)",
-        copyright="Marco Rinaldi", thumbnail_url="https://img.youtube.com/vi/dQw4AbCdEfG/0.jpg",
-        starts="What would it look like to fly around Saturn?", ends="small moons drift past in the foreground.",
+        copyright="Marco Rinaldi",
+        thumbnail_url="https://img.youtube.com/vi/dQw4AbCdEfG/0.jpg",
+        starts="What would it look like to fly around Saturn?",
+        ends="small moons drift past in the foreground.",
     ),
     "ap240304.html": dict(  # UTF-8 BOM, mouse-over swap, a stray Latin-1 byte in the credit
-        date=dt.date(2024, 3, 4), title="Zodiacal Light over M\u00fcggelsee", media_type="image",
-        image_url=TEST + "image/2403/Zodiacal_960.jpg", hd_url=TEST + "image/2403/Zodiacal_2048.jpg",
-        credit="Image Credit & Copyright: Zo\u00eb Hartmann (Berlin Sky Club)", copyright="Zo\u00eb Hartmann",
-        thumbnail_url=None, starts="After sunset in early spring,", ends="with Jupiter shining at its left.",
+        date=dt.date(2024, 3, 4),
+        title="Zodiacal Light over M\u00fcggelsee",
+        media_type="image",
+        image_url=TEST + "image/2403/Zodiacal_960.jpg",
+        hd_url=TEST + "image/2403/Zodiacal_2048.jpg",
+        credit="Image Credit & Copyright: Zo\u00eb Hartmann (Berlin Sky Club)",
+        copyright="Zo\u00eb Hartmann",
+        thumbnail_url=None,
+        starts="After sunset in early spring,",
+        ends="with Jupiter shining at its left.",
     ),
     "ap240305.html": dict(
-        date=dt.date(2024, 3, 5), title="Aurora Time-Lapse over Troms\u00f8", media_type="video",
-        image_url=TEST + "image/2403/AuroraTimelapse.mp4", hd_url=None,
-        credit="Video Credit & Copyright: Ingrid Solberg", copyright="Ingrid Solberg",
+        date=dt.date(2024, 3, 5),
+        title="Aurora Time-Lapse over Troms\u00f8",
+        media_type="video",
+        image_url=TEST + "image/2403/AuroraTimelapse.mp4",
+        hd_url=None,
+        credit="Video Credit & Copyright: Ingrid Solberg",
+        copyright="Ingrid Solberg",
         thumbnail_url=TEST + "image/2403/AuroraTimelapse_poster.jpg",
-        starts="Curtains of green light ripple", ends="as the display reaches higher altitudes.",
+        starts="Curtains of green light ripple",
+        ends="as the display reaches higher altitudes.",
     ),
     "ap240306.html": dict(
-        date=dt.date(2024, 3, 6), title="Star Trails over a Lost Frame", media_type="image",
-        image_url=TEST + "image/2403/Broken_1024.jpg", hd_url=TEST + "image/2403/Broken_2048.jpg",
-        credit="Image Credit: U.S. National Park Service", copyright=None, thumbnail_url=None,
-        starts="Stars trace concentric arcs", ends="which turns once a day beneath the sky.",
+        date=dt.date(2024, 3, 6),
+        title="Star Trails over a Lost Frame",
+        media_type="image",
+        image_url=TEST + "image/2403/Broken_1024.jpg",
+        hd_url=TEST + "image/2403/Broken_2048.jpg",
+        credit="Image Credit: U.S. National Park Service",
+        copyright=None,
+        thumbnail_url=None,
+        starts="Stars trace concentric arcs",
+        ends="which turns once a day beneath the sky.",
     ),
     "ap240307.html": dict(  # no <a> around the picture: no hd_url; bold inside the text
-        date=dt.date(2024, 3, 7), title="A Thin Crescent Moon", media_type="image",
-        image_url=TEST + "image/2403/MoonCrescent_900.jpg", hd_url=None,
-        credit="Image Credit & Copyright: Ana Ruiz and Tom Becker", copyright="Ana Ruiz and Tom Becker",
-        thumbnail_url=None, starts="A day-old crescent Moon hangs low in the twilight.",
+        date=dt.date(2024, 3, 7),
+        title="A Thin Crescent Moon",
+        media_type="image",
+        image_url=TEST + "image/2403/MoonCrescent_900.jpg",
+        hd_url=None,
+        credit="Image Credit & Copyright: Ana Ruiz and Tom Becker",
+        copyright="Ana Ruiz and Tom Becker",
+        thumbnail_url=None,
+        starts="A day-old crescent Moon hangs low in the twilight.",
         ends="among the first to explain this ashen glow correctly.",
     ),
     "ap240308.html": dict(
-        date=dt.date(2024, 3, 8), title="Comet Pons-Brooks Near Andromeda", media_type="image",
-        image_url=TEST + "image/2403/CometPons_1200.gif", hd_url=TEST + "image/2403/CometPons_3000.jpg",
-        credit="Image Credit & Copyright: Dmitri Volkov", copyright="Dmitri Volkov", thumbnail_url=None,
-        starts="Periodic comet 12P/Pons-Brooks", ends="pushed straight back by the solar wind.",
+        date=dt.date(2024, 3, 8),
+        title="Comet Pons-Brooks Near Andromeda",
+        media_type="image",
+        image_url=TEST + "image/2403/CometPons_1200.gif",
+        hd_url=TEST + "image/2403/CometPons_3000.jpg",
+        credit="Image Credit & Copyright: Dmitri Volkov",
+        copyright="Dmitri Volkov",
+        thumbnail_url=None,
+        starts="Periodic comet 12P/Pons-Brooks",
+        ends="pushed straight back by the solar wind.",
     ),
 }
 
 
 def check_day(day: ApodDay, want: dict, page_url: str) -> None:
-    for key in ("date", "title", "media_type", "image_url", "hd_url", "credit", "copyright", "thumbnail_url"):
+    for key in (
+        "date",
+        "title",
+        "media_type",
+        "image_url",
+        "hd_url",
+        "credit",
+        "copyright",
+        "thumbnail_url",
+    ):
         assert getattr(day, key) == want[key], key
     assert day.page_url == page_url
     assert day.explanation.startswith(want["starts"]), day.explanation[:120]
@@ -255,8 +347,20 @@ def check_day(day: ApodDay, want: dict, page_url: str) -> None:
 
 def clean_text(text: str) -> None:
     """No navigation, markup or stray whitespace in an explanation."""
-    for junk in ("Tomorrow's picture", "Next picture", "Follow APOD", "Explanation:", "Authors & editors",
-                 "< |", "<a", "</", "\n", "  ", "Discover the cosmos", "APOD volunteer"):
+    for junk in (
+        "Tomorrow's picture",
+        "Next picture",
+        "Follow APOD",
+        "Explanation:",
+        "Authors & editors",
+        "< |",
+        "<a",
+        "</",
+        "\n",
+        "  ",
+        "Discover the cosmos",
+        "APOD volunteer",
+    ):
         assert junk not in text, junk
     assert text == text.strip()
 
@@ -288,7 +392,9 @@ def test_shared_pages_parse_from_str_too() -> None:
     """Text input (already decoded, BOM kept) gives the same result as bytes."""
     raw = (SITE / "apod" / "ap200609.html").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
-    assert parse_day(raw.decode("utf-8"), NASA + "ap200609.html") == parse_day(raw, NASA + "ap200609.html")
+    assert parse_day(raw.decode("utf-8"), NASA + "ap200609.html") == parse_day(
+        raw, NASA + "ap200609.html"
+    )
 
 
 @needs_shared
@@ -302,9 +408,15 @@ def test_mirror_base_url_makes_absolute_urls() -> None:
 @needs_shared
 def test_api_explanations_clean_to_the_page_text() -> None:
     """The API's explanation (with page bottoms and notices) cleans to what the page parser reads."""
-    months = {"ap950622.html": "1995-06_16-30", "ap200609.html": "2020-06", "ap220330.html": "2022-03",
-              "ap220420.html": "2022-04", "ap230210.html": "2023-02", "index.html": "2023-02",
-              "ap250324.html": "2025-03"}
+    months = {
+        "ap950622.html": "1995-06_16-30",
+        "ap200609.html": "2020-06",
+        "ap220330.html": "2022-03",
+        "ap220420.html": "2022-04",
+        "ap230210.html": "2023-02",
+        "index.html": "2023-02",
+        "ap250324.html": "2025-03",
+    }
     if not API_MONTHS.is_dir():
         pytest.skip("../shared/data/apod-api is absent")
     for name, month in months.items():
@@ -348,26 +460,43 @@ def test_archive_keeps_every_entry_despite_the_latin1_byte() -> None:
     assert raw.count(b'<a href="ap') == 2963
     entries = parse_archive(raw, NASA + "archivepix.html")
     assert len(entries) == 2963
-    assert entries[0] == (dt.date(2023, 2, 11), "Magellanic Clouds over Chile", NASA + "ap230211.html")
+    assert entries[0] == (
+        dt.date(2023, 2, 11),
+        "Magellanic Clouds over Chile",
+        NASA + "ap230211.html",
+    )
     assert entries[-1] == (dt.date(2015, 1, 1), "Vela Supernova Remnant", NASA + "ap150101.html")
     by_date = {d: t for d, t, _ in entries}
-    assert by_date[dt.date(2017, 3, 14)] == "A Dark Winter Sky over Monfrag\u00fce National Park in Spain"
-    assert by_date[dt.date(2017, 3, 13)] == "Saturn's Moon Pan from Cassini"  # the line after the bad byte
+    assert (
+        by_date[dt.date(2017, 3, 14)]
+        == "A Dark Winter Sky over Monfrag\u00fce National Park in Spain"
+    )
+    assert (
+        by_date[dt.date(2017, 3, 13)] == "Saturn's Moon Pan from Cassini"
+    )  # the line after the bad byte
     # the only day missing between the ends is a real gap (ap200609 links "Next picture: June 11")
     span = {dt.date(2015, 1, 1) + dt.timedelta(days=i) for i in range(2964)}
     assert span - set(by_date) == {dt.date(2020, 6, 10)}
 
 
 def test_fixture_archive() -> None:
-    entries = parse_archive((FIX / "apod" / "archivepix.html").read_bytes(), TEST + "archivepix.html")
+    entries = parse_archive(
+        (FIX / "apod" / "archivepix.html").read_bytes(), TEST + "archivepix.html"
+    )
     assert len(entries) == 15
-    assert entries[3] == (dt.date(2024, 3, 5), "Aurora Time-Lapse over Troms\u00f8", TEST + "ap240305.html")
+    assert entries[3] == (
+        dt.date(2024, 3, 5),
+        "Aurora Time-Lapse over Troms\u00f8",
+        TEST + "ap240305.html",
+    )
     assert entries[-1][0] == dt.date(1995, 6, 25)
 
 
 @needs_shared
 def test_calendar_month() -> None:
-    got = parse_calendar((SITE / "apod" / "calendar" / "ca2301.html").read_bytes(), NASA + "calendar/ca2301.html")
+    got = parse_calendar(
+        (SITE / "apod" / "calendar" / "ca2301.html").read_bytes(), NASA + "calendar/ca2301.html"
+    )
     assert len(got) == 31
     assert got[0] == (dt.date(2023, 1, 1), NASA + "ap230101.html")
     assert got[-1] == (dt.date(2023, 1, 31), NASA + "ap230131.html")
@@ -376,7 +505,9 @@ def test_calendar_month() -> None:
 
 
 def test_fixture_calendar() -> None:
-    got = parse_calendar((FIX / "apod" / "calendar" / "ca2403.html").read_bytes(), TEST + "calendar/ca2403.html")
+    got = parse_calendar(
+        (FIX / "apod" / "calendar" / "ca2403.html").read_bytes(), TEST + "calendar/ca2403.html"
+    )
     assert [d.day for d, _ in got] == list(range(1, 9))
     assert got[4][1] == TEST + "ap240305.html"
 
@@ -387,7 +518,11 @@ def test_rss_feed() -> None:
     assert len(items) == 7
     # the first item links astropix.html; its thumbnail S_130502.jpg dates it
     assert items[0] == (dt.date(2013, 5, 2), "Saturn Hurricane", NASA + "ap130502.html")
-    assert items[1] == (dt.date(2013, 5, 1), "Omega Centauri: The Brightest Globular Cluster", NASA + "ap130501.html")
+    assert items[1] == (
+        dt.date(2013, 5, 1),
+        "Omega Centauri: The Brightest Globular Cluster",
+        NASA + "ap130501.html",
+    )
     assert items[-1][0] == dt.date(2013, 4, 26)
     with pytest.raises(NotAnApodPage):
         parse_day((SITE / "apod.rss").read_bytes(), NASA + "apod.rss")
@@ -422,7 +557,10 @@ def test_page_urls_and_dates() -> None:
 
 def test_decode_keeps_utf8_and_latin1() -> None:
     assert decode_html("\ufeffabc") == "abc"
-    assert decode_html(b"\xef\xbb\xbfM\xc3\xbcggelsee M\xfcggelsee \x93q\x94") == "M\u00fcggelsee M\u00fcggelsee \u201cq\u201d"
+    assert (
+        decode_html(b"\xef\xbb\xbfM\xc3\xbcggelsee M\xfcggelsee \x93q\x94")
+        == "M\u00fcggelsee M\u00fcggelsee \u201cq\u201d"
+    )
 
 
 @pytest.mark.parametrize(
@@ -448,7 +586,10 @@ def test_copyright_from_credit(credit: str, owner: str | None) -> None:
         ("JL Dauvergne Music:", "JL Dauvergne"),
         ("Tamas Ladanyi\n(TWAN)", "Tamas Ladanyi"),
         ("Tristian McDonald;\nText: Tiffany Lewis \n(Michigan Tech U.)", "Tristian McDonald"),
-        ("Anglo-Australian Telescope\nBoard\n\n Explanation:  \nLong winding spiral arms", "Anglo-Australian Telescope Board"),
+        (
+            "Anglo-Australian Telescope\nBoard\n\n Explanation:  \nLong winding spiral arms",
+            "Anglo-Australian Telescope Board",
+        ),
         ("  ", None),
         (None, None),
     ],
@@ -459,13 +600,21 @@ def test_clean_copyright(raw: str | None, owner: str | None) -> None:
 
 def test_clean_explanation_drops_notices_not_sentences() -> None:
     text = "Stars shine.  Two craters loom nearby: a small one and a big one."
-    assert clean_explanation(text) == "Stars shine. Two craters loom nearby: a small one and a big one."
+    assert (
+        clean_explanation(text)
+        == "Stars shine. Two craters loom nearby: a small one and a big one."
+    )
     body = "Stars shine over the hills of the desert on a clear and moonless night in spring."
     assert clean_explanation(body + "   Explore Your Universe: Random APOD Generator") == body
     text = "Stars shine.\r More stars.    Next picture: June 11  < | Archive | Index | >  Authors & editors: X"
     assert clean_explanation(text) == "Stars shine. More stars."
-    text = "It moves (0:50) fast.  Explosions (0:50) depict black holes expelling bubbles of hot gas."
-    assert clean_explanation(text) == "It moves (0:50) fast. Explosions (0:50) depict black holes expelling bubbles of hot gas."
+    text = (
+        "It moves (0:50) fast.  Explosions (0:50) depict black holes expelling bubbles of hot gas."
+    )
+    assert (
+        clean_explanation(text)
+        == "It moves (0:50) fast. Explosions (0:50) depict black holes expelling bubbles of hot gas."
+    )
     assert clean_explanation(None) == ""
 
 

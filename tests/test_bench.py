@@ -14,12 +14,28 @@ pytestmark = pytest.mark.slow
 
 def test_bench_reports_all_three_pipelines(tmp_path) -> None:
     out = tmp_path / "bench.json"
-    res = run_script(["scripts/bench.py", "model=tiny", "source.per_class=40", "preprocess.image_size=32",
-                      "data.batch_size=16", "--steps", "3", "--warmup", "1", "--naive-workers", "0",
-                      "--out", str(out)], env={"ASTRO_EXP_ROOT": str(tmp_path)})  # fmt: skip
+    res = run_script(
+        [
+            "scripts/bench.py",
+            "model=tiny",
+            "source.per_class=40",
+            "preprocess.image_size=32",
+            "data.batch_size=16",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--naive-workers",
+            "0",
+            "--out",
+            str(out),
+        ],
+        env={"ASTRO_EXP_ROOT": str(tmp_path)},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     figures = json.loads(out.read_text())
     for key in ("model_only_img_s", "end_to_end_img_s", "naive_img_s"):
         assert figures[key] > 0
     assert figures["end_to_end_over_model_only"] == pytest.approx(
-        figures["end_to_end_img_s"] / figures["model_only_img_s"], rel=0.01)
+        figures["end_to_end_img_s"] / figures["model_only_img_s"], rel=0.01
+    )

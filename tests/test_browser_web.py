@@ -20,8 +20,15 @@ from astro_exp.web import create_app
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("ASTRO_EXP_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +82,9 @@ def test_gallery_filter_and_picture_page(page, base_url, tmp_path):
     cards = page.locator("#gallery li.card")
     assert cards.count() == 30
     page.wait_for_load_state("networkidle")
-    first_row = page.locator("#gallery img").evaluate_all("imgs => imgs.slice(0, 6).map(i => i.naturalWidth)")
+    first_row = page.locator("#gallery img").evaluate_all(
+        "imgs => imgs.slice(0, 6).map(i => i.naturalWidth)"
+    )
     assert all(w > 0 for w in first_row)  # thumbnails made and served
     page.screenshot(path=tmp_path / "gallery.png")
 

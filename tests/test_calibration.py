@@ -19,7 +19,9 @@ def _calibrated(n: int = 4000, k: int = 4, seed: int = 0) -> tuple[torch.Tensor,
 def test_recovers_a_known_temperature() -> None:
     logits, targets = _calibrated()
     for true_t in (0.5, 1.0, 3.0):
-        t = fit_temperature(logits * true_t, targets, "multiclass")  # over- / under-confident by true_t
+        t = fit_temperature(
+            logits * true_t, targets, "multiclass"
+        )  # over- / under-confident by true_t
         assert abs(t - true_t) / true_t < 0.1, (true_t, t)
 
 
@@ -75,7 +77,9 @@ def test_multilabel_thresholds_start_from_task_threshold() -> None:
     targets[:20, 0] = 1
     thr = fit_thresholds(probs, targets, default=0.3)
     assert thr[1].item() == thr[2].item() == pytest.approx(0.3) and 0.05 <= thr[0].item() <= 0.95
-    metrics, _ = classification_metrics(probs.logit(), targets, "multilabel", ["a", "b", "c"], "val", thresholds=thr)
+    metrics, _ = classification_metrics(
+        probs.logit(), targets, "multilabel", ["a", "b", "c"], "val", thresholds=thr
+    )
     assert 0.0 <= metrics["val/f1_macro"] <= 1.0
     with pytest.raises(ValueError, match="thresholds"):
         classification_metrics(probs.logit(), targets, "multilabel", ["a", "b", "c"], "val")

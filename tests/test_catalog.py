@@ -25,7 +25,9 @@ from astro_exp.errors import DataError
 from astro_exp.imageio import BadImage
 
 
-def jpeg_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24)) -> bytes:
+def jpeg_bytes(
+    color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24)
+) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "JPEG", quality=90)
     return buf.getvalue()
@@ -50,7 +52,9 @@ def cat(tmp_path: Path):
 
 
 def rec(date: str = "2024-03-01", status: str = "ok", **kw) -> PictureRecord:
-    return PictureRecord(source="apod", date=date, status=status, title=kw.pop("title", f"Day {date}"), **kw)
+    return PictureRecord(
+        source="apod", date=date, status=status, title=kw.pop("title", f"Day {date}"), **kw
+    )
 
 
 # ------------------------------------------------------------------------------------ catalog
@@ -58,7 +62,12 @@ def rec(date: str = "2024-03-01", status: str = "ok", **kw) -> PictureRecord:
 
 def test_upsert_updates_in_place(cat: Catalog) -> None:
     first = cat.upsert(rec(status="http_error", error="HTTP 500"))
-    labels = {"primary": "nebula", "all": ["nebula"], "scores": {"nebula": 3.0}, "version": "apod4-x"}
+    labels = {
+        "primary": "nebula",
+        "all": ["nebula"],
+        "scores": {"nebula": 3.0},
+        "version": "apod4-x",
+    }
     again = cat.upsert(rec(status="ok", sha256="ab" * 32, path="images/ab/ab/x.jpg", labels=labels))
     assert again == first and cat.count() == 1
     row = cat.get("apod", "2024-03-01")
@@ -69,7 +78,9 @@ def test_upsert_updates_in_place(cat: Catalog) -> None:
     assert row["labels"] == labels and row["path"] is None and row["status"] == "http_error"
     cat.upsert(PictureRecord(source="apod_api", date="2024-03-01", status="ok"))
     assert cat.count() == 2  # the key is (source, date)
-    dup = cat.conn.execute("SELECT COUNT(*) FROM pictures GROUP BY source, date HAVING COUNT(*) > 1").fetchall()
+    dup = cat.conn.execute(
+        "SELECT COUNT(*) FROM pictures GROUP BY source, date HAVING COUNT(*) > 1"
+    ).fetchall()
     assert dup == []
 
 
@@ -87,7 +98,9 @@ def test_other_connections_see_only_committed_rows(cat: Catalog) -> None:
     try:
         with cat.transaction():
             cat.upsert(rec("2024-03-01"))
-            assert reader.execute("SELECT COUNT(*) FROM pictures").fetchone()[0] == 0  # WAL: readers go on
+            assert (
+                reader.execute("SELECT COUNT(*) FROM pictures").fetchone()[0] == 0
+            )  # WAL: readers go on
         assert reader.execute("SELECT COUNT(*) FROM pictures").fetchone()[0] == 1
         assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
@@ -128,16 +141,33 @@ def test_corrections_newest_wins(cat: Catalog) -> None:
 
 
 def test_predictions_keyed_by_run_and_sha(cat: Catalog) -> None:
-    rows = [{"sha256": "a" * 64, "label": "galaxy", "confidence": 0.9, "probs": {"galaxy": 0.9, "star": 0.1},
-             "anomaly_score": 0.2, "is_anomaly": False},
-            {"sha256": "b" * 64, "label": "star", "confidence": 0.6, "probs": None, "anomaly_score": None,
-             "is_anomaly": None}]  # fmt: skip
+    rows = [
+        {
+            "sha256": "a" * 64,
+            "label": "galaxy",
+            "confidence": 0.9,
+            "probs": {"galaxy": 0.9, "star": 0.1},
+            "anomaly_score": 0.2,
+            "is_anomaly": False,
+        },
+        {
+            "sha256": "b" * 64,
+            "label": "star",
+            "confidence": 0.6,
+            "probs": None,
+            "anomaly_score": None,
+            "is_anomaly": None,
+        },
+    ]
     assert cat.add_predictions("run-1", rows) == 2
     cat.add_predictions("run-1", [{**rows[0], "label": "nebula"}])  # predict again: replaced
     cat.add_predictions("run-2", rows[:1])
     got = cat.predictions("run-1")
     assert set(got) == {"a" * 64, "b" * 64} and got["a" * 64]["label"] == "nebula"
-    assert got["a" * 64]["probs"] == {"galaxy": 0.9, "star": 0.1} and got["a" * 64]["is_anomaly"] is False
+    assert (
+        got["a" * 64]["probs"] == {"galaxy": 0.9, "star": 0.1}
+        and got["a" * 64]["is_anomaly"] is False
+    )
     assert len(cat.predictions("run-2")) == 1
     assert cat.conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 3
 
@@ -147,8 +177,14 @@ def test_web_app_queries_read_the_catalog(cat: Catalog, tmp_path: Path) -> None:
     queries = pytest.importorskip("astro_exp.web.queries")
     store = ImageStore(tmp_path)
     stored = store.add_bytes(jpeg_bytes())
-    pid = cat.upsert(rec(sha256=stored.sha256, path=stored.path, media_type="image",
-                         labels={"primary": "star", "all": ["star"], "scores": {}, "version": "v"}))  # fmt: skip
+    pid = cat.upsert(
+        rec(
+            sha256=stored.sha256,
+            path=stored.path,
+            media_type="image",
+            labels={"primary": "star", "all": ["star"], "scores": {}, "version": "v"},
+        )
+    )
     cat.add_correction(pid, "nebula", "ada")
     cat.add_predictions("r", [{"sha256": stored.sha256, "label": "galaxy", "confidence": 0.7}])
     with connect_read_only(cat.path) as conn:

@@ -19,15 +19,23 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # job: (overrides, metrics) -- test/acc and test/f1_macro rank the runs differently
 JOBS = {
-    "0": (["model=resnet", "seed=1", "trainer.max_epochs=5"],
-          {"test/acc": 0.90, "test/f1_macro": 0.70, "test/ece": 0.05, "time/total_s": 12.0}),
-    "1": (["model=vit", "seed=1", "trainer.max_epochs=5"],
-          {"test/acc": 0.80, "test/f1_macro": 0.82, "test/ece": 0.08, "time/total_s": 30.5}),
-    "2": (["model=resnet", "seed=2", "trainer.max_epochs=5"],
-          {"test/acc": 0.85, "test/f1_macro": 0.75, "test/ece": 0.02, "time/total_s": 11.0}),
-    "3": (["model=vit", "seed=2", "trainer.max_epochs=5"],
-          {"test/acc": 0.70, "test/f1_macro": 0.80, "time/total_s": 29.0}),  # no test/ece
-}  # fmt: skip
+    "0": (
+        ["model=resnet", "seed=1", "trainer.max_epochs=5"],
+        {"test/acc": 0.90, "test/f1_macro": 0.70, "test/ece": 0.05, "time/total_s": 12.0},
+    ),
+    "1": (
+        ["model=vit", "seed=1", "trainer.max_epochs=5"],
+        {"test/acc": 0.80, "test/f1_macro": 0.82, "test/ece": 0.08, "time/total_s": 30.5},
+    ),
+    "2": (
+        ["model=resnet", "seed=2", "trainer.max_epochs=5"],
+        {"test/acc": 0.85, "test/f1_macro": 0.75, "test/ece": 0.02, "time/total_s": 11.0},
+    ),
+    "3": (
+        ["model=vit", "seed=2", "trainer.max_epochs=5"],
+        {"test/acc": 0.70, "test/f1_macro": 0.80, "time/total_s": 29.0},
+    ),  # no test/ece
+}
 
 
 def make_sweep(
@@ -84,8 +92,16 @@ def test_ranks_by_optimized_metric_with_differing_override_columns(tmp_path: Pat
     ]
     assert [r["run"] for r in rows] == ["1", "3", "2", "0"]  # f1: .82 > .80 > .75 > .70
     assert [r["rank"] for r in rows] == ["1", "2", "3", "4"]
-    assert rows[0] == {"rank": "1", "run": "1", "model": "vit", "seed": "1", "test/f1_macro": "0.8200",
-                       "test/acc": "0.8000", "test/ece": "0.0800", "time_s": "30.5"}  # fmt: skip
+    assert rows[0] == {
+        "rank": "1",
+        "run": "1",
+        "model": "vit",
+        "seed": "1",
+        "test/f1_macro": "0.8200",
+        "test/acc": "0.8000",
+        "test/ece": "0.0800",
+        "time_s": "30.5",
+    }
     assert rows[1]["test/ece"] == "-"  # missing in metrics.json
     assert "trainer.max_epochs" not in rows[0]  # the same in every run: not an axis
 

@@ -34,13 +34,34 @@ def test_groups_have_the_designed_options() -> None:
     assert set(options("source")) >= {"synthetic", "folder"}
     assert set(options("preprocess")) == {"default", "astro", "none"}
     assert set(options("augment")) == {"none", "light", "heavy"}
-    assert set(options("model")) == {"resnet", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "efficientnet", "convnext", "vit", "mobilenet", "tiny"}
+    assert set(options("model")) == {
+        "resnet",
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+        "efficientnet",
+        "convnext",
+        "vit",
+        "mobilenet",
+        "tiny",
+    }
     assert set(options("logger")) == {"wandb", "none"}
     assert set(options("task")) == {"multiclass", "multilabel"}
 
 
 @pytest.mark.parametrize(
-    "group", ["source", "task", "preprocess", "augment", "model", "trainer", "logger", "experiment", "debug"]
+    "group",
+    [
+        "source",
+        "task",
+        "preprocess",
+        "augment",
+        "model",
+        "trainer",
+        "logger",
+        "experiment",
+        "debug",
+    ],
 )
 def test_every_option_composes_and_resolves(make_cfg, group: str, tmp_path: Path) -> None:
     for option in options(group):
@@ -78,8 +99,14 @@ def test_augment_options_build_and_change_pictures(make_cfg, option: str) -> Non
 
 
 def test_augment_op_can_be_switched_off_from_the_command_line(make_cfg) -> None:
-    cfg = make_cfg(["augment=light", "augment.ops.hflip.enabled=false", "augment.ops.vflip.enabled=false",
-                    "augment.ops.rotate.enabled=false"])  # fmt: skip
+    cfg = make_cfg(
+        [
+            "augment=light",
+            "augment.ops.hflip.enabled=false",
+            "augment.ops.vflip.enabled=false",
+            "augment.ops.rotate.enabled=false",
+        ]
+    )
     aug = build_augment(OmegaConf.to_container(cfg.augment, resolve=True))
     assert isinstance(aug, torch.nn.Identity)
 
@@ -101,7 +128,11 @@ def test_debug_fast_is_small(make_cfg) -> None:
 def test_experiment_preset_overrides_groups(make_cfg) -> None:
     cfg = make_cfg(["experiment=finetune_lite0"])
     assert cfg.model.name == "efficientnet_lite0" and cfg.augment.name == "heavy"
-    assert list(cfg.preprocess.mean) == [0.5, 0.5, 0.5]  # follows the model's expected normalisation
+    assert list(cfg.preprocess.mean) == [
+        0.5,
+        0.5,
+        0.5,
+    ]  # follows the model's expected normalisation
 
 
 # -- presets x sources ------------------------------------------------------------------------------
@@ -116,7 +147,9 @@ def picture_folder(root: Path, per_class: int = 3) -> Path:
     for c in ("galaxy", "star"):
         (root / c).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).save(root / c / f"{c}{i}.png")
+            Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).save(
+                root / c / f"{c}{i}.png"
+            )
     return root
 
 
@@ -125,14 +158,20 @@ def source_overrides(option: str, tmp_path: Path) -> list[str] | None:
     if option == "folder":
         return [f"source.root={picture_folder(tmp_path / 'pictures')}"]
     if option == "apod_thumbs":
-        return [f"source.root={APOD_THUMBS}"] if (APOD_THUMBS / "metadata.jsonl").is_file() else None
+        return (
+            [f"source.root={APOD_THUMBS}"] if (APOD_THUMBS / "metadata.jsonl").is_file() else None
+        )
     if option in ("apod", "apod_api"):
-        return [f"paths.data_dir={tmp_path / 'data'}"]  # an empty catalog folder: builds, has no pictures
+        return [
+            f"paths.data_dir={tmp_path / 'data'}"
+        ]  # an empty catalog folder: builds, has no pictures
     return []
 
 
 @pytest.mark.parametrize("option", options("source"))
-def test_debug_fast_composes_and_builds_with_every_source(make_cfg, option: str, tmp_path: Path) -> None:
+def test_debug_fast_composes_and_builds_with_every_source(
+    make_cfg, option: str, tmp_path: Path
+) -> None:
     from astro_exp.errors import DataError
     from astro_exp.sources import build_imageset, build_source
 
@@ -147,14 +186,18 @@ def test_debug_fast_composes_and_builds_with_every_source(make_cfg, option: str,
             build_imageset(cfg.source, source)
         return
     images = build_imageset(cfg.source, source)
-    assert 0 < len(images) <= 96 and len(np.unique(images.targets)) >= 2  # limited, every class kept
+    assert (
+        0 < len(images) <= 96 and len(np.unique(images.targets)) >= 2
+    )  # limited, every class kept
     img = images.load(0, int(cfg.preprocess.image_size))
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 @pytest.mark.parametrize("option", options("source"))
-def test_experiment_presets_compose_with_every_source(make_cfg, experiment: str, option: str, tmp_path: Path) -> None:
+def test_experiment_presets_compose_with_every_source(
+    make_cfg, experiment: str, option: str, tmp_path: Path
+) -> None:
     extra = [f"source.root={tmp_path}"] if option in ("folder", "apod_thumbs") else []
     cfg = make_cfg([f"experiment={experiment}", f"source={option}", *extra])
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -163,21 +206,39 @@ def test_experiment_presets_compose_with_every_source(make_cfg, experiment: str,
         assert resolved["source"]["task"] == resolved["task"]["name"]
 
 
-def test_source_limit_keeps_every_class_and_matches_a_smaller_synthetic_set(make_cfg, tmp_path: Path) -> None:
+def test_source_limit_keeps_every_class_and_matches_a_smaller_synthetic_set(
+    make_cfg, tmp_path: Path
+) -> None:
     from astro_exp.sources import build_imageset
 
     limited = build_imageset(make_cfg(["debug=fast"]).source)
     small = build_imageset(make_cfg(["source.per_class=24"]).source)
     assert limited.ids == small.ids and np.array_equal(limited.targets, small.targets)
-    assert np.array_equal(limited.load(5, 16), small.load(5, 16)) and limited.fingerprint != small.fingerprint
+    assert (
+        np.array_equal(limited.load(5, 16), small.load(5, 16))
+        and limited.fingerprint != small.fingerprint
+    )
     root = picture_folder(tmp_path / "pictures", per_class=5)
-    folder = build_imageset(make_cfg(["source=folder", f"source.root={root}", "+source.limit=4"]).source)
-    assert len(folder) == 4 and folder.targets.tolist() == [0, 0, 1, 1]  # 2 of each class, not the first 4
-    assert build_imageset(make_cfg(["debug=fast", "source.limit=null", "source.per_class=2"]).source).ids == \
-        build_imageset(make_cfg(["source.per_class=2"]).source).ids
+    folder = build_imageset(
+        make_cfg(["source=folder", f"source.root={root}", "+source.limit=4"]).source
+    )
+    assert len(folder) == 4 and folder.targets.tolist() == [
+        0,
+        0,
+        1,
+        1,
+    ]  # 2 of each class, not the first 4
+    assert (
+        build_imageset(
+            make_cfg(["debug=fast", "source.limit=null", "source.per_class=2"]).source
+        ).ids
+        == build_imageset(make_cfg(["source.per_class=2"]).source).ids
+    )
 
 
-def test_source_errors_reach_the_user_as_one_line_not_hydras_block(make_cfg, tmp_path: Path) -> None:
+def test_source_errors_reach_the_user_as_one_line_not_hydras_block(
+    make_cfg, tmp_path: Path
+) -> None:
     from astro_exp.errors import ConfigError
     from astro_exp.sources import build_imageset
 

@@ -26,8 +26,15 @@ def counting_imageset(n: int = 12, fingerprint: str = "fp") -> tuple[ImageSet, l
         calls.append(i)
         return np.full((40, 30, 3), i * 10, dtype=np.uint8)
 
-    return ImageSet("toy", ["a", "b"], "multiclass", [f"x{i}" for i in range(n)],
-                    np.arange(n) % 2, fingerprint, load), calls  # fmt: skip
+    return ImageSet(
+        "toy",
+        ["a", "b"],
+        "multiclass",
+        [f"x{i}" for i in range(n)],
+        np.arange(n) % 2,
+        fingerprint,
+        load,
+    ), calls
 
 
 def test_cache_decodes_once_and_is_reused(tmp_path: Path) -> None:
@@ -126,12 +133,17 @@ def test_folder_source_from_subfolders(tmp_path: Path) -> None:
     assert images.load(0, 16).shape == (18, 24, 3)
     fp = images.fingerprint
     write_picture(tmp_path / "galaxy" / "g0.jpg", 100)
-    assert FolderSource(str(tmp_path)).imageset().fingerprint != fp, "content change -> new cache key"
+    assert FolderSource(str(tmp_path)).imageset().fingerprint != fp, (
+        "content change -> new cache key"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_folder_source_from_metadata_with_configured_fields(tmp_path: Path, fmt: str) -> None:
-    rows = [{"img": f"pics/{i}.jpg", "kind": ["nebula", "planet"][i % 2] + (";star" if i == 0 else "")} for i in range(4)]
+    rows = [
+        {"img": f"pics/{i}.jpg", "kind": ["nebula", "planet"][i % 2] + (";star" if i == 0 else "")}
+        for i in range(4)
+    ]
     for i in range(4):
         write_picture(tmp_path / "pics" / f"{i}.jpg", 40 * i)
     meta = tmp_path / f"meta.{fmt}"
@@ -139,7 +151,9 @@ def test_folder_source_from_metadata_with_configured_fields(tmp_path: Path, fmt:
         meta.write_text("\n".join(json.dumps(r) for r in rows))
     else:
         meta.write_text("img,kind\n" + "\n".join(f"{r['img']},{r['kind']}" for r in rows))
-    ml = FolderSource(str(tmp_path), metadata=meta.name, path_field="img", label_field="kind", task="multilabel").imageset()
+    ml = FolderSource(
+        str(tmp_path), metadata=meta.name, path_field="img", label_field="kind", task="multilabel"
+    ).imageset()
     assert ml.classes == ["nebula", "planet", "star"]
     assert ml.targets.tolist()[0] == [1.0, 0.0, 1.0]
     with pytest.raises(ConfigError, match="path_field"):
@@ -180,9 +194,12 @@ def test_datamodule_gets_its_groups_and_rank_and_imports_no_later_stage(tmp_path
     imageset, _ = counting_imageset(24)
     data = {"batch_size": 4, "val_fraction": 0.2, "test_fraction": 0.2, "num_workers": 0}
     common = dict(seed=0, cache_dir=tmp_path, progress=False)
-    whole = datamodule.build_datamodule(imageset, data, {"image_size": 16, "resize": "squash"}, **common)
-    shard = datamodule.build_datamodule(imageset, data, {"image_size": 16, "resize": "squash"}, rank=1,
-                                        world_size=2, **common)  # fmt: skip
+    whole = datamodule.build_datamodule(
+        imageset, data, {"image_size": 16, "resize": "squash"}, **common
+    )
+    shard = datamodule.build_datamodule(
+        imageset, data, {"image_size": 16, "resize": "squash"}, rank=1, world_size=2, **common
+    )
     assert whole.resize == "squash" and whole.cache_dir == tmp_path and whole.image_size == 16
     assert np.array_equal(whole.split, shard.split) and (shard.rank, shard.world_size) == (1, 2)
     seen = [int(i) for _, _, idx in whole.loader("val", shuffle=False) for i in idx]
@@ -190,4 +207,8 @@ def test_datamodule_gets_its_groups_and_rank_and_imports_no_later_stage(tmp_path
     assert mine == seen[1::2]  # every other item of each global batch
     tree = ast.parse(Path(datamodule.__file__).read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert not {m for m in imported if m.startswith(("astro_exp.sources", "astro_exp.anomaly", "astro_exp.engine"))}
+    assert not {
+        m
+        for m in imported
+        if m.startswith(("astro_exp.sources", "astro_exp.anomaly", "astro_exp.engine"))
+    }

@@ -19,10 +19,20 @@ pytestmark = [
 
 
 @pytest.mark.parametrize("compile_model", [False, True])
-def test_train_on_cuda_with_amp_and_channels_last(make_cfg, tmp_path: Path, compile_model: bool) -> None:
-    cfg = make_cfg(["debug=fast", "trainer.accelerator=cuda", "trainer.precision=bf16",
-                    "trainer.channels_last=true", "trainer.pin_memory=true", f"trainer.compile={compile_model}"],
-                   run_dir=tmp_path / "gpu")  # fmt: skip
+def test_train_on_cuda_with_amp_and_channels_last(
+    make_cfg, tmp_path: Path, compile_model: bool
+) -> None:
+    cfg = make_cfg(
+        [
+            "debug=fast",
+            "trainer.accelerator=cuda",
+            "trainer.precision=bf16",
+            "trainer.channels_last=true",
+            "trainer.pin_memory=true",
+            f"trainer.compile={compile_model}",
+        ],
+        run_dir=tmp_path / "gpu",
+    )
     metrics = train(cfg)
     assert 0.0 <= metrics["test/f1_macro"] <= 1.0
     saved = json.loads((tmp_path / "gpu" / "metrics.json").read_text())

@@ -31,22 +31,54 @@ def extended() -> Labeller:
     ("title", "explanation", "expected"),
     [
         # plain subjects
-        ("NGC 1232: A Grand Design Spiral Galaxy", "Grand spiral galaxy NGC 1232 shows its arms.", "galaxy"),
+        (
+            "NGC 1232: A Grand Design Spiral Galaxy",
+            "Grand spiral galaxy NGC 1232 shows its arms.",
+            "galaxy",
+        ),
         ("The Rosette Nebula", "This emission nebula glows in hydrogen light.", "nebula"),
         ("Jupiter's Great Red Spot", "A storm larger than Earth swirls on Jupiter.", "planet"),
         ("Open Star Cluster M35", "Hundreds of stars make up this open cluster.", "star"),
         ("Messier 2", "", "star"),  # a globular cluster, named the long way
         ("M31", "", "galaxy"),
         # traps
-        ("NGC 6543: The Cat's Eye Planetary Nebula", "A dying star shed this planetary nebula.", "nebula"),
+        (
+            "NGC 6543: The Cat's Eye Planetary Nebula",
+            "A dying star shed this planetary nebula.",
+            "nebula",
+        ),
         ("Planetary Nebula Abell 7", "", "nebula"),
-        ("Milky Way over Monument Valley", "The Milky Way arches over buttes in the desert foreground.", "other"),
-        ("A Milky Way Dawn", "The center of the Milky Way stands above the observatory domes and the desert horizon.", "other"),
-        ("The Milky Way's Center", "Star clouds and dust lanes crowd the center of our galaxy.", "star"),
-        ("Star Trails over the Observatory", "Stars trace arcs around the celestial pole in this long exposure.", "other"),
+        (
+            "Milky Way over Monument Valley",
+            "The Milky Way arches over buttes in the desert foreground.",
+            "other",
+        ),
+        (
+            "A Milky Way Dawn",
+            "The center of the Milky Way stands above the observatory domes and the desert horizon.",
+            "other",
+        ),
+        (
+            "The Milky Way's Center",
+            "Star clouds and dust lanes crowd the center of our galaxy.",
+            "star",
+        ),
+        (
+            "Star Trails over the Observatory",
+            "Stars trace arcs around the celestial pole in this long exposure.",
+            "other",
+        ),
         ("Framed by Trees: A Window to the Galaxy", "", "other"),
-        ("Planets over the Pyramids", "Venus, Jupiter and Mars line up in a conjunction above the horizon.", "other"),
-        ("Lightning on Jupiter", "Juno's camera caught flashes in the clouds of Jupiter.", "planet"),
+        (
+            "Planets over the Pyramids",
+            "Venus, Jupiter and Mars line up in a conjunction above the horizon.",
+            "other",
+        ),
+        (
+            "Lightning on Jupiter",
+            "Juno's camera caught flashes in the clouds of Jupiter.",
+            "planet",
+        ),
         ("Far Beyond the Local Group: NGC 3621", "", "galaxy"),
         # "galaxy" in passing sentences does not outvote the title's subject
         (
@@ -60,13 +92,17 @@ def extended() -> Labeller:
         ("Solar Prominences", "Prominences dance along the edge of the Sun.", "other"),
         ("Aurora over Norway", "Green aurora ripple over snowy mountains.", "other"),
         ("Comet NEOWISE", "The comet's dust tail spans the sky.", "other"),
-        ("Rocket Launch from Cape Canaveral", "A Falcon 9 rocket carries astronauts toward the space station.", "other"),
+        (
+            "Rocket Launch from Cape Canaveral",
+            "A Falcon 9 rocket carries astronauts toward the space station.",
+            "other",
+        ),
         ("Earthrise", "Astronauts saw planet Earth rise over the lunar horizon.", "other"),
         # nothing recognisable: other
         ("Hypatia of Alexandria", "A mathematician and philosopher of antiquity.", "other"),
         ("", "", "other"),
     ],
-)  # fmt: skip
+)
 def test_apod4_primary(apod4: Labeller, title: str, explanation: str, expected: str) -> None:
     res = apod4.label(title, explanation, explain=True)
     assert res.primary == expected, (res.scores, res.hits)
@@ -79,10 +115,22 @@ def test_apod4_primary(apod4: Labeller, title: str, explanation: str, expected: 
         ("Total Solar Eclipse", "The solar corona surrounds the eclipsed Sun.", "sun"),
         ("Aurora over Norway", "Green aurora ripple in the night.", "aurora_atmosphere"),
         ("Comet NEOWISE", "The comet's dust tail spans the sky.", "comet"),
-        ("The Space Station Crosses the Sky", "The ISS and its astronauts orbit planet Earth.", "spacecraft_earth"),
-        ("Globular Cluster M13", "Hundreds of thousands of stars in a globular cluster.", "star_cluster"),
+        (
+            "The Space Station Crosses the Sky",
+            "The ISS and its astronauts orbit planet Earth.",
+            "spacecraft_earth",
+        ),
+        (
+            "Globular Cluster M13",
+            "Hundreds of thousands of stars in a globular cluster.",
+            "star_cluster",
+        ),
         ("Saturn's Rings from Cassini", "The rings of Saturn cast shadows.", "planet"),
-        ("Milky Way over Monument Valley", "The Milky Way arches over the desert foreground.", "other"),
+        (
+            "Milky Way over Monument Valley",
+            "The Milky Way arches over the desert foreground.",
+            "other",
+        ),
     ],
 )
 def test_extended_primary(extended: Labeller, title: str, explanation: str, expected: str) -> None:
@@ -90,7 +138,11 @@ def test_extended_primary(extended: Labeller, title: str, explanation: str, expe
 
 
 def test_planet_earth_and_solar_system_are_neutral(apod4: Labeller) -> None:
-    res = apod4.label("", "Light from this nebula reached planet Earth long after our Solar System formed.", explain=True)
+    res = apod4.label(
+        "",
+        "Light from this nebula reached planet Earth long after our Solar System formed.",
+        explain=True,
+    )
     assert "planet" not in res.scores and "other" not in res.scores
     assert {h[1] for h in res.hits} >= {"planet_earth", "solar_system"}
 
@@ -110,7 +162,9 @@ def test_title_outweighs_explanation(apod4: Labeller) -> None:
     assert apod4.label("", "Saturn. " + text).primary == "galaxy"
 
 
-def test_version_changes_with_rules_and_name(apod4_cfg: dict, apod4: Labeller, extended: Labeller) -> None:
+def test_version_changes_with_rules_and_name(
+    apod4_cfg: dict, apod4: Labeller, extended: Labeller
+) -> None:
     assert apod4.version.startswith("apod4-") and extended.version.startswith("apod_extended-")
     assert Labeller(copy.deepcopy(apod4_cfg)).version == apod4.version  # deterministic
     changed = copy.deepcopy(apod4_cfg)
@@ -137,8 +191,15 @@ def test_config_errors_are_one_line(apod4_cfg: dict) -> None:
 
 def test_case_insensitive_matching_keeps_escapes(apod4: Labeller) -> None:
     # \S, \W inside a pattern must survive the lowering used for case-insensitive matching
-    cfg = {"name": "t", "classes": ["a", "b"], "min_score": 1,
-           "concepts": {"a": {"topic": "a", "pattern": r"FOO\S+"}, "b": {"topic": "b", "pattern": r"BAR\W"}}}  # fmt: skip
+    cfg = {
+        "name": "t",
+        "classes": ["a", "b"],
+        "min_score": 1,
+        "concepts": {
+            "a": {"topic": "a", "pattern": r"FOO\S+"},
+            "b": {"topic": "b", "pattern": r"BAR\W"},
+        },
+    }
     lab = Labeller(cfg)
     assert lab.label("Foo-bar", "").primary == "a"
     assert lab.label("bar!", "").primary == "b"

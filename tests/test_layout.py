@@ -13,11 +13,34 @@ PACKAGE = Path(__file__).resolve().parents[1] / "astro_exp"
 
 # upstream first; a stage may import any stage before it (same number: neither imports the other)
 STAGES: dict[str, int] = {
-    "<core>": 0, "net": 1, "data": 2, "apod": 3, "sources": 4, "vision": 5, "models": 6, "engine": 7,
-    "anomaly": 8, "tracking": 9, "sweep": 9, "predict": 10, "watch": 11, "sharing": 11, "web": 12,
-    "train": 13, "crossval": 14, "cli": 15, "conf": 15,
-}  # fmt: skip
-CORE = {"errors", "config", "progress", "imageio", "tables", "files"}  # astro_exp/<name>.py, used by all
+    "<core>": 0,
+    "net": 1,
+    "data": 2,
+    "apod": 3,
+    "sources": 4,
+    "vision": 5,
+    "models": 6,
+    "engine": 7,
+    "anomaly": 8,
+    "tracking": 9,
+    "sweep": 9,
+    "predict": 10,
+    "watch": 11,
+    "sharing": 11,
+    "web": 12,
+    "train": 13,
+    "crossval": 14,
+    "cli": 15,
+    "conf": 15,
+}
+CORE = {
+    "errors",
+    "config",
+    "progress",
+    "imageio",
+    "tables",
+    "files",
+}  # astro_exp/<name>.py, used by all
 
 
 def _stage(module: str) -> str | None:
@@ -45,14 +68,22 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 def test_every_folder_is_a_known_stage() -> None:
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     files = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert folders <= set(STAGES), f"new folder(s) {folders - set(STAGES)}: give them a stage here and in docs/architecture.md"
-    assert files <= CORE | {"train", "crossval"}, f"new top-level module(s) {files - CORE - {'train', 'crossval'}}"
+    assert folders <= set(STAGES), (
+        f"new folder(s) {folders - set(STAGES)}: give them a stage here and in docs/architecture.md"
+    )
+    assert files <= CORE | {"train", "crossval"}, (
+        f"new top-level module(s) {files - CORE - {'train', 'crossval'}}"
+    )
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_only_run_downstream(path: Path) -> None:
     rel = path.relative_to(PACKAGE)
-    me = "<core>" if len(rel.parts) == 1 and rel.stem in CORE | {"__init__"} else (rel.parts[0] if len(rel.parts) > 1 else rel.stem)
+    me = (
+        "<core>"
+        if len(rel.parts) == 1 and rel.stem in CORE | {"__init__"}
+        else (rel.parts[0] if len(rel.parts) > 1 else rel.stem)
+    )
     bad = []
     for line, module in _imports(path):
         if module.split(".")[0] == "tests":

@@ -33,18 +33,43 @@ from astro_exp.predict.classifier import FIELDS, Classifier, Prediction
 from tests.conftest import ROOT, run_script
 
 CLASSES = ["galaxy", "nebula", "planet", "star"]
-PRE = {"name": "default", "image_size": 32, "resize": "crop", "mean": [0.485, 0.456, 0.406],
-       "std": [0.229, 0.224, 0.225], "stretch": None, "clahe": False, "denoise": False}  # fmt: skip
+PRE = {
+    "name": "default",
+    "image_size": 32,
+    "resize": "crop",
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "stretch": None,
+    "clahe": False,
+    "denoise": False,
+}
 
 
-def handmade_bundle(folder: Path, task: str = "multiclass", thresholds: list[float] | None = None,
-                    temperature: float = 1.7) -> Path:  # fmt: skip
+def handmade_bundle(
+    folder: Path,
+    task: str = "multiclass",
+    thresholds: list[float] | None = None,
+    temperature: float = 1.7,
+) -> Path:
     """A tiny untrained bundle with a detector and reference beside it (no training: fast)."""
     torch.manual_seed(0)
     model = create_model("test_resnet", len(CLASSES))
-    model_cfg = {"name": "tiny", "model_name": "test_resnet", "drop_rate": 0.0, "drop_path_rate": 0.0}
-    bundle = make_bundle(model, model_cfg=model_cfg, classes=CLASSES, task=task, preprocess=PRE, image_size=32,
-                         temperature=temperature, thresholds=thresholds)  # fmt: skip
+    model_cfg = {
+        "name": "tiny",
+        "model_name": "test_resnet",
+        "drop_rate": 0.0,
+        "drop_path_rate": 0.0,
+    }
+    bundle = make_bundle(
+        model,
+        model_cfg=model_cfg,
+        classes=CLASSES,
+        task=task,
+        preprocess=PRE,
+        image_size=32,
+        temperature=temperature,
+        thresholds=thresholds,
+    )
     path = save_bundle(bundle, folder / "best.pt")
     clf = Classifier.from_checkpoint(path, device="cpu")
     rng = np.random.default_rng(0)
@@ -56,8 +81,13 @@ def handmade_bundle(folder: Path, task: str = "multiclass", thresholds: list[flo
     digest = model_digest(clf.model)
     det.meta = {"digest": digest, "n_neighbors": 3}
     det.save(folder / DETECTOR_FILE)
-    save_reference(folder / REFERENCE_FILE, emb[:40], [CLASSES[i % 4] for i in range(40)],
-                   [f"train-{i:03d}" for i in range(40)], digest)  # fmt: skip
+    save_reference(
+        folder / REFERENCE_FILE,
+        emb[:40],
+        [CLASSES[i % 4] for i in range(40)],
+        [f"train-{i:03d}" for i in range(40)],
+        digest,
+    )
     return path
 
 
@@ -116,15 +146,30 @@ def ok(p: Prediction) -> bool:
 # -- inputs ---------------------------------------------------------------------------------------
 def test_files_folders_globs_pil_and_tensors(clf: Classifier, pics: Path) -> None:
     batch = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
-    inputs = [str(pics / "a.png"), pics / "sub", f"{pics}/**/*.png", Image.open(pics / "a.png"), batch,
-              batch[0].float() / 255, np.zeros((20, 30, 3), np.uint8)]  # fmt: skip
+    inputs = [
+        str(pics / "a.png"),
+        pics / "sub",
+        f"{pics}/**/*.png",
+        Image.open(pics / "a.png"),
+        batch,
+        batch[0].float() / 255,
+        np.zeros((20, 30, 3), np.uint8),
+    ]
     preds = clf.predict(inputs, top_k=2, batch_size=4)
     names = [p.input for p in preds]
     assert names == [
-        str(pics / "a.png"), str(pics / "sub" / "b.jpg"), str(pics / "sub" / "deeper" / "c.png"),
-        str(pics / "a.png"), str(pics / "sub" / "deeper" / "c.png"), "<PIL image 3>",
-        "<tensor 4[0]>", "<tensor 4[1]>", "<tensor 4[2]>", "<tensor 5>", "<array 6>",
-    ]  # fmt: skip
+        str(pics / "a.png"),
+        str(pics / "sub" / "b.jpg"),
+        str(pics / "sub" / "deeper" / "c.png"),
+        str(pics / "a.png"),
+        str(pics / "sub" / "deeper" / "c.png"),
+        "<PIL image 3>",
+        "<tensor 4[0]>",
+        "<tensor 4[1]>",
+        "<tensor 4[2]>",
+        "<tensor 5>",
+        "<array 6>",
+    ]
     assert all(ok(p) for p in preds), [p.error for p in preds if p.error]
     # the same picture by path, by glob and as a PIL image gives the same answer
     assert preds[0].top_k == preds[3].top_k == preds[5].top_k
@@ -137,8 +182,9 @@ def test_files_folders_globs_pil_and_tensors(clf: Classifier, pics: Path) -> Non
         assert [n["distance"] for n in p.neighbours] == sorted(n["distance"] for n in p.neighbours)
 
 
-def test_every_bad_input_is_an_error_row_and_the_rest_go_on(clf: Classifier, pics: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_every_bad_input_is_an_error_row_and_the_rest_go_on(
+    clf: Classifier, pics: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "empty").mkdir()
     full = (pics / "sub" / "b.jpg").read_bytes()
     (tmp_path / "truncated.jpg").write_bytes(full[: len(full) // 2])
@@ -147,9 +193,19 @@ def test_every_bad_input_is_an_error_row_and_the_rest_go_on(clf: Classifier, pic
     big_file = clf.max_bytes
     clf.max_bytes = (tmp_path / "huge.png").stat().st_size - 1  # "too large" by bytes
     try:
-        preds = clf.predict([tmp_path / "missing.jpg", tmp_path / "truncated.jpg", tmp_path / "fake.png",
-                             tmp_path / "huge.png", tmp_path / "empty", f"{tmp_path}/*.tif",
-                             np.zeros((5, 5, 7)), object(), pics / "a.png"])  # fmt: skip
+        preds = clf.predict(
+            [
+                tmp_path / "missing.jpg",
+                tmp_path / "truncated.jpg",
+                tmp_path / "fake.png",
+                tmp_path / "huge.png",
+                tmp_path / "empty",
+                f"{tmp_path}/*.tif",
+                np.zeros((5, 5, 7)),
+                object(),
+                pics / "a.png",
+            ]
+        )
     finally:
         clf.max_bytes = big_file
     errors = [p.error for p in preds]
@@ -178,8 +234,18 @@ def test_url_inputs_through_the_polite_session(bundle_path: Path, pics: Path, se
     picture(www / "big.png", 9, size=(400, 400))
     session = PoliteSession(rate_limit_per_host=1000.0, retries=0)
     limit = (www / "big.png").stat().st_size - 1
-    clf = Classifier.from_checkpoint(bundle_path, device="cpu", http_session=session, max_bytes=limit)
-    preds = clf.predict([f"{base}/m31.png", f"{base}/nope.jpg", f"{base}/page.html", f"{base}/big.png", pics / "a.png"])
+    clf = Classifier.from_checkpoint(
+        bundle_path, device="cpu", http_session=session, max_bytes=limit
+    )
+    preds = clf.predict(
+        [
+            f"{base}/m31.png",
+            f"{base}/nope.jpg",
+            f"{base}/page.html",
+            f"{base}/big.png",
+            pics / "a.png",
+        ]
+    )
     by_url, local = preds[0], preds[-1]
     assert ok(by_url) and by_url.input == f"{base}/m31.png"
     assert by_url.top_k == local.top_k and by_url.anomaly_score == local.anomaly_score
@@ -199,14 +265,20 @@ def test_confidences_are_calibrated_and_sum_to_one(clf: Classifier, pics: Path) 
     for p, row in zip(preds, expected, strict=True):
         assert len(p.top_k) == len(CLASSES)  # top_k is clipped to the number of classes
         assert sum(t["probability"] for t in p.top_k) == pytest.approx(1.0, abs=1e-9)
-        assert p.confidence == pytest.approx(row.max()) and p.confidence == p.top_k[0]["probability"]
+        assert (
+            p.confidence == pytest.approx(row.max()) and p.confidence == p.top_k[0]["probability"]
+        )
         # float32 convolutions may differ in the last bit between two passes (thread split)
-        assert [t["probability"] for t in p.top_k] == pytest.approx(sorted(row, reverse=True), rel=1e-6, abs=1e-9)
+        assert [t["probability"] for t in p.top_k] == pytest.approx(
+            sorted(row, reverse=True), rel=1e-6, abs=1e-9
+        )
 
 
 def test_multilabel_lists_every_label_over_its_threshold(tmp_path: Path) -> None:
     thresholds = [0.0, 1.0, 0.0, 0.5]
-    clf = Classifier.from_checkpoint(handmade_bundle(tmp_path, "multilabel", thresholds), device="cpu")
+    clf = Classifier.from_checkpoint(
+        handmade_bundle(tmp_path, "multilabel", thresholds), device="cpu"
+    )
     (p,) = clf.predict(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), top_k=4)
     probs = {t["label"]: t["probability"] for t in p.top_k}
     assert "galaxy" in p.labels and "planet" in p.labels and "nebula" not in p.labels
@@ -221,7 +293,11 @@ def test_prediction_dict_has_exactly_the_documented_fields() -> None:
 def test_checkpoint_problems_are_one_line_errors(tmp_path: Path, pics: Path) -> None:
     (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage" * 10)
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
-    for name, words in (("missing.pt", "not found"), ("corrupt.pt", "corrupt"), ("other.pt", "not an astro-exp")):
+    for name, words in (
+        ("missing.pt", "not found"),
+        ("corrupt.pt", "corrupt"),
+        ("other.pt", "not an astro-exp"),
+    ):
         with pytest.raises(CheckpointError, match=words) as info:
             Classifier.from_checkpoint(tmp_path / name)
         assert "\n" not in str(info.value)
@@ -238,7 +314,9 @@ def test_a_detector_for_other_weights_is_not_used(tmp_path: Path) -> None:
 
 
 # -- the CLI -------------------------------------------------------------------------------------
-def run_cli(args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
     """scripts/predict.py in this process (a subprocess costs seconds of imports each)."""
     monkeypatch.setattr(sys, "argv", [str(ROOT / "scripts" / "predict.py"), *args])
     GlobalHydra.instance().clear()
@@ -254,10 +332,22 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.
     return code, out.out, out.err
 
 
-def test_cli_table_jsonl_and_exit_codes(bundle_path: Path, pics: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_cli_table_jsonl_and_exit_codes(
+    bundle_path: Path, pics: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     out = tmp_path / "preds.jsonl"
-    res = run_script([str(ROOT / "scripts" / "predict.py"), f"ckpt_path={bundle_path}", f"inputs=[{pics},{tmp_path}/nope.jpg]",
-                      f"output={out}", "top_k=2", "batch_size=2", "progress=false"], cwd=tmp_path)  # fmt: skip
+    res = run_script(
+        [
+            str(ROOT / "scripts" / "predict.py"),
+            f"ckpt_path={bundle_path}",
+            f"inputs=[{pics},{tmp_path}/nope.jpg]",
+            f"output={out}",
+            "top_k=2",
+            "batch_size=2",
+            "progress=false",
+        ],
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(tuple(r) == FIELDS for r in rows)
@@ -267,11 +357,20 @@ def test_cli_table_jsonl_and_exit_codes(bundle_path: Path, pics: Path, tmp_path:
     assert not (tmp_path / "outputs").exists()  # predict writes no Hydra run folder
 
     monkeypatch.chdir(tmp_path)
-    code, stdout, _ = run_cli([f"ckpt_path={bundle_path}", f"inputs=[{tmp_path}/nope.jpg,{tmp_path}/nix/]",
-                               "progress=false"], capsys, monkeypatch)  # fmt: skip
+    code, stdout, _ = run_cli(
+        [
+            f"ckpt_path={bundle_path}",
+            f"inputs=[{tmp_path}/nope.jpg,{tmp_path}/nix/]",
+            "progress=false",
+        ],
+        capsys,
+        monkeypatch,
+    )
     assert code == 1 and "no such file" in stdout, (stdout, _)  # every input failed
 
-    code, _, _ = run_cli([f"ckpt_path={bundle_path}", f"inputs={pics}/a.png", "progress=false"], capsys, monkeypatch)
+    code, _, _ = run_cli(
+        [f"ckpt_path={bundle_path}", f"inputs={pics}/a.png", "progress=false"], capsys, monkeypatch
+    )
     assert code == 0  # a single input needs no brackets
 
     (tmp_path / "corrupt.pt").write_bytes(b"PK\x03\x04 not really a zip")
@@ -283,12 +382,26 @@ def test_cli_table_jsonl_and_exit_codes(bundle_path: Path, pics: Path, tmp_path:
 
 # -- a real trained bundle, loaded in a fresh process ---------------------------------------------
 @pytest.mark.slow
-def test_bundle_round_trip_in_a_fresh_process_gives_identical_logits(make_cfg, tmp_path: Path, pics: Path) -> None:
+def test_bundle_round_trip_in_a_fresh_process_gives_identical_logits(
+    make_cfg, tmp_path: Path, pics: Path
+) -> None:
     from astro_exp.train import train
 
     run = tmp_path / "run"
-    train(make_cfg(["model=tiny", "logger=none", "source.per_class=20", "preprocess.image_size=32",
-                    "trainer.max_epochs=1", "trainer.scheduler.warmup_epochs=0", "data.batch_size=16"], run_dir=run))  # fmt: skip
+    train(
+        make_cfg(
+            [
+                "model=tiny",
+                "logger=none",
+                "source.per_class=20",
+                "preprocess.image_size=32",
+                "trainer.max_epochs=1",
+                "trainer.scheduler.warmup_epochs=0",
+                "data.batch_size=16",
+            ],
+            run_dir=run,
+        )
+    )
     best = run / "checkpoints" / "best.pt"
     clf = Classifier.from_checkpoint(best, device="cpu")
     x = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (6, 3, 32, 32), dtype=np.uint8))
@@ -302,7 +415,17 @@ def test_bundle_round_trip_in_a_fresh_process_gives_identical_logits(make_cfg, t
         "torch.save(c.forward(x)[0], sys.argv[4]);"
         "print(json.dumps([p.to_dict() for p in c.predict([sys.argv[5], x])]))"
     )
-    res = run_script(["-c", code, str(ROOT), str(best), str(tmp_path / "x.pt"), str(tmp_path / "z.pt"), str(pics)])
+    res = run_script(
+        [
+            "-c",
+            code,
+            str(ROOT),
+            str(best),
+            str(tmp_path / "x.pt"),
+            str(tmp_path / "z.pt"),
+            str(pics),
+        ]
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     there = torch.load(tmp_path / "z.pt")
     assert torch.equal(here, there)
@@ -318,8 +441,27 @@ def test_bench_predict_reports_latency_throughput_and_detector_times() -> None:
     finally:
         sys.path.remove(str(ROOT / "scripts"))
     images = np.random.default_rng(0).integers(0, 256, (40, 3, 32, 32), dtype=np.uint8)
-    fig = predict_figures({"name": "tiny", "model_name": "test_resnet"}, PRE, CLASSES, images, n_single=5, n_batch=40, batch_size=8)
-    assert 0 < fig["predict_single_p50_ms"] <= fig["predict_single_p95_ms"] and fig["predict_batch_img_s"] > 0
-    assert fig["predict_single_p50_over_model_only"] == pytest.approx(fig["predict_single_p50_ms"] / fig["model_single_p50_ms"], rel=0.02)
-    det = detector_figures(fig["embedding_dim"], fig["model_batch_img_s"], n=300, names=["knn", "iforest"])
-    assert det["detector/knn/fit_s"] >= 0 and det["detector/iforest/score_s"] > 0 and "detector/ecod/fit_s" not in det
+    fig = predict_figures(
+        {"name": "tiny", "model_name": "test_resnet"},
+        PRE,
+        CLASSES,
+        images,
+        n_single=5,
+        n_batch=40,
+        batch_size=8,
+    )
+    assert (
+        0 < fig["predict_single_p50_ms"] <= fig["predict_single_p95_ms"]
+        and fig["predict_batch_img_s"] > 0
+    )
+    assert fig["predict_single_p50_over_model_only"] == pytest.approx(
+        fig["predict_single_p50_ms"] / fig["model_single_p50_ms"], rel=0.02
+    )
+    det = detector_figures(
+        fig["embedding_dim"], fig["model_batch_img_s"], n=300, names=["knn", "iforest"]
+    )
+    assert (
+        det["detector/knn/fit_s"] >= 0
+        and det["detector/iforest/score_s"] > 0
+        and "detector/ecod/fit_s" not in det
+    )

@@ -32,15 +32,35 @@ from tests.support.standin import ApodStandin
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FAST_HTTP = {"rate_limit_per_host": 500.0, "retries": 2, "backoff_factor": 0.01, "timeout": 0.5,
-             "max_retry_after": 5.0, "max_concurrency": 4}  # fmt: skip
-ALL_DAYS = {"start_date": dt.date(1995, 6, 16), "end_date": dt.date(2024, 3, 8)}  # the fixture site: 15 days
+FAST_HTTP = {
+    "rate_limit_per_host": 500.0,
+    "retries": 2,
+    "backoff_factor": 0.01,
+    "timeout": 0.5,
+    "max_retry_after": 5.0,
+    "max_concurrency": 4,
+}
+ALL_DAYS = {
+    "start_date": dt.date(1995, 6, 16),
+    "end_date": dt.date(2024, 3, 8),
+}  # the fixture site: 15 days
 EXPECTED_CLEAN = {
-    "1995-06-25": "ok", "1996-09-15": "ok", "2001-07-04": "ok", "2009-05-20": "video",
-    "2010-04-01": "no_image", "2014-04-12": "ok", "2017-09-05": "video", "2024-03-01": "ok",
-    "2024-03-02": "ok", "2024-03-03": "video", "2024-03-04": "ok", "2024-03-05": "video",
-    "2024-03-06": "bad_image", "2024-03-07": "ok", "2024-03-08": "ok",
-}  # fmt: skip
+    "1995-06-25": "ok",
+    "1996-09-15": "ok",
+    "2001-07-04": "ok",
+    "2009-05-20": "video",
+    "2010-04-01": "no_image",
+    "2014-04-12": "ok",
+    "2017-09-05": "video",
+    "2024-03-01": "ok",
+    "2024-03-02": "ok",
+    "2024-03-03": "video",
+    "2024-03-04": "ok",
+    "2024-03-05": "video",
+    "2024-03-06": "bad_image",
+    "2024-03-07": "ok",
+    "2024-03-08": "ok",
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +79,9 @@ def check_store_consistent(data_dir: Path) -> None:
     assert [p for p in store.tmp_dir.iterdir()] == []
     with Catalog(catalog_path(data_dir)) as cat:
         rows = cat.rows()
-        n_distinct = cat.conn.execute("SELECT COUNT(DISTINCT source || date) FROM pictures").fetchone()[0]
+        n_distinct = cat.conn.execute(
+            "SELECT COUNT(DISTINCT source || date) FROM pictures"
+        ).fetchone()[0]
     assert n_distinct == len(rows)  # no duplicate (source, date)
     referenced = {store.abspath(r["path"]).resolve() for r in rows if r["path"]}
     files = {p.resolve() for p in store.root.rglob("*") if p.is_file()}
@@ -85,8 +107,13 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, apod4: Labeller):
     """The fixture site scraped once (clean), shared by the stats and training-source tests."""
     data = tmp_path_factory.mktemp("scraped")
     with ApodStandin([FIXTURE_SITE]) as s:
-        summary = scrape(ScrapeRequest(base_url=s.base_url, **ALL_DAYS), data, labeller=apod4,
-                         http=FAST_HTTP, progress=False)  # fmt: skip
+        summary = scrape(
+            ScrapeRequest(base_url=s.base_url, **ALL_DAYS),
+            data,
+            labeller=apod4,
+            http=FAST_HTTP,
+            progress=False,
+        )
         yield data, s, summary
 
 
@@ -95,15 +122,22 @@ def test_clean_scrape_records_every_day(scraped) -> None:
     assert statuses(data) == EXPECTED_CLEAN
     assert (summary.days, summary.new, summary.videos, summary.no_image) == (15, 9, 4, 1)
     assert dict(summary.failed) == {"bad_image": 1}
-    assert "15 days: 9 new, 0 skipped (done before), 4 videos, 1 without picture, 1 failed (bad_image 1)" in summary.line()
+    assert (
+        "15 days: 9 new, 0 skipped (done before), 4 videos, 1 without picture, 1 failed (bad_image 1)"
+        in summary.line()
+    )
     check_store_consistent(data)
     with Catalog(catalog_path(data)) as cat:
         video = cat.get("apod", "2024-03-03")
         html5 = cat.get("apod", "2024-03-05")
         ok = cat.get("apod", "2024-03-01")
         bad = cat.get("apod", "2024-03-06")
-    assert video["image_url"].startswith("https://www.youtube.com/embed/") and video["thumbnail_url"].endswith("/0.jpg")
-    assert html5["media_type"] == "video" and html5["thumbnail_url"].endswith("AuroraTimelapse_poster.jpg")
+    assert video["image_url"].startswith("https://www.youtube.com/embed/") and video[
+        "thumbnail_url"
+    ].endswith("/0.jpg")
+    assert html5["media_type"] == "video" and html5["thumbnail_url"].endswith(
+        "AuroraTimelapse_poster.jpg"
+    )
     assert ok["labels"]["primary"] == "nebula" and ok["labels"]["version"].startswith("apod4-")
     assert (ok["width"], ok["height"]) == Image.open(ImageStore(data).abspath(ok["path"])).size
     assert bad["path"] is None and "truncated" in bad["error"]
@@ -148,7 +182,13 @@ def test_faults_become_rows_and_a_rerun_fixes_them(tmp_path: Path, apod4: Labell
 def test_rerun_transfers_no_picture_bytes(scraped, apod4: Labeller) -> None:
     data, s, _ = scraped
     s.clear_log()
-    again = scrape(ScrapeRequest(base_url=s.base_url, **ALL_DAYS), data, labeller=apod4, http=FAST_HTTP, progress=False)
+    again = scrape(
+        ScrapeRequest(base_url=s.base_url, **ALL_DAYS),
+        data,
+        labeller=apod4,
+        http=FAST_HTTP,
+        progress=False,
+    )
     # no stored picture is asked for again (the catalog says so; pictures are not in the HTTP
     # cache), only the failed day's: the broken JPEG of 2024-03-06 is retried
     assert [e[1] for e in picture_hits(s)] == [BROKEN_PICTURE]
@@ -158,13 +198,23 @@ def test_rerun_transfers_no_picture_bytes(scraped, apod4: Labeller) -> None:
 
 def test_api_source(tmp_path: Path, apod4: Labeller) -> None:
     with ApodStandin([FIXTURE_SITE]) as s:
-        req = ScrapeRequest(source="apod_api", kind="api", base_url=s.base_url, api_url=s.api_url,
-                            start_date=dt.date(2024, 3, 1), end_date=dt.date(2024, 3, 8))  # fmt: skip
+        req = ScrapeRequest(
+            source="apod_api",
+            kind="api",
+            base_url=s.base_url,
+            api_url=s.api_url,
+            start_date=dt.date(2024, 3, 1),
+            end_date=dt.date(2024, 3, 8),
+        )
         summary = scrape(req, tmp_path, labeller=apod4, http=FAST_HTTP, progress=False)
         api_calls = [e for e in s.requests_log if e[1].startswith("/planetary/apod?")]
     got = statuses(tmp_path, "apod_api")
     assert got["2024-03-05"] == "no_image"  # the API says media_type other (HTML5 video), no url
-    assert got["2024-03-03"] == "video" and got["2024-03-01"] == "ok" and got["2024-03-06"] == "bad_image"
+    assert (
+        got["2024-03-03"] == "video"
+        and got["2024-03-01"] == "ok"
+        and got["2024-03-06"] == "bad_image"
+    )
     assert summary.days == 8 and summary.new == 5
     assert len(api_calls) == 1 and "api_key=" in api_calls[0][1]  # one chunk of 60 days
     check_store_consistent(tmp_path)
@@ -176,10 +226,16 @@ def test_scrape_defaults_are_the_yaml(tmp_path: Path) -> None:
 
     from omegaconf import OmegaConf
 
-    yaml = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "source" / "apod.yaml"), resolve=False)
+    yaml = OmegaConf.to_container(
+        OmegaConf.load(ROOT / "conf" / "source" / "apod.yaml"), resolve=False
+    )
     req = ScrapeRequest(last_days=1)
     assert (req.source, req.base_url, req.picture, req.max_bytes) == (
-        yaml["name"], yaml["base_url"], yaml["picture"], yaml["max_bytes"])
+        yaml["name"],
+        yaml["base_url"],
+        yaml["picture"],
+        yaml["max_bytes"],
+    )
     assert dict(HTTP_DEFAULTS) == {k: v for k, v in yaml["http"].items() if k != "cache_dir"}
     params = inspect.signature(ApodCatalogSource).parameters
     request, _ = load_defaults()
@@ -205,10 +261,21 @@ def test_settings_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def _scrape_cmd(base_url: str, data: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "scripts" / "scrape.py"), "source=apod", f"source.base_url={base_url}",
-            "source.start_date=1995-06-16", "source.end_date=2024-03-08", f"paths.data_dir={data}",
-            "source.http.rate_limit_per_host=500", "source.http.backoff_factor=0.01", "source.http.timeout=5",
-            "progress=false", "log_level=ERROR", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "scrape.py"),
+        "source=apod",
+        f"source.base_url={base_url}",
+        "source.start_date=1995-06-16",
+        "source.end_date=2024-03-08",
+        f"paths.data_dir={data}",
+        "source.http.rate_limit_per_host=500",
+        "source.http.backoff_factor=0.01",
+        "source.http.timeout=5",
+        "progress=false",
+        "log_level=ERROR",
+        *extra,
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -221,7 +288,9 @@ def check_store_consistent_after_kill(data: Path) -> None:
     with Catalog(catalog_path(data)) as cat:
         for r in cat.rows():
             if r["status"] == "ok":
-                assert hashlib.sha256(store.abspath(r["path"]).read_bytes()).hexdigest() == r["sha256"]
+                assert (
+                    hashlib.sha256(store.abspath(r["path"]).read_bytes()).hexdigest() == r["sha256"]
+                )
 
 
 def _run_and_kill(cmd: list[str], data: Path, rows_wanted: int) -> int:
@@ -231,7 +300,9 @@ def _run_and_kill(cmd: list[str], data: Path, rows_wanted: int) -> int:
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             if catalog_path(data).is_file():
-                with sqlite3.connect(f"file:{catalog_path(data)}?mode=ro", uri=True, timeout=5) as conn:
+                with sqlite3.connect(
+                    f"file:{catalog_path(data)}?mode=ro", uri=True, timeout=5
+                ) as conn:
                     try:
                         rows = conn.execute("SELECT COUNT(*) FROM pictures").fetchone()[0]
                     except sqlite3.OperationalError:  # tables not created yet
@@ -258,7 +329,9 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
             s.fault("/" + str(pic.relative_to(FIXTURE_SITE)), "slow", delay=0.3)
         killed_at = 0
         for wanted in (2, 6):  # killed twice, at different points of the range
-            rows = _run_and_kill(_scrape_cmd(s.base_url, data, "source.http.max_concurrency=2"), data, wanted)
+            rows = _run_and_kill(
+                _scrape_cmd(s.base_url, data, "source.http.max_concurrency=2"), data, wanted
+            )
             assert wanted <= rows < 15
             assert len(statuses(data)) >= killed_at  # the catalog is intact after each kill
             killed_at = len(statuses(data))
@@ -277,7 +350,9 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
 
         done_before = sum(1 for st in statuses(data).values() if st in DONE_STATUSES)
         s.faults.clear()
-        done = subprocess.run(_scrape_cmd(s.base_url, data), env=_env(), capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            _scrape_cmd(s.base_url, data), env=_env(), capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         assert statuses(data) == EXPECTED_CLEAN
         assert f"{done_before} skipped (done before)" in done.stdout, done.stdout
@@ -285,7 +360,9 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
         assert not orphan.exists()
 
         s.clear_log()
-        again = subprocess.run(_scrape_cmd(s.base_url, data), env=_env(), capture_output=True, text=True, timeout=120)
+        again = subprocess.run(
+            _scrape_cmd(s.base_url, data), env=_env(), capture_output=True, text=True, timeout=120
+        )
         assert again.returncode == 0, again.stderr
         assert "0 new, 14 skipped (done before)" in again.stdout
         assert [e[1] for e in picture_hits(s)] == [BROKEN_PICTURE]  # the failed day is retried
@@ -293,8 +370,13 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
 
 
 def test_scrape_script_says_what_to_do(tmp_path: Path) -> None:
-    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "scrape.py"), f"paths.data_dir={tmp_path}"],
-                         env=_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "scrape.py"), f"paths.data_dir={tmp_path}"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "error: say which days to scrape: source.last_days=30, or source.start_date=2024-01-01 source.end_date=2024-12-31"
@@ -317,13 +399,21 @@ def test_dataset_stats(scraped, capsys: pytest.CaptureFixture[str]) -> None:
     assert mod.main(["stats", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert f"catalog {catalog_path(data)}: 15 rows" in out
-    for title in ("status", "media type", "label (ok pictures; corrections first)", "year", "failures"):
+    for title in (
+        "status",
+        "media type",
+        "label (ok pictures; corrections first)",
+        "year",
+        "failures",
+    ):
         assert f"\n{title}\n" in out
     lines = out.splitlines()
     assert any(line.split() == ["ok", "9"] for line in lines)
     assert any(line.split() == ["video", "4"] for line in lines)
     assert any(line.split()[:3] == ["2024", "8", "5"] for line in lines)  # year, rows, ok pictures
-    assert any(line.startswith("bad_image") and "truncated" in line and "<url>" in line for line in lines)
+    assert any(
+        line.startswith("bad_image") and "truncated" in line and "<url>" in line for line in lines
+    )
     assert mod.main(["stats", "--data-dir", str(data / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("error: no catalog at ")
 
@@ -338,7 +428,11 @@ def test_catalog_source(scraped, tmp_path: Path) -> None:
     ims = src.imageset()
     assert ims.classes == ["galaxy", "nebula", "planet", "star"] and ims.task == "multiclass"
     labels = dict(zip(ims.ids, (ims.classes[t] for t in ims.targets), strict=True))
-    assert labels["2024-03-01"] == "nebula" and labels["2014-04-12"] == "galaxy" and labels["1995-06-25"] == "planet"
+    assert (
+        labels["2024-03-01"] == "nebula"
+        and labels["2014-04-12"] == "galaxy"
+        and labels["1995-06-25"] == "planet"
+    )
     assert "2024-03-07" not in labels  # the Moon: "other", left out by default
     img = ims.load(ims.ids.index("2024-03-01"), 64)
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
@@ -351,7 +445,10 @@ def test_catalog_source(scraped, tmp_path: Path) -> None:
     # a person's correction beats the weak label and changes the fingerprint (the cache key)
     copy_dir = tmp_path / "copy"
     copy_dir.mkdir()
-    with sqlite3.connect(catalog_path(data)) as src_conn, sqlite3.connect(catalog_path(copy_dir)) as dst:
+    with (
+        sqlite3.connect(catalog_path(data)) as src_conn,
+        sqlite3.connect(catalog_path(copy_dir)) as dst,
+    ):
         src_conn.backup(dst)
     (copy_dir / "images").symlink_to(data / "images")
     with Catalog(catalog_path(copy_dir)) as cat:
@@ -360,7 +457,9 @@ def test_catalog_source(scraped, tmp_path: Path) -> None:
     assert fixed.classes[fixed.targets[fixed.ids.index("2024-03-01")]] == "galaxy"
     assert fixed.fingerprint != ims.fingerprint
     # another label config relabels on the fly (other version)
-    ext = ApodCatalogSource(data_dir=str(data), labels=load_label_config("apod_extended"), include_other=True).imageset()
+    ext = ApodCatalogSource(
+        data_dir=str(data), labels=load_label_config("apod_extended"), include_other=True
+    ).imageset()
     assert "moon" in ext.classes and ext.fingerprint != with_other.fingerprint
 
 
@@ -373,13 +472,30 @@ def test_catalog_source_errors(tmp_path: Path) -> None:
 
 def test_catalog_source_refresh_scrapes_first(tmp_path: Path) -> None:
     with ApodStandin([FIXTURE_SITE]) as s:
-        src = ApodCatalogSource(base_url=s.base_url, start_date="2014-04-12", end_date="2024-03-04", refresh=True,
-                                data_dir=str(tmp_path), labels=load_label_config("apod4"), http=FAST_HTTP,
-                                progress=False)  # fmt: skip
+        src = ApodCatalogSource(
+            base_url=s.base_url,
+            start_date="2014-04-12",
+            end_date="2024-03-04",
+            refresh=True,
+            data_dir=str(tmp_path),
+            labels=load_label_config("apod4"),
+            http=FAST_HTTP,
+            progress=False,
+        )
         ims = src.imageset()
-    assert sorted(ims.ids) == ["2014-04-12", "2024-03-01", "2024-03-02"]  # 03-03 is a video, 03-04 "other"
-    assert set(statuses(tmp_path)) == {"2014-04-12", "2017-09-05", "2024-03-01", "2024-03-02", "2024-03-03",
-                                       "2024-03-04"}  # fmt: skip
+    assert sorted(ims.ids) == [
+        "2014-04-12",
+        "2024-03-01",
+        "2024-03-02",
+    ]  # 03-03 is a video, 03-04 "other"
+    assert set(statuses(tmp_path)) == {
+        "2014-04-12",
+        "2017-09-05",
+        "2024-03-01",
+        "2024-03-02",
+        "2024-03-03",
+        "2024-03-04",
+    }
 
 
 def _jpeg(color: tuple[int, int, int]) -> bytes:
@@ -392,10 +508,26 @@ def test_thumbs_source_maps_fields(tmp_path: Path) -> None:
     rows = [
         ("images/a.jpg", (200, 0, 0), {"candidates": [{"title": "Spiral Galaxy NGC 1232"}]}),
         ("images/b.jpg", (0, 200, 0), {"candidates": [{"title_archivepix": "The Rosette Nebula"}]}),
-        ("images/The_Rings_of_Saturn-0.jpg", (0, 0, 200), {"candidates": []}),  # title from the file name
-        ("images/The_Rings_of_Saturn-1.jpg", (0, 0, 190), {"candidates": []}),  # another frame: dropped
-        ("images/c.jpg", (200, 0, 0), {"candidates": [{"title": "Same bytes as a.jpg"}]}),  # duplicate: dropped
-        ("images/d.jpg", (9, 9, 9), {"candidates": [{"title": "Lunar Eclipse", "explanation": "The Moon."}]}),
+        (
+            "images/The_Rings_of_Saturn-0.jpg",
+            (0, 0, 200),
+            {"candidates": []},
+        ),  # title from the file name
+        (
+            "images/The_Rings_of_Saturn-1.jpg",
+            (0, 0, 190),
+            {"candidates": []},
+        ),  # another frame: dropped
+        (
+            "images/c.jpg",
+            (200, 0, 0),
+            {"candidates": [{"title": "Same bytes as a.jpg"}]},
+        ),  # duplicate: dropped
+        (
+            "images/d.jpg",
+            (9, 9, 9),
+            {"candidates": [{"title": "Lunar Eclipse", "explanation": "The Moon."}]},
+        ),
         ("images/e.jpg", (50, 50, 50), {"candidates": [{"title": "Open Cluster M35"}]}),
     ]
     (tmp_path / "images").mkdir()
@@ -403,17 +535,30 @@ def test_thumbs_source_maps_fields(tmp_path: Path) -> None:
         for rel, color, meta in rows:
             (tmp_path / rel).write_bytes(_jpeg(color))
             fh.write(json.dumps({"path": rel, **meta}) + "\n")
-    src = ApodThumbsSource(str(tmp_path), metadata="meta.jsonl", path_field="path",
-                           title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
-                           explanation_fields=["candidates.0.explanation"], labels=load_label_config("apod4"))  # fmt: skip
+    src = ApodThumbsSource(
+        str(tmp_path),
+        metadata="meta.jsonl",
+        path_field="path",
+        title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
+        explanation_fields=["candidates.0.explanation"],
+        labels=load_label_config("apod4"),
+    )
     ims = src.imageset()
     got = {i: ims.classes[t] for i, t in zip(ims.ids, ims.targets, strict=True)}
-    assert got == {"images/a.jpg": "galaxy", "images/b.jpg": "nebula",
-                   "images/The_Rings_of_Saturn-0.jpg": "planet", "images/e.jpg": "star"}  # fmt: skip
+    assert got == {
+        "images/a.jpg": "galaxy",
+        "images/b.jpg": "nebula",
+        "images/The_Rings_of_Saturn-0.jpg": "planet",
+        "images/e.jpg": "star",
+    }
     assert field_value({"a": [{"b": 1}]}, "a.0.b") == 1 and field_value({"a": []}, "a.0.b") is None
-    other_rules = ApodThumbsSource(str(tmp_path), metadata="meta.jsonl", path_field="path",
-                                   title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
-                                   labels=load_label_config("apod_extended")).imageset()  # fmt: skip
+    other_rules = ApodThumbsSource(
+        str(tmp_path),
+        metadata="meta.jsonl",
+        path_field="path",
+        title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
+        labels=load_label_config("apod_extended"),
+    ).imageset()
     assert other_rules.fingerprint != ims.fingerprint
 
 
@@ -423,24 +568,48 @@ def test_configs_compose() -> None:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="scrape", overrides=["source=apod_api", "source.last_days=30", "labels=apod_extended"])
-        assert cfg.source.kind == "api" and cfg.source.name == "apod_api" and cfg.labels.name == "apod_extended"
+        cfg = compose(
+            config_name="scrape",
+            overrides=["source=apod_api", "source.last_days=30", "labels=apod_extended"],
+        )
+        assert (
+            cfg.source.kind == "api"
+            and cfg.source.name == "apod_api"
+            and cfg.labels.name == "apod_extended"
+        )
         assert cfg.source.api_key is None and cfg.source.labels.name == "apod_extended"
         cfg = compose(config_name="scrape")
-        assert cfg.source.name == "apod" and cfg.labels.name == "apod4" and cfg.source.task == "multiclass"
-        overrides = ["source=apod_thumbs"] + ([] if "labels" in compose(config_name="train") else ["+labels=apod4"])
+        assert (
+            cfg.source.name == "apod"
+            and cfg.labels.name == "apod4"
+            and cfg.source.task == "multiclass"
+        )
+        overrides = ["source=apod_thumbs"] + (
+            [] if "labels" in compose(config_name="train") else ["+labels=apod4"]
+        )
         cfg = compose(config_name="train", overrides=overrides)
-        assert cfg.source.labels.name == "apod4" and cfg.source.title_fields[0] == "candidates.0.title"
+        assert (
+            cfg.source.labels.name == "apod4" and cfg.source.title_fields[0] == "candidates.0.title"
+        )
     GlobalHydra.instance().clear()
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "apod-thumbs" / "metadata.jsonl").is_file(), reason="../shared/data absent")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "apod-thumbs" / "metadata.jsonl").is_file(), reason="../shared/data absent"
+)
 def test_shared_thumbs_source() -> None:
-    src = ApodThumbsSource(str(SHARED_DATA / "apod-thumbs"),
-                           title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
-                           explanation_fields=["candidates.0.explanation"], labels=load_label_config("apod4"))  # fmt: skip
+    src = ApodThumbsSource(
+        str(SHARED_DATA / "apod-thumbs"),
+        title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
+        explanation_fields=["candidates.0.explanation"],
+        labels=load_label_config("apod4"),
+    )
     ims = src.imageset()
     counts = np.bincount(ims.targets, minlength=4)
-    assert len(ims) > 400 and ims.classes == ["galaxy", "nebula", "planet", "star"] and counts.min() >= 20
+    assert (
+        len(ims) > 400
+        and ims.classes == ["galaxy", "nebula", "planet", "star"]
+        and counts.min() >= 20
+    )
     assert len(set(ims.ids)) == len(ims)
     assert ims.load(0, 64).shape == (240, 320, 3)

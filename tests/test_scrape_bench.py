@@ -20,8 +20,18 @@ _spec = importlib.util.spec_from_file_location("bench_scrape", ROOT / "scripts" 
 bench_scrape = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_scrape)
 
-PHASE_KEYS = {"wall_s", "requests", "bytes", "not_modified", "pictures_downloaded", "picture_bytes",
-              "pictures_stored", "days_skipped", "days_failed", "cache_hits"}  # fmt: skip
+PHASE_KEYS = {
+    "wall_s",
+    "requests",
+    "bytes",
+    "not_modified",
+    "pictures_downloaded",
+    "picture_bytes",
+    "pictures_stored",
+    "days_skipped",
+    "days_failed",
+    "cache_hits",
+}
 
 
 def test_parse_throughput_both_parsers_agree() -> None:
@@ -48,8 +58,15 @@ def test_sync_figures_and_resync_downloads_no_picture_twice(tmp_path: Path) -> N
 
 def test_main_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "scrape.json"
-    args = argparse.Namespace(days=2, latency_ms=5.0, rate=1000.0, concurrency=2, parse_seconds=0.01,
-                              site=tmp_path / "no-such-site", out=out)  # fmt: skip
+    args = argparse.Namespace(
+        days=2,
+        latency_ms=5.0,
+        rate=1000.0,
+        concurrency=2,
+        parse_seconds=0.01,
+        site=tmp_path / "no-such-site",
+        out=out,
+    )
     bench_scrape.main(args)
     printed = capsys.readouterr()
     assert "html.parser" in printed.out and "resync" in printed.out
@@ -77,8 +94,13 @@ def test_standin_latency_and_totals(tmp_path: Path) -> None:
         s.latency = 0.0
         etag = requests.get(s.base_url + "archivepix.html", timeout=5).headers["ETag"]
         requests.get(s.base_url + "archivepix.html", headers={"If-None-Match": etag}, timeout=5)
-        assert s.totals() == {"requests": 4, "bytes": 2 * len(page.content) + len(body),
-                              "not_modified": 1, "pictures": 1, "picture_bytes": len(body)}  # fmt: skip
+        assert s.totals() == {
+            "requests": 4,
+            "bytes": 2 * len(page.content) + len(body),
+            "not_modified": 1,
+            "pictures": 1,
+            "picture_bytes": len(body),
+        }
         assert s.totals(since=2)["pictures"] == 0
     with pytest.raises(ValueError):
         ApodStandin([tmp_path], latency=-1)

@@ -51,19 +51,40 @@ def ok(proc: subprocess.CompletedProcess) -> None:
 # ---------------------------------------------------------------- configs (fast)
 
 
-def test_optuna_config_resolves_direction_storage_and_search_space(tmp_path: Path, monkeypatch) -> None:
+def test_optuna_config_resolves_direction_storage_and_search_space(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("ASTRO_EXP_ROOT", str(tmp_path))
     cfg = compose_hydra(["hparams_search=optuna"])
     sweeper = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
     assert sweeper["direction"] == "maximize"  # optimized_mode: max
     assert sweeper["study_name"] == "synthetic-multiclass"
-    assert sqlite_path(sweeper["storage"]) == tmp_path / "outputs" / "optuna" / "synthetic-multiclass.db"
-    assert set(sweeper["params"]) == {"trainer.optimizer.lr", "trainer.optimizer.weight_decay", "augment", "model"}
-    assert sweeper["sampler"]["_target_"].endswith("TrialSeededTPESampler") and sweeper["sampler"]["seed"] == 42
+    assert (
+        sqlite_path(sweeper["storage"])
+        == tmp_path / "outputs" / "optuna" / "synthetic-multiclass.db"
+    )
+    assert set(sweeper["params"]) == {
+        "trainer.optimizer.lr",
+        "trainer.optimizer.weight_decay",
+        "augment",
+        "model",
+    }
+    assert (
+        sweeper["sampler"]["_target_"].endswith("TrialSeededTPESampler")
+        and sweeper["sampler"]["seed"] == 42
+    )
     assert sweeper["max_failure_rate"] == 1.0
-    assert compose_hydra(["hparams_search=optuna", "optimized_mode=min"]).hydra.sweeper.direction == "minimize"
+    assert (
+        compose_hydra(["hparams_search=optuna", "optimized_mode=min"]).hydra.sweeper.direction
+        == "minimize"
+    )
     # the plain samplers stay selectable
-    assert compose_hydra(["hparams_search=optuna", "hydra/sweeper/sampler=random"]).hydra.sweeper.sampler.seed is None
+    assert (
+        compose_hydra(
+            ["hparams_search=optuna", "hydra/sweeper/sampler=random"]
+        ).hydra.sweeper.sampler.seed
+        is None
+    )
 
 
 def test_launcher_configs_compose() -> None:
@@ -87,16 +108,30 @@ def test_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch) -
     (fake_bin / "srun").write_text("#!/bin/sh\nexit 0\n")
     (fake_bin / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_bin}:{Path(sys.executable).parent}:/usr/bin:/bin")
-    launcher = compose_hydra(["hydra/launcher=slurm", "hydra.launcher.partition=gpu"]).hydra.launcher
+    launcher = compose_hydra(
+        ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"]
+    ).hydra.launcher
     params = OmegaConf.to_container(launcher, resolve=False)
-    for key in ("_target_", "submitit_folder", "max_num_timeout"):  # what the plugin passes elsewhere
+    for key in (
+        "_target_",
+        "submitit_folder",
+        "max_num_timeout",
+    ):  # what the plugin passes elsewhere
         params.pop(key)
     params["name"] = "train"
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor = submitit.AutoExecutor(folder=str(tmp_path / "submitit"), cluster="slurm")
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
-    script = _make_sbatch_string(command="python x", folder=str(tmp_path), **executor._executor.parameters)
-    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB", "--time=240"):
+    script = _make_sbatch_string(
+        command="python x", folder=str(tmp_path), **executor._executor.parameters
+    )
+    for line in (
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=32GB",
+        "--time=240",
+    ):
         assert f"#SBATCH {line}" in script, script
 
 
@@ -104,7 +139,11 @@ def test_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch) -
 
 
 def test_parse_gpus() -> None:
-    assert parse_gpus("0,1") == ["0", "1"] and parse_gpus([2, 3]) == ["2", "3"] and parse_gpus(2) == ["0", "1"]
+    assert (
+        parse_gpus("0,1") == ["0", "1"]
+        and parse_gpus([2, 3]) == ["2", "3"]
+        and parse_gpus(2) == ["0", "1"]
+    )
     with pytest.raises(ValueError, match="give 'auto', a count, or ids"):
         parse_gpus(True)
 
@@ -120,10 +159,20 @@ def test_each_live_process_claims_its_own_slot(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(callbacks, "_claimed", None)
     assert claim_slot(tmp_path) == 0
     assert claim_slot(tmp_path) == 0  # a process keeps its slot (and so its GPU)
-    other = [sys.executable, "-c", f"from astro_exp.sweep.callbacks import claim_slot; print(claim_slot({str(tmp_path)!r}))"]
-    assert subprocess.run(other, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip() == "1"
+    other = [
+        sys.executable,
+        "-c",
+        f"from astro_exp.sweep.callbacks import claim_slot; print(claim_slot({str(tmp_path)!r}))",
+    ]
+    assert (
+        subprocess.run(other, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        == "1"
+    )
     callbacks._claimed[1].close()  # this process ends: its slot is free again
-    assert subprocess.run(other, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip() == "0"
+    assert (
+        subprocess.run(other, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        == "0"
+    )
 
 
 # ---------------------------------------------------------------- the sampler (fast)
@@ -139,8 +188,13 @@ def test_trial_seeded_tpe_continues_a_study_without_repeating_it() -> None:
     lr = LogUniformDistribution(1e-4, 1e-2)
 
     def invocation(n: int) -> list[float]:  # a fresh sampler per invocation, like a new process
-        study = optuna.create_study(study_name="s", storage=storage, load_if_exists=True,
-                                    sampler=TrialSeededTPESampler(seed=7), direction="maximize")  # fmt: skip
+        study = optuna.create_study(
+            study_name="s",
+            storage=storage,
+            load_if_exists=True,
+            sampler=TrialSeededTPESampler(seed=7),
+            direction="maximize",
+        )
         proposals = []
         for _ in range(n):
             trial = study.ask()
@@ -160,7 +214,14 @@ def test_trial_seeded_tpe_continues_a_study_without_repeating_it() -> None:
 @pytest.mark.slow
 def test_optuna_search_then_a_second_invocation_continues_the_study(tmp_path: Path) -> None:
     env = {"ASTRO_EXP_ROOT": str(tmp_path)}
-    search = ["train.py", "-m", "hparams_search=optuna", "model=tiny", "hydra.sweeper.n_trials=3", *FAST]
+    search = [
+        "train.py",
+        "-m",
+        "hparams_search=optuna",
+        "model=tiny",
+        "hydra.sweeper.n_trials=3",
+        *FAST,
+    ]
     ok(run_script(search, env=env))
     storage = f"sqlite:///{tmp_path}/outputs/optuna/synthetic-multiclass.db"
     study = optuna.load_study(study_name="synthetic-multiclass", storage=storage)
@@ -172,12 +233,20 @@ def test_optuna_search_then_a_second_invocation_continues_the_study(tmp_path: Pa
     trials = study.trials
     assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len({t.params["trainer.optimizer.lr"] for t in trials}) == 6  # no trial repeated
-    assert set(trials[0].params) == {"trainer.optimizer.lr", "trainer.optimizer.weight_decay", "augment"}
+    assert set(trials[0].params) == {
+        "trainer.optimizer.lr",
+        "trainer.optimizer.weight_decay",
+        "augment",
+    }
 
     first, second = sweep_dirs(tmp_path)
     assert len(job_dirs(first)) == len(job_dirs(second)) == 3
-    for trial, job in zip(trials[3:], job_dirs(second), strict=True):  # trial value = the job's metric
-        assert trial.value == pytest.approx(json.loads((job / "metrics.json").read_text())["val/f1_macro"])
+    for trial, job in zip(
+        trials[3:], job_dirs(second), strict=True
+    ):  # trial value = the job's metric
+        assert trial.value == pytest.approx(
+            json.loads((job / "metrics.json").read_text())["val/f1_macro"]
+        )
     best = yaml.safe_load((second / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(study.best_value)  # the best of all 6 trials
     assert best["best_params"] == study.best_params
@@ -191,11 +260,24 @@ def test_optuna_search_then_a_second_invocation_continues_the_study(tmp_path: Pa
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
     env = {"ASTRO_EXP_ROOT": str(tmp_path)}
     # seed 2: trial 0 draws lr=-1 (torch raises), trial 1 draws lr=0.001
-    proc = run_script(["train.py", "-m", "hparams_search=optuna", "hydra.sweeper.params=null",
-                       "trainer.optimizer.lr=choice(-1,0.001)", "hydra.sweeper.n_trials=2",
-                       "hydra.sweeper.study_name=failing", "seed=2", *FAST], env=env)  # fmt: skip
+    proc = run_script(
+        [
+            "train.py",
+            "-m",
+            "hparams_search=optuna",
+            "hydra.sweeper.params=null",
+            "trainer.optimizer.lr=choice(-1,0.001)",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.study_name=failing",
+            "seed=2",
+            *FAST,
+        ],
+        env=env,
+    )
     ok(proc)
-    study = optuna.load_study(study_name="failing", storage=f"sqlite:///{tmp_path}/outputs/optuna/failing.db")
+    study = optuna.load_study(
+        study_name="failing", storage=f"sqlite:///{tmp_path}/outputs/optuna/failing.db"
+    )
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE], states
     (sweep,) = sweep_dirs(tmp_path)
@@ -209,21 +291,40 @@ def wandb_run_record(run_dir: Path) -> dict:
     with W&B's own reader."""
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     wandb_cli = Path(sys.executable).parent / "wandb"
-    out = subprocess.run([str(wandb_cli), "leet", "inspect", "--json", str(offline)],
-                         capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
     (run,) = [r["run"] for r in records if r["type"] == "run"]
-    summary = subprocess.run([str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline)],
-                             capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+    summary = subprocess.run(
+        [str(wandb_cli), "leet", "inspect", "--summary", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return {**run, "config": json.loads(summary)["config"]}
 
 
 @pytest.mark.slow
 def test_parallel_launcher_runs_two_jobs_one_gpu_each_in_one_wandb_group(tmp_path: Path) -> None:
     env = {"ASTRO_EXP_ROOT": str(tmp_path)}
-    proc = run_script(["train.py", "-m", "hydra/launcher=parallel", "logger=wandb",
-                       "trainer.optimizer.lr=0.001,0.003", "hydra.callbacks.one_gpu_per_job.gpus=[5,7]",
-                       *FAST], env=env)  # fmt: skip
+    proc = run_script(
+        [
+            "train.py",
+            "-m",
+            "hydra/launcher=parallel",
+            "logger=wandb",
+            "trainer.optimizer.lr=0.001,0.003",
+            "hydra.callbacks.one_gpu_per_job.gpus=[5,7]",
+            *FAST,
+        ],
+        env=env,
+    )
     ok(proc)
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     (sweep,) = sweep_dirs(tmp_path)
@@ -233,16 +334,25 @@ def test_parallel_launcher_runs_two_jobs_one_gpu_each_in_one_wandb_group(tmp_pat
     # one GPU per worker process: a pid always gets the same GPU, two pids never share one
     gpu_of: dict[str, set[str]] = {}
     for job in jobs:
-        line = next(ln for ln in (job / "train.log").read_text().splitlines() if "runs on GPU" in ln)
-        gpu, pid = line.split("runs on GPU ")[1].split(" ")[0], line.rsplit("pid ", 1)[1].rstrip(")")
+        line = next(
+            ln for ln in (job / "train.log").read_text().splitlines() if "runs on GPU" in ln
+        )
+        gpu, pid = (
+            line.split("runs on GPU ")[1].split(" ")[0],
+            line.rsplit("pid ", 1)[1].rstrip(")"),
+        )
         gpu_of.setdefault(pid, set()).add(gpu)
-    assert all(len(g) == 1 for g in gpu_of.values()) and len(set().union(*gpu_of.values())) == len(gpu_of)
+    assert all(len(g) == 1 for g in gpu_of.values()) and len(set().union(*gpu_of.values())) == len(
+        gpu_of
+    )
     assert set().union(*gpu_of.values()) <= {"5", "7"}
 
     # W&B: the sweep is one group; each job's run is named after its overrides and carries them as config
     records = [wandb_run_record(job) for job in jobs]
     assert {r["run_group"] for r in records} == {f"sweep-{sweep.parent.name}-{sweep.name}"}
-    for record, lr in zip(sorted(records, key=lambda r: r["display_name"]), (0.001, 0.003), strict=True):
+    for record, lr in zip(
+        sorted(records, key=lambda r: r["display_name"]), (0.001, 0.003), strict=True
+    ):
         assert f"trainer.optimizer.lr={lr}" in record["display_name"]
         assert record["config"]["trainer"]["optimizer"]["lr"] == lr
 

@@ -61,8 +61,10 @@ def test_jsonl_summary_merges_atomically_and_images_and_predictions_are_recorded
     logger.log_summary({"test/acc": 0.5, "epochs": 2.0})
     logger.log_summary({"test/acc": 0.75, "time/total_s": 3.0})
     logger.log_image("test/confusion_matrix", tmp_path / "confusion_matrix.png")
-    rows = [{"id": "ap240301", "label": "star", "prediction": "galaxy", "confidence": np.float32(0.6)},
-            {"id": "ap240302", "label": "nebula", "prediction": "nebula", "confidence": 0.9}]  # fmt: skip
+    rows = [
+        {"id": "ap240301", "label": "star", "prediction": "galaxy", "confidence": np.float32(0.6)},
+        {"id": "ap240302", "label": "nebula", "prediction": "nebula", "confidence": 0.9},
+    ]
     images = np.zeros((2, 8, 8, 3), np.uint8)
     logger.log_predictions("test/predictions", images, rows)
     logger.log_predictions("test/predictions", images, rows[:1])  # replaces, not duplicates
@@ -82,8 +84,15 @@ def test_jsonl_summary_merges_atomically_and_images_and_predictions_are_recorded
     }.items() <= lines[0].items()
     assert lines[-1]["table"] == "test/predictions" and lines[-1]["rows"] == 1
     preds = read_jsonl(tmp_path / "predictions.jsonl")
-    assert preds == [{"table": "test/predictions", "id": "ap240301", "label": "star", "prediction": "galaxy",
-                      "confidence": pytest.approx(0.6)}]  # fmt: skip
+    assert preds == [
+        {
+            "table": "test/predictions",
+            "id": "ap240301",
+            "label": "star",
+            "prediction": "galaxy",
+            "confidence": pytest.approx(0.6),
+        }
+    ]
 
 
 def test_multilogger_fans_out_and_finishes_every_logger(tmp_path: Path) -> None:
@@ -103,11 +112,13 @@ def test_multilogger_fans_out_and_finishes_every_logger(tmp_path: Path) -> None:
 
 
 def test_logger_none_never_imports_wandb(tmp_path: Path) -> None:
-    code = ("import sys; from astro_exp.tracking import build_loggers\n"
-            f"lg = build_loggers({{'name': 'none'}}, {str(tmp_path)!r})\n"
-            "lg.log_metrics({'train/loss': 1.0}, step=1); lg.log_summary({'test/acc': 1.0}); lg.finish()\n"
-            "assert 'wandb' not in sys.modules, 'wandb imported'\n"
-            "print(len(lg.loggers))")  # fmt: skip
+    code = (
+        "import sys; from astro_exp.tracking import build_loggers\n"
+        f"lg = build_loggers({{'name': 'none'}}, {str(tmp_path)!r})\n"
+        "lg.log_metrics({'train/loss': 1.0}, step=1); lg.log_summary({'test/acc': 1.0}); lg.finish()\n"
+        "assert 'wandb' not in sys.modules, 'wandb imported'\n"
+        "print(len(lg.loggers))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
@@ -162,8 +173,13 @@ def test_wandb_disabled_builds_only_the_jsonl_logger(tmp_path: Path) -> None:
 def wandb_records(run_dir: Path) -> list[dict]:
     """Every record of the run's .wandb log, as W&B's own reader prints them."""
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
-    done = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)],
-                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
@@ -173,30 +189,47 @@ def test_offline_wandb_run_records_metrics_image_table_and_summary(
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    for var, sub in (("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
-                     ("WANDB_CONFIG_DIR", "config"), ("WANDB_ARTIFACT_DIR", "artifacts")):  # fmt: skip
+    for var, sub in (
+        ("WANDB_DATA_DIR", "data"),
+        ("WANDB_CACHE_DIR", "cache"),
+        ("WANDB_CONFIG_DIR", "config"),
+        ("WANDB_ARTIFACT_DIR", "artifacts"),
+    ):
         monkeypatch.setenv(var, str(tmp_path / "wandb-home" / sub))
     run_dir = tmp_path / "run"
     cm = tmp_path / "confusion_matrix.png"
     Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(cm)
 
     t0 = time.perf_counter()
-    multi = build_loggers({"name": "wandb", "project": "astro-exp-test", "mode": "auto", "tags": ["ci"]},
-                          run_dir, group="sweep-1", name="job-0")  # fmt: skip
+    multi = build_loggers(
+        {"name": "wandb", "project": "astro-exp-test", "mode": "auto", "tags": ["ci"]},
+        run_dir,
+        group="sweep-1",
+        name="job-0",
+    )
     from astro_exp.tracking.wandb_logger import WandbLogger
 
     wb = multi.find(WandbLogger)
     assert wb is not None and wb.mode == "offline" and wb.run_dir.parent == run_dir / "wandb"
     multi.log_config({"model": {"model_name": "resnet18"}, "seed": 7})
-    logged = [({"train/loss": 1.25, "train/lr": 0.01, "epoch": 0}, 5),
-              ({"val/f1_macro": 0.5, "val/acc": 0.625}, 5),  # same step as the train line
-              ({"train/loss": 0.75, "train/lr": 0.005, "epoch": 1}, 10),
-              ({"val/f1_macro": 0.75, "val/acc": 0.875}, 10)]  # fmt: skip
+    logged = [
+        ({"train/loss": 1.25, "train/lr": 0.01, "epoch": 0}, 5),
+        ({"val/f1_macro": 0.5, "val/acc": 0.625}, 5),  # same step as the train line
+        ({"train/loss": 0.75, "train/lr": 0.005, "epoch": 1}, 10),
+        ({"val/f1_macro": 0.75, "val/acc": 0.875}, 10),
+    ]
     for metrics, step in logged:
         multi.log_metrics(metrics, step=step)
     multi.log_image("test/confusion_matrix", cm)
-    rows = [{"id": f"ap24030{i}", "label": "star", "prediction": "galaxy" if i else "star",
-             "confidence": 0.5 + i / 10} for i in range(3)]  # fmt: skip
+    rows = [
+        {
+            "id": f"ap24030{i}",
+            "label": "star",
+            "prediction": "galaxy" if i else "star",
+            "confidence": 0.5 + i / 10,
+        }
+        for i in range(3)
+    ]
     multi.log_predictions("test/predictions", np.zeros((3, 8, 8, 3), np.uint8), rows)
     multi.log_summary({"test/acc": 0.8, "test/f1_macro": 0.7})
     run_id = wb.run_id

@@ -13,13 +13,31 @@ from astro_exp.models.checkpoint import load_bundle, model_from_bundle
 from astro_exp.train import train
 from tests.conftest import ROOT, run_script
 
-TINY = ["model=tiny", "logger=none", "source.per_class=20", "preprocess.image_size=32",
-        "data.batch_size=16", "trainer.max_epochs=2", "trainer.scheduler.warmup_epochs=0",
-        "trainer.log_every_n_steps=2"]  # fmt: skip
+TINY = [
+    "model=tiny",
+    "logger=none",
+    "source.per_class=20",
+    "preprocess.image_size=32",
+    "data.batch_size=16",
+    "trainer.max_epochs=2",
+    "trainer.scheduler.warmup_epochs=0",
+    "trainer.log_every_n_steps=2",
+]
 
-MULTICLASS_KEYS = ["test/acc", "test/acc_macro", "test/precision_macro", "test/recall_macro", "test/f1_macro",
-                   "test/f1/galaxy", "test/precision/star", "test/recall/planet", "test/ece",
-                   "test/ece_calibrated", "calibration/temperature", "time/total_s"]  # fmt: skip
+MULTICLASS_KEYS = [
+    "test/acc",
+    "test/acc_macro",
+    "test/precision_macro",
+    "test/recall_macro",
+    "test/f1_macro",
+    "test/f1/galaxy",
+    "test/precision/star",
+    "test/recall/planet",
+    "test/ece",
+    "test/ece_calibrated",
+    "calibration/temperature",
+    "time/total_s",
+]
 
 
 def test_tiny_run_writes_metrics_confusion_matrix_and_bundle(make_cfg, tmp_path: Path) -> None:
@@ -31,13 +49,18 @@ def test_tiny_run_writes_metrics_confusion_matrix_and_bundle(make_cfg, tmp_path:
         assert saved[key] == pytest.approx(metrics[key])
     assert 0.0 <= saved["test/f1_macro"] <= 1.0 and saved["calibration/temperature"] > 0
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert any("val/f1_macro" in line for line in lines) and any("train/loss" in line for line in lines)
+    assert any("val/f1_macro" in line for line in lines) and any(
+        "train/loss" in line for line in lines
+    )
     assert (run_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("best.pt", "last.pt"):
         assert (run_dir / "checkpoints" / name).is_file()
 
     bundle = load_bundle(run_dir / "checkpoints" / "best.pt")  # weights_only=True inside
-    assert bundle["classes"] == ["galaxy", "nebula", "planet", "star"] and bundle["task"] == "multiclass"
+    assert (
+        bundle["classes"] == ["galaxy", "nebula", "planet", "star"]
+        and bundle["task"] == "multiclass"
+    )
     assert bundle["temperature"] == pytest.approx(saved["calibration/temperature"])
     assert bundle["image_size"] == 32 and bundle["model"]["model_name"] == "test_resnet"
     assert bundle["config"]["trainer"]["max_epochs"] == 2 and bundle["dataset_fingerprint"]
@@ -48,7 +71,14 @@ def test_tiny_run_writes_metrics_confusion_matrix_and_bundle(make_cfg, tmp_path:
 
 def test_multilabel_run_reports_label_metrics(make_cfg, tmp_path: Path) -> None:
     metrics = train(make_cfg([*TINY, "task=multilabel"], run_dir=tmp_path / "ml"))
-    for key in ("test/f1_macro", "test/f1/nebula", "test/map", "test/hamming", "test/ece", "test/ece_calibrated"):
+    for key in (
+        "test/f1_macro",
+        "test/f1/nebula",
+        "test/map",
+        "test/hamming",
+        "test/ece",
+        "test/ece_calibrated",
+    ):
         assert key in metrics, key
     bundle = load_bundle(tmp_path / "ml" / "checkpoints" / "best.pt")
     assert bundle["task"] == "multilabel" and len(bundle["thresholds"]) == 4
@@ -74,7 +104,11 @@ def test_train_py_runs_and_unknown_model_is_one_line(tmp_path: Path) -> None:
     ok = run_script(["train.py", "debug=fast"], env=env)
     assert ok.returncode == 0, ok.stderr[-2000:]
     runs = list((tmp_path / "outputs" / "runs").glob("*/*"))
-    assert len(runs) == 1 and (runs[0] / "metrics.json").is_file() and (runs[0] / "train.log").is_file()
+    assert (
+        len(runs) == 1
+        and (runs[0] / "metrics.json").is_file()
+        and (runs[0] / "train.log").is_file()
+    )
     assert (runs[0] / ".hydra" / "config.yaml").is_file()
 
     bad = run_script(["train.py", "debug=fast", "model.model_name=resnet181"], env=env)
@@ -86,7 +120,11 @@ def test_train_py_runs_and_unknown_model_is_one_line(tmp_path: Path) -> None:
 
 def test_cfg_job_and_help_work() -> None:
     job = run_script(["train.py", "--cfg", "job", "model=vit", "augment=heavy"])
-    assert job.returncode == 0 and "vit_tiny_patch16_224" in job.stdout and "RandomResizedCrop" in job.stdout
+    assert (
+        job.returncode == 0
+        and "vit_tiny_patch16_224" in job.stdout
+        and "RandomResizedCrop" in job.stdout
+    )
     tree = run_script(["train.py", "--info", "defaults-tree"])
     assert tree.returncode == 0 and "model: efficientnet_lite0" in tree.stdout
     helped = run_script(["train.py", "--help"])
@@ -115,8 +153,13 @@ def wandb_history(run_dir: Path) -> list[dict]:
 
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     wandb_cli = shutil.which("wandb") or str(Path(__import__("sys").executable).parent / "wandb")
-    out = subprocess.run([wandb_cli, "leet", "inspect", "--json", str(offline)], capture_output=True,
-                         text=True, timeout=120, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [wandb_cli, "leet", "inspect", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return [r["history"]["item"] for r in records if r.get("type") == "history"]
 
@@ -138,14 +181,32 @@ def test_wandb_offline_run_records_the_logged_metrics(make_cfg, tmp_path: Path) 
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu_match_one_process(tmp_path: Path) -> None:
     """torchrun with 2 gloo processes: one run folder, metrics close to a single process."""
-    args = ["debug=fast", "trainer=ddp", "trainer.max_epochs=2", "source.limit=null", "source.per_class=40",
-            "data.batch_size=16"]  # fmt: skip
-    single = run_script(["train.py", *args, "hydra.run.dir=" + str(tmp_path / "single")],
-                        env={"ASTRO_EXP_ROOT": str(tmp_path)})  # fmt: skip
+    args = [
+        "debug=fast",
+        "trainer=ddp",
+        "trainer.max_epochs=2",
+        "source.limit=null",
+        "source.per_class=40",
+        "data.batch_size=16",
+    ]
+    single = run_script(
+        ["train.py", *args, "hydra.run.dir=" + str(tmp_path / "single")],
+        env={"ASTRO_EXP_ROOT": str(tmp_path)},
+    )
     assert single.returncode == 0, single.stderr[-2000:]
-    ddp = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *args,
-                      "hydra.run.dir=" + str(tmp_path / "ddp"), "trainer.num_threads=1"],
-                     env={"ASTRO_EXP_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"})  # fmt: skip
+    ddp = run_script(
+        [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "train.py",
+            *args,
+            "hydra.run.dir=" + str(tmp_path / "ddp"),
+            "trainer.num_threads=1",
+        ],
+        env={"ASTRO_EXP_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"},
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     folders = [p for p in tmp_path.iterdir() if (p / "metrics.json").exists()]
     assert sorted(p.name for p in folders) == ["ddp", "single"], "one run folder for both ranks"

@@ -33,8 +33,13 @@ from tests.support.standin import ApodStandin
 from tests.test_predict import CLASSES, handmade_bundle
 
 D0 = dt.date(2024, 5, 10)
-FAST_HTTP = {"rate_limit_per_host": 500.0, "retries": 0, "backoff_factor": 0.01, "timeout": 5.0,
-             "max_concurrency": 2}  # fmt: skip
+FAST_HTTP = {
+    "rate_limit_per_host": 500.0,
+    "retries": 0,
+    "backoff_factor": 0.01,
+    "timeout": 5.0,
+    "max_concurrency": 2,
+}
 PIC = (120, 90)  # small pictures: the test is about the loop, not the bytes
 
 
@@ -117,16 +122,31 @@ def publish(root: Path, end: dt.date) -> None:
     write_site(root, end=end, n_days=5 + (end - D0).days, picture_size=PIC)
 
 
-def make_watcher(standin: ApodStandin, data: Path, clf: Classifier, hook_url: str | None = None,
-                 clock: FastClock | None = None, **settings) -> Watcher:  # fmt: skip
+def make_watcher(
+    standin: ApodStandin,
+    data: Path,
+    clf: Classifier,
+    hook_url: str | None = None,
+    clock: FastClock | None = None,
+    **settings,
+) -> Watcher:
     req = ScrapeRequest(source="apod", base_url=standin.base_url, last_days=1)
     rules = AlertRules(
         labels=list(CLASSES), anomalies=False, webhook_url=hook_url
     )  # every new day alerts
     opts = {"interval_s": 3600.0, "heartbeat_s": 600.0, "backoff_initial_s": 30.0, **settings}
     clock = clock or FastClock()
-    return Watcher(req, data, clf, "runs/test", WatchSettings(**opts), rules,
-                   http={**FAST_HTTP, "cache_dir": str(data / "http_cache")}, clock=clock, sleep=clock.sleep)  # fmt: skip
+    return Watcher(
+        req,
+        data,
+        clf,
+        "runs/test",
+        WatchSettings(**opts),
+        rules,
+        http={**FAST_HTTP, "cache_dir": str(data / "http_cache")},
+        clock=clock,
+        sleep=clock.sleep,
+    )
 
 
 def test_new_day_alerts_once_and_restart_does_not_repeat(site, clf, hooks, tmp_path: Path) -> None:
@@ -199,8 +219,13 @@ def test_catchup_is_capped_and_calendar_gaps_are_marked(site, clf, tmp_path: Pat
     write_site(gap_root, end=D0, n_days=3, picture_size=PIC)
     (gap_root / "apod" / f"ap{D0 - dt.timedelta(days=1):%y%m%d}.html").unlink()
     archive = gap_root / "apod" / "archivepix.html"
-    archive.write_text("\n".join(line for line in archive.read_text().splitlines()
-                                 if f"ap{D0 - dt.timedelta(days=1):%y%m%d}" not in line))  # fmt: skip
+    archive.write_text(
+        "\n".join(
+            line
+            for line in archive.read_text().splitlines()
+            if f"ap{D0 - dt.timedelta(days=1):%y%m%d}" not in line
+        )
+    )
     with ApodStandin([gap_root]) as gap:
         w = make_watcher(gap, tmp_path / "gapdata", clf, backfill_days=3)
         res = w.poll()
@@ -264,8 +289,15 @@ def test_anomaly_alerts_and_label_rules(site, clf, bundle: Path, tmp_path: Path)
     flagged = Classifier.from_checkpoint(bundle, device="cpu")
     flagged.detector.threshold = float("-inf")  # every picture is stranger than this
     req = ScrapeRequest(source="apod", base_url=standin.base_url, last_days=1)
-    w = Watcher(req, tmp_path / "data", flagged, "runs/test", WatchSettings(),
-                AlertRules(labels=[], anomalies=True), http={**FAST_HTTP, "cache_dir": str(tmp_path / "hc")})  # fmt: skip
+    w = Watcher(
+        req,
+        tmp_path / "data",
+        flagged,
+        "runs/test",
+        WatchSettings(),
+        AlertRules(labels=[], anomalies=True),
+        http={**FAST_HTTP, "cache_dir": str(tmp_path / "hc")},
+    )
     res = w.poll()
     w.close()
     assert [a["reason"] for a in res.alerts] == ["anomaly"] and res.alerts[0]["payload"][
@@ -307,8 +339,12 @@ def test_rss_poll_and_settings_errors(site, clf, tmp_path: Path) -> None:
 def test_predict_catalog_fills_predictions_once(site, clf, tmp_path: Path) -> None:
     _, standin = site
     data = tmp_path / "data"
-    scrape(ScrapeRequest(source="apod", base_url=standin.base_url, last_days=5), data,
-           http={**FAST_HTTP, "cache_dir": str(data / "hc")}, progress=False)  # fmt: skip
+    scrape(
+        ScrapeRequest(source="apod", base_url=standin.base_url, last_days=5),
+        data,
+        http={**FAST_HTTP, "cache_dir": str(data / "hc")},
+        progress=False,
+    )
     with Catalog(catalog_path(data)) as cat:
         first = predict_catalog(clf, cat, "runs/x", data, progress=False)
         again = predict_catalog(clf, cat, "runs/x", data, progress=False)
@@ -320,31 +356,59 @@ def test_predict_catalog_fills_predictions_once(site, clf, tmp_path: Path) -> No
         assert set(p["probs"]) == set(CLASSES) and abs(sum(p["probs"].values()) - 1) < 1e-5
         assert p["label"] == max(p["probs"], key=p["probs"].get) and p["anomaly_score"] is not None
     out = tmp_path / "outputs"
-    assert run_id_for(out / "runs" / "2026-01-01" / "12-00-00_x" / "checkpoints" / "best.pt", out) == \
-        "runs/2026-01-01/12-00-00_x"  # fmt: skip
+    assert (
+        run_id_for(out / "runs" / "2026-01-01" / "12-00-00_x" / "checkpoints" / "best.pt", out)
+        == "runs/2026-01-01/12-00-00_x"
+    )
     assert run_id_for(tmp_path / "elsewhere" / "checkpoints" / "best.pt", out) == "elsewhere"
 
 
 def _cli(bundle: Path, standin: ApodStandin, data: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "scripts" / "watch.py"), f"ckpt_path={bundle}",
-            f"source.base_url={standin.base_url}", f"paths.data_dir={data}", "device=cpu",
-            "source.http.rate_limit_per_host=500", "source.http.retries=0", "source.http.timeout=5", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "watch.py"),
+        f"ckpt_path={bundle}",
+        f"source.base_url={standin.base_url}",
+        f"paths.data_dir={data}",
+        "device=cpu",
+        "source.http.rate_limit_per_host=500",
+        "source.http.retries=0",
+        "source.http.timeout=5",
+        *extra,
+    ]
 
 
 def test_cli_once_then_sigterm(site, bundle: Path, hooks, tmp_path: Path) -> None:
     _, standin = site
     data = tmp_path / "data"
     env = {**os.environ, "ASTRO_EXP_ROOT": str(tmp_path)}
-    done = subprocess.run(_cli(bundle, standin, data, f"alerts.webhook_url={hooks.url}", "alerts.labels=[galaxy,nebula,planet,star]", "alerts.anomalies=false", "--once"),
-                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    done = subprocess.run(
+        _cli(
+            bundle,
+            standin,
+            data,
+            f"alerts.webhook_url={hooks.url}",
+            "alerts.labels=[galaxy,nebula,planet,star]",
+            "alerts.anomalies=false",
+            "--once",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "ALERT label:" in done.stderr and len(hooks.bodies) == 1
     with Catalog(catalog_path(data)) as cat:
         assert cat.watched_days("apod") == {D0.isoformat(): OK}
 
     # the loop: alive (heartbeat), then SIGTERM ends it cleanly
-    proc = subprocess.Popen(_cli(bundle, standin, data, "watch.interval=1h", "watch.heartbeat=1h"),
-                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        _cli(bundle, standin, data, "watch.interval=1h", "watch.heartbeat=1h"),
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines = []
     deadline = time.monotonic() + 240
     try:
@@ -363,8 +427,18 @@ def test_cli_once_then_sigterm(site, bundle: Path, hooks, tmp_path: Path) -> Non
 
 
 def test_cli_bad_checkpoint_is_one_line(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "watch.py"), f"ckpt_path={tmp_path / 'nope.pt'}",
-                           f"paths.data_dir={tmp_path}", "--once"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "watch.py"),
+            f"ckpt_path={tmp_path / 'nope.pt'}",
+            f"paths.data_dir={tmp_path}",
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error:") and len(done.stderr.strip().splitlines()) == 1
 
@@ -372,10 +446,22 @@ def test_cli_bad_checkpoint_is_one_line(tmp_path: Path) -> None:
 def test_predict_cli_fills_the_catalog(site, bundle: Path, tmp_path: Path) -> None:
     _, standin = site
     data = tmp_path / "data"
-    scrape(ScrapeRequest(source="apod", base_url=standin.base_url, last_days=3), data,
-           http={**FAST_HTTP, "cache_dir": str(data / "hc")}, progress=False)  # fmt: skip
-    cmd = [sys.executable, str(ROOT / "scripts" / "predict.py"), f"ckpt_path={bundle}", "catalog=true",
-           f"paths.data_dir={data}", "run_id=runs/cli", "device=cpu", "progress=false"]  # fmt: skip
+    scrape(
+        ScrapeRequest(source="apod", base_url=standin.base_url, last_days=3),
+        data,
+        http={**FAST_HTTP, "cache_dir": str(data / "hc")},
+        progress=False,
+    )
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "predict.py"),
+        f"ckpt_path={bundle}",
+        "catalog=true",
+        f"paths.data_dir={data}",
+        "run_id=runs/cli",
+        "device=cpu",
+        "progress=false",
+    ]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     assert (
@@ -401,16 +487,31 @@ def test_serve_classifies_the_catalog_for_the_gallery(site, bundle: Path, tmp_pa
 
     _, standin = site
     data = tmp_path / "data"
-    scrape(ScrapeRequest(source="apod", base_url=standin.base_url, last_days=2), data,
-           http={**FAST_HTTP, "cache_dir": str(data / "hc")}, progress=False)  # fmt: skip
+    scrape(
+        ScrapeRequest(source="apod", base_url=standin.base_url, last_days=2),
+        data,
+        http={**FAST_HTTP, "cache_dir": str(data / "hc")},
+        progress=False,
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "scripts/serve.py", f"port={port}", f"data_dir={data}", f"outputs_dir={tmp_path / 'out'}",
-         f"ckpt_path={bundle}", "classify_catalog=true", "device=cpu"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/serve.py",
+            f"port={port}",
+            f"data_dir={data}",
+            f"outputs_dir={tmp_path / 'out'}",
+            f"ckpt_path={bundle}",
+            "classify_catalog=true",
+            "device=cpu",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -436,9 +537,14 @@ def test_serve_classifies_the_catalog_for_the_gallery(site, bundle: Path, tmp_pa
 
 @pytest.mark.parametrize("script", ["watch.py", "predict.py"])
 def test_cli_without_checkpoint_says_what_to_pass(script: str) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "inputs=[x.jpg]"] if script == "predict.py"
-                          else [sys.executable, str(ROOT / "scripts" / script), "--once"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), "inputs=[x.jpg]"]
+        if script == "predict.py"
+        else [sys.executable, str(ROOT / "scripts" / script), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
         "error: no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt"
     ]
@@ -447,10 +553,23 @@ def test_cli_without_checkpoint_says_what_to_pass(script: str) -> None:
 def test_api_source_polls_the_api(site, clf, tmp_path: Path) -> None:
     _, standin = site
     data = tmp_path / "data"
-    req = ScrapeRequest(source="apod_api", kind="api", api_url=standin.api_url, base_url=standin.base_url,
-                        api_key="TESTKEY", last_days=1)  # fmt: skip
-    w = Watcher(req, data, clf, "runs/test", WatchSettings(poll="api", backfill_days=2),
-                AlertRules(labels=list(CLASSES), anomalies=False), http={**FAST_HTTP, "cache_dir": str(data / "hc")})  # fmt: skip
+    req = ScrapeRequest(
+        source="apod_api",
+        kind="api",
+        api_url=standin.api_url,
+        base_url=standin.base_url,
+        api_key="TESTKEY",
+        last_days=1,
+    )
+    w = Watcher(
+        req,
+        data,
+        clf,
+        "runs/test",
+        WatchSettings(poll="api", backfill_days=2),
+        AlertRules(labels=list(CLASSES), anomalies=False),
+        http={**FAST_HTTP, "cache_dir": str(data / "hc")},
+    )
     res = w.poll()
     w.close()
     assert res.newest == D0 and list(res.handled) == [

@@ -25,9 +25,15 @@ from astro_exp.web.fetch import UrlRefused, check_url
 from astro_exp.web.media import decode_untrusted, inside
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN_OVERRIDES = ["model=tiny", "logger=none", "source.per_class=20", "preprocess.image_size=32", "trainer.max_epochs=1",
-                   # the fixture fits its own detector over the demo catalog (neighbours are catalog pictures)
-                   "anomaly.enabled=false"]
+TRAIN_OVERRIDES = [
+    "model=tiny",
+    "logger=none",
+    "source.per_class=20",
+    "preprocess.image_size=32",
+    "trainer.max_epochs=1",
+    # the fixture fits its own detector over the demo catalog (neighbours are catalog pictures)
+    "anomaly.enabled=false",
+]
 RUN_ID = "runs/2026-01-01/00-00-00_tiny"
 N_PICTURES = 30
 
@@ -43,7 +49,12 @@ class WebEnv:
     classes: list[str]
 
     def settings(self, **changes) -> dict:
-        base = {"data_dir": self.data_dir, "outputs_dir": self.outputs, "ckpt_path": self.ckpt, "run_id": "demo"}
+        base = {
+            "data_dir": self.data_dir,
+            "outputs_dir": self.outputs,
+            "ckpt_path": self.ckpt,
+            "run_id": "demo",
+        }
         return {**base, **changes}
 
 
@@ -74,8 +85,11 @@ def _train(run_dir: Path, cache_dir: Path) -> None:
     # what a Hydra run folder also holds (compose-API runs write no .hydra/)
     (run_dir / ".hydra").mkdir(exist_ok=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["augment=light"]))
-    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": "test/f1_macro",
-                                                                    "model": {"model_name": "test_resnet"}}))
+    (run_dir / ".hydra" / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"optimized_metric": "test/f1_macro", "model": {"model_name": "test_resnet"}}
+        )
+    )
 
 
 def _fit_detector(ckpt: Path, n: int = 24) -> None:
@@ -98,14 +112,24 @@ def _fit_detector(ckpt: Path, n: int = 24) -> None:
         return  # train.py fitted one already
     clf = Classifier.from_checkpoint(ckpt, anomaly=False)
     pool = render_pool(n, 64)
-    x = np.stack([resize_image(px, clf.image_size, clf.resize).transpose(2, 0, 1) for _, px in pool])
+    x = np.stack(
+        [resize_image(px, clf.image_size, clf.resize).transpose(2, 0, 1) for _, px in pool]
+    )
     emb = clf.forward(torch.from_numpy(x))[1].numpy()
-    det = AnomalyDetector({"_target_": "pyod.models.knn.KNN", "name": "knn", "n_neighbors": 3}).fit(emb)
+    det = AnomalyDetector({"_target_": "pyod.models.knn.KNN", "name": "knn", "n_neighbors": 3}).fit(
+        emb
+    )
     det.calibrate(det.score(emb), 0.1)
     digest = model_digest(clf.model)
     det.meta = {"digest": digest, "n_neighbors": 3}
     det.save(ckpt.parent / DETECTOR_FILE)
-    save_reference(ckpt.parent / REFERENCE_FILE, emb, [kind for kind, _ in pool], [str(i + 1) for i in range(n)], digest)
+    save_reference(
+        ckpt.parent / REFERENCE_FILE,
+        emb,
+        [kind for kind, _ in pool],
+        [str(i + 1) for i in range(n)],
+        digest,
+    )
 
 
 def web_env(tmp_path_factory: pytest.TempPathFactory) -> WebEnv:
@@ -121,8 +145,17 @@ def web_env(tmp_path_factory: pytest.TempPathFactory) -> WebEnv:
     _train(run_dir, root / "cache")
     other = outputs / "multirun" / "2026-01-02" / "10-00-00" / "0_augment=heavy"
     (other / ".hydra").mkdir(parents=True)
-    (other / "metrics.json").write_text(json.dumps({"test/acc": 0.9, "test/f1_macro": 0.88, "test/ece": 0.05,
-                                                    "test/f1/galaxy": 0.9, "test/f1/star": 0.86}))  # fmt: skip
+    (other / "metrics.json").write_text(
+        json.dumps(
+            {
+                "test/acc": 0.9,
+                "test/f1_macro": 0.88,
+                "test/ece": 0.05,
+                "test/f1/galaxy": 0.9,
+                "test/f1/star": 0.86,
+            }
+        )
+    )
     (other / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["augment=heavy"]))
     ckpt = run_dir / "checkpoints" / "best.pt"
     _fit_detector(ckpt)
@@ -149,7 +182,9 @@ def client(app):
     return app.test_client()
 
 
-def png_bytes(size: tuple[int, int] = (48, 40), color: tuple[int, int, int] = (200, 120, 40)) -> bytes:
+def png_bytes(
+    size: tuple[int, int] = (48, 40), color: tuple[int, int, int] = (200, 120, 40)
+) -> bytes:
     buf = io.BytesIO()
     arr = np.zeros((size[1], size[0], 3), np.uint8)
     arr[...] = color
@@ -160,7 +195,9 @@ def png_bytes(size: tuple[int, int] = (48, 40), color: tuple[int, int, int] = (2
 
 def jpeg_bytes() -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+        buf, "JPEG"
+    )
     return buf.getvalue()
 
 
@@ -194,20 +231,34 @@ def test_api_pictures_filters_and_paging(client, env):
     all_items = client.get("/api/pictures?per_page=200").get_json()
     assert all_items["total"] == N_PICTURES and all_items["run_id"] == "demo"
     item = all_items["items"][0]
-    assert set(item) >= {"id", "date", "title", "label", "confidence", "anomaly_score", "is_anomaly", "catalog_label", "thumb_url"}
+    assert set(item) >= {
+        "id",
+        "date",
+        "title",
+        "label",
+        "confidence",
+        "anomaly_score",
+        "is_anomaly",
+        "catalog_label",
+        "thumb_url",
+    }
     label = item["label"]
     only = client.get(f"/api/pictures?label={label}&per_page=200").get_json()
     assert only["total"] == sum(i["label"] == label for i in all_items["items"])
     assert all(i["label"] == label for i in only["items"])
     truth = client.get("/api/pictures?truth=galaxy").get_json()
-    assert truth["total"] == N_PICTURES // 4 + (N_PICTURES % 4 > 0) and all(i["catalog_label"] == "galaxy" for i in truth["items"])
+    assert truth["total"] == N_PICTURES // 4 + (N_PICTURES % 4 > 0) and all(
+        i["catalog_label"] == "galaxy" for i in truth["items"]
+    )
     page2 = client.get("/api/pictures?per_page=7&page=2").get_json()
     assert [i["id"] for i in page2["items"]] == [i["id"] for i in all_items["items"][7:14]]
     by_conf = client.get("/api/pictures?sort=confidence&order=asc&per_page=200").get_json()["items"]
     confs = [i["confidence"] for i in by_conf]
     assert confs == sorted(confs)
     dated = client.get("/api/pictures?date_from=1995-06-20&date_to=1995-06-24").get_json()
-    assert dated["total"] == 5 and all("1995-06-20" <= i["date"] <= "1995-06-24" for i in dated["items"])
+    assert dated["total"] == 5 and all(
+        "1995-06-20" <= i["date"] <= "1995-06-24" for i in dated["items"]
+    )
     text = client.get("/api/pictures?q=Rings").get_json()
     assert text["total"] == sum("Rings" in i["title"] for i in all_items["items"]) > 0
     lo = client.get("/api/pictures?conf_min=0.5&per_page=200").get_json()
@@ -217,7 +268,9 @@ def test_api_pictures_filters_and_paging(client, env):
 
 
 def test_gallery_bad_parameters_are_ignored_not_errors(client):
-    resp = client.get("/?date_from=not-a-date&conf_min=7&page=-3&per_page=100000&sort=evil;drop&order=sideways")
+    resp = client.get(
+        "/?date_from=not-a-date&conf_min=7&page=-3&per_page=100000&sort=evil;drop&order=sideways"
+    )
     html = assert_friendly(resp, 200)
     assert "is not a date" in html and "is not a number in [0, 1]" in html
     api = client.get("/api/pictures?per_page=100000&q=%25_%27%22").get_json()
@@ -236,7 +289,7 @@ def test_picture_page_shows_prediction_views_and_source(client, env):
     assert 'rel="noopener noreferrer"' in html
     assert "Image Credit" in html
     assert 'class="gauge"' in html and "threshold" in html  # anomaly score against the threshold
-    near = html[html.index("Nearest training pictures"):]
+    near = html[html.index("Nearest training pictures") :]
     assert near.count('<img src="/media/thumb/') == 3  # neighbours are catalog pictures
 
 
@@ -244,14 +297,27 @@ def test_api_picture_has_the_prediction_fields(client, env):
     data = client.get("/api/pictures/3").get_json()
     assert data["id"] == 3 and data["title"].startswith("Planet")
     pred = data["prediction"]
-    assert set(pred) >= {"label", "confidence", "top_k", "anomaly_score", "is_anomaly", "neighbours", "labels", "error"}
+    assert set(pred) >= {
+        "label",
+        "confidence",
+        "top_k",
+        "anomaly_score",
+        "is_anomaly",
+        "neighbours",
+        "labels",
+        "error",
+    }
     assert pred["label"] in env.classes
-    assert sum(t["probability"] for t in pred["top_k"]) == pytest.approx(1.0, abs=1e-4)  # all 4 classes shown
+    assert sum(t["probability"] for t in pred["top_k"]) == pytest.approx(
+        1.0, abs=1e-4
+    )  # all 4 classes shown
     assert data["original_url"] == "/media/original/3"
     assert isinstance(pred["anomaly_score"], float) and isinstance(pred["is_anomaly"], bool)
     assert isinstance(data["threshold"], float)
     assert len(pred["neighbours"]) == 3
-    assert all(isinstance(n["picture_id"], int) and n["label"] in env.classes for n in pred["neighbours"])
+    assert all(
+        isinstance(n["picture_id"], int) and n["label"] in env.classes for n in pred["neighbours"]
+    )
 
 
 def test_unknown_pictures_are_friendly_404s(client):
@@ -278,16 +344,26 @@ def test_thumbnails_are_made_once_and_cached(client, env, app):
 
 
 def test_no_path_traversal(client, env, tmp_path):
-    for url in ("/media/upload/..%2F..%2Fetc%2Fpasswd", "/media/upload/../../etc/passwd", "/media/upload/" + "g" * 64,
-                "/media/runs/../../etc/confusion_matrix.png", "/runs/..%2F..%2Fetc", "/media/thumb/..%2F1.jpg",
-                "/static/..%2F__init__.py"):  # fmt: skip
+    for url in (
+        "/media/upload/..%2F..%2Fetc%2Fpasswd",
+        "/media/upload/../../etc/passwd",
+        "/media/upload/" + "g" * 64,
+        "/media/runs/../../etc/confusion_matrix.png",
+        "/runs/..%2F..%2Fetc",
+        "/media/thumb/..%2F1.jpg",
+        "/static/..%2F__init__.py",
+    ):
         resp = client.get(url)
         assert resp.status_code == 404, url
         assert b"root:" not in resp.data
     root = tmp_path / "store"
     (root / "ok").mkdir(parents=True)
     assert inside(root, "ok") == (root / "ok").resolve()
-    assert inside(root, "../x") is None and inside(root, "/etc/passwd") is None and inside(root, ".") is None
+    assert (
+        inside(root, "../x") is None
+        and inside(root, "/etc/passwd") is None
+        and inside(root, ".") is None
+    )
     (root / "link").symlink_to("/etc")
     assert inside(root, "link/passwd") is None
 
@@ -306,8 +382,11 @@ def test_catalog_rows_cannot_point_outside_the_store(env, tmp_path):
 # -- classify -------------------------------------------------------------------------------------
 def test_classify_upload_redirects_to_its_picture_page(client, env):
     token = csrf_token(client)
-    resp = client.post("/classify", data={"csrf_token": token, "file": (io.BytesIO(png_bytes()), "m31.png")},
-                       content_type="multipart/form-data")  # fmt: skip
+    resp = client.post(
+        "/classify",
+        data={"csrf_token": token, "file": (io.BytesIO(png_bytes()), "m31.png")},
+        content_type="multipart/form-data",
+    )
     assert resp.status_code == 303
     page = client.get(resp.headers["Location"])
     html = page.get_data(as_text=True)
@@ -318,10 +397,17 @@ def test_classify_upload_redirects_to_its_picture_page(client, env):
 
 
 def test_classify_needs_the_csrf_token(client):
-    resp = client.post("/classify", data={"file": (io.BytesIO(png_bytes()), "a.png")}, content_type="multipart/form-data")
+    resp = client.post(
+        "/classify",
+        data={"file": (io.BytesIO(png_bytes()), "a.png")},
+        content_type="multipart/form-data",
+    )
     assert "reload the page" in assert_friendly(resp, 400)
-    resp = client.post("/classify", data={"csrf_token": "forged", "file": (io.BytesIO(png_bytes()), "a.png")},
-                       content_type="multipart/form-data")  # fmt: skip
+    resp = client.post(
+        "/classify",
+        data={"csrf_token": "forged", "file": (io.BytesIO(png_bytes()), "a.png")},
+        content_type="multipart/form-data",
+    )
     assert_friendly(resp, 400)
 
 
@@ -351,15 +437,21 @@ def test_decompression_bomb_and_size_limits(env):
     buf = io.BytesIO()
     Image.new("1", (4000, 4000)).save(buf, "PNG")  # 16 Mpx in a few kB: a small bomb
     token = csrf_token(client)
-    resp = client.post("/classify", data={"csrf_token": token, "file": (io.BytesIO(buf.getvalue()), "bomb.png")},
-                       content_type="multipart/form-data")  # fmt: skip
+    resp = client.post(
+        "/classify",
+        data={"csrf_token": token, "file": (io.BytesIO(buf.getvalue()), "bomb.png")},
+        content_type="multipart/form-data",
+    )
     assert "pixel limit" in assert_friendly(resp, 400)
     big = np.random.default_rng(1).integers(0, 255, (200, 200, 3), dtype=np.uint8)
     raw = io.BytesIO()
     Image.fromarray(big).save(raw, "PNG")
     assert len(raw.getvalue()) > 50_000
-    resp = client.post("/classify", data={"csrf_token": token, "file": (io.BytesIO(raw.getvalue()), "big.png")},
-                       content_type="multipart/form-data")  # fmt: skip
+    resp = client.post(
+        "/classify",
+        data={"csrf_token": token, "file": (io.BytesIO(raw.getvalue()), "big.png")},
+        content_type="multipart/form-data",
+    )
     assert "50,000-byte limit" in assert_friendly(resp, 413)
     api = client.post("/api/classify", data={"file": (io.BytesIO(raw.getvalue()), "big.png")})
     assert api.status_code == 413 and api.get_json()["status"] == 413
@@ -372,7 +464,10 @@ def test_api_classify(client, env):
     data = resp.get_json()
     assert resp.status_code == 200 and data["prediction"]["label"] in env.classes
     assert data["url"].startswith("/classify/") and len(data["sha256"]) == 64
-    assert client.post("/api/classify").get_json() == {"error": "not accepted: choose a picture to upload", "status": 400}
+    assert client.post("/api/classify").get_json() == {
+        "error": "not accepted: choose a picture to upload",
+        "status": 400,
+    }
     bad = client.post("/api/classify", data={"file": (io.BytesIO(b"nope"), "a.png")})
     assert bad.status_code == 400 and "not a readable picture" in bad.get_json()["error"]
     off = client.post("/api/classify", json={"url": "http://127.0.0.1/x.png"})
@@ -418,20 +513,34 @@ def test_url_classification_off_by_default_and_guarded(env, picture_server):
     off = create_app(env.settings()).test_client()
     token = csrf_token(off)
     assert 'name="url"' not in off.get("/classify").get_data(as_text=True)
-    resp = off.post("/classify", data={"csrf_token": token, "url": f"http://{picture_server}/pic.png"})
+    resp = off.post(
+        "/classify", data={"csrf_token": token, "url": f"http://{picture_server}/pic.png"}
+    )
     assert "switched off" in assert_friendly(resp, 403)
 
     on = create_app(env.settings(allow_url_classify=True)).test_client()
     token = csrf_token(on)
-    resp = on.post("/classify", data={"csrf_token": token, "url": f"http://{picture_server}/pic.png"})
+    resp = on.post(
+        "/classify", data={"csrf_token": token, "url": f"http://{picture_server}/pic.png"}
+    )
     assert "loopback" in assert_friendly(resp, 400)  # not on the allow-list
 
-    allowed = create_app(env.settings(allow_url_classify=True, url_allow_hosts=[picture_server])).test_client()
+    allowed = create_app(
+        env.settings(allow_url_classify=True, url_allow_hosts=[picture_server])
+    ).test_client()
     token = csrf_token(allowed)
-    resp = allowed.post("/classify", data={"csrf_token": token, "url": f"http://{picture_server}/pic.png"})
+    resp = allowed.post(
+        "/classify", data={"csrf_token": token, "url": f"http://{picture_server}/pic.png"}
+    )
     assert resp.status_code == 303 and allowed.get(resp.headers["Location"]).status_code == 200
-    for path, message in (("/page", "not a picture"), ("/missing", "HTTP 404"), ("/redirect-out", "private")):
-        resp = allowed.post("/classify", data={"csrf_token": token, "url": f"http://{picture_server}{path}"})
+    for path, message in (
+        ("/page", "not a picture"),
+        ("/missing", "HTTP 404"),
+        ("/redirect-out", "private"),
+    ):
+        resp = allowed.post(
+            "/classify", data={"csrf_token": token, "url": f"http://{picture_server}{path}"}
+        )
         assert message in assert_friendly(resp, 400), path
     api = allowed.post("/api/classify", json={"url": f"http://{picture_server}/pic.png"})
     assert api.status_code == 200 and api.get_json()["prediction"]["label"] in env.classes
@@ -439,10 +548,21 @@ def test_url_classification_off_by_default_and_guarded(env, picture_server):
 
 @pytest.mark.parametrize(
     "url",
-    ["file:///etc/passwd", "ftp://example.org/x.png", "http://127.0.0.1/x.png", "http://localhost:8080/x",
-     "http://10.0.0.8/x.png", "http://192.168.1.1/", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
-     "http://[::ffff:127.0.0.1]/x", "http://0.0.0.0/x", "http://user:pw@93.184.216.34/x", "http:///x.png",
-     "http://100.64.0.1/x"],  # fmt: skip
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/x.png",
+        "http://127.0.0.1/x.png",
+        "http://localhost:8080/x",
+        "http://10.0.0.8/x.png",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://0.0.0.0/x",
+        "http://user:pw@93.184.216.34/x",
+        "http:///x.png",
+        "http://100.64.0.1/x",
+    ],
 )
 def test_check_url_refuses_non_public_targets(url):
     with pytest.raises(UrlRefused):
@@ -450,7 +570,12 @@ def test_check_url_refuses_non_public_targets(url):
 
 
 def test_check_url_accepts_public_addresses_and_the_allow_list():
-    assert check_url("https://93.184.216.34/a.jpg", []) == ("https", "93.184.216.34", 443, "93.184.216.34")
+    assert check_url("https://93.184.216.34/a.jpg", []) == (
+        "https",
+        "93.184.216.34",
+        443,
+        "93.184.216.34",
+    )
     assert check_url("http://127.0.0.1:8123/a.jpg", ["127.0.0.1:8123"])[3] == "127.0.0.1"
     with pytest.raises(UrlRefused):
         check_url("http://127.0.0.1:9999/a.jpg", ["127.0.0.1:8123"])
@@ -460,10 +585,16 @@ def test_without_a_model_classify_says_so(env):
     client = create_app(env.settings(ckpt_path=None)).test_client()
     assert "No model is loaded" in client.get("/classify").get_data(as_text=True)
     token = csrf_token(client)
-    resp = client.post("/classify", data={"csrf_token": token, "file": (io.BytesIO(png_bytes()), "a.png")},
-                       content_type="multipart/form-data")  # fmt: skip
+    resp = client.post(
+        "/classify",
+        data={"csrf_token": token, "file": (io.BytesIO(png_bytes()), "a.png")},
+        content_type="multipart/form-data",
+    )
     assert "ckpt_path" in assert_friendly(resp, 503)
-    assert client.post("/api/classify", data={"file": (io.BytesIO(png_bytes()), "a.png")}).status_code == 503
+    assert (
+        client.post("/api/classify", data={"file": (io.BytesIO(png_bytes()), "a.png")}).status_code
+        == 503
+    )
     # pictures still show their stored prediction
     data = client.get("/api/pictures/4").get_json()
     assert data["prediction"]["label"] and data["prediction"]["stored"] is True
@@ -471,7 +602,9 @@ def test_without_a_model_classify_says_so(env):
 
 
 def test_without_a_catalog_pages_still_work(env, tmp_path):
-    client = create_app({"data_dir": tmp_path / "none", "outputs_dir": tmp_path / "none"}).test_client()
+    client = create_app(
+        {"data_dir": tmp_path / "none", "outputs_dir": tmp_path / "none"}
+    ).test_client()
     assert "No pictures yet" in client.get("/").get_data(as_text=True)
     for url in ("/anomalies", "/labels", "/runs", "/classify"):
         assert client.get(url).status_code == 200, url
@@ -483,8 +616,10 @@ def test_without_a_catalog_pages_still_work(env, tmp_path):
 def test_anomalies_page_lists_flagged_pictures_most_unusual_first(client, app):
     st = app.extensions["astro_exp"]
     with sqlite3.connect(st.catalog_path) as conn:
-        flagged = conn.execute("SELECT p.title FROM pictures p JOIN predictions pr ON pr.sha256 = p.sha256 "
-                               "WHERE pr.is_anomaly = 1 ORDER BY pr.anomaly_score DESC").fetchall()  # fmt: skip
+        flagged = conn.execute(
+            "SELECT p.title FROM pictures p JOIN predictions pr ON pr.sha256 = p.sha256 "
+            "WHERE pr.is_anomaly = 1 ORDER BY pr.anomaly_score DESC"
+        ).fetchall()
     html = client.get("/anomalies").get_data(as_text=True)
     titles = re.findall(r'<p class="title"><a href="/pictures/\d+">([^<]+)</a>', html)
     assert titles == [t[0] for t in flagged][: len(titles)]
@@ -500,8 +635,12 @@ def test_runs_table_detail_and_files(client, env):
 
     data = client.get("/api/runs").get_json()
     ids = [r["id"] for r in data["runs"]]
-    expected = [p.relative_to(env.outputs).as_posix()
-                for p in (r.path for r in rank_runs([load_run(p) for p in find_runs(env.outputs)], data["metric"]))]  # fmt: skip
+    expected = [
+        p.relative_to(env.outputs).as_posix()
+        for p in (
+            r.path for r in rank_runs([load_run(p) for p in find_runs(env.outputs)], data["metric"])
+        )
+    ]
     assert ids == expected and RUN_ID in ids and data["axes"] == ["augment"]
     html = client.get("/runs").get_data(as_text=True)
     assert 'id="runs-table"' in html and RUN_ID in html and "augment=heavy" in html
@@ -512,14 +651,19 @@ def test_runs_table_detail_and_files(client, env):
     assert png.status_code == 200 and png.data[:4] == b"\x89PNG"
     assert client.get(f"/api/runs/{RUN_ID}").get_json()["f1"].keys() == set(env.classes)
     assert_friendly(client.get("/runs/runs/no-such-run"), 404)
-    assert client.get("/media/runs/multirun/2026-01-02/10-00-00/0_augment=heavy/confusion_matrix.png").status_code == 404
+    assert (
+        client.get(
+            "/media/runs/multirun/2026-01-02/10-00-00/0_augment=heavy/confusion_matrix.png"
+        ).status_code
+        == 404
+    )
 
 
 def test_compare_selected_runs(client):
     other = "multirun/2026-01-02/10-00-00/0_augment=heavy"
     html = client.get(f"/runs/compare?run={RUN_ID}&run={other}&run=bogus").get_data(as_text=True)
     assert "2 runs ranked by test/f1_macro" in html
-    body = html[html.index("<tbody>"):]
+    body = html[html.index("<tbody>") :]
     assert body.index("0_augment=heavy") < body.index("00-00-00_tiny")  # the better run first
     assert_friendly(client.get("/runs/compare"), 404)
 
@@ -528,9 +672,13 @@ def test_compare_selected_runs(client):
 def test_label_correction_is_stored_with_who_and_when(env, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(env.data_dir, data, ignore=shutil.ignore_patterns("thumbs"))
-    client = create_app({"data_dir": data, "outputs_dir": env.outputs, "run_id": "demo"}).test_client()
+    client = create_app(
+        {"data_dir": data, "outputs_dir": env.outputs, "run_id": "demo"}
+    ).test_client()
     token = csrf_token(client, "/labels")
-    resp = client.post("/labels/6", data={"csrf_token": token, "label": "comet", "who": "ada", "next": "/labels"})
+    resp = client.post(
+        "/labels/6", data={"csrf_token": token, "label": "comet", "who": "ada", "next": "/labels"}
+    )
     assert resp.status_code == 303 and resp.headers["Location"] == "/labels"
     pic = client.get("/api/pictures/6").get_json()
     assert pic["catalog_label"] == "comet"
@@ -542,7 +690,9 @@ def test_label_correction_is_stored_with_who_and_when(env, tmp_path):
 
 def test_label_correction_bad_inputs(client):
     token = csrf_token(client, "/labels")
-    resp = client.post("/labels/6", data={"csrf_token": token, "label": "<script>", "next": "//evil.example/x"})
+    resp = client.post(
+        "/labels/6", data={"csrf_token": token, "label": "<script>", "next": "//evil.example/x"}
+    )
     assert resp.status_code == 303 and resp.headers["Location"] == "/pictures/6"
     assert "Pick a label" in client.get("/pictures/6").get_data(as_text=True)
     assert_friendly(client.post("/labels/9999", data={"csrf_token": token, "label": "star"}), 404)
@@ -597,9 +747,18 @@ def test_serve_script_binds_localhost_with_waitress(env):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "scripts/serve.py", f"port={port}", f"data_dir={env.data_dir}", f"outputs_dir={env.outputs}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/serve.py",
+            f"port={port}",
+            f"data_dir={env.data_dir}",
+            f"outputs_dir={env.outputs}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -609,12 +768,23 @@ def test_serve_script_binds_localhost_with_waitress(env):
                     assert resp.headers["Server"] == "astro-exp"  # waitress's ident, not Werkzeug
                 break
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    proc.stdout.read() if proc.stdout else ""
+                )
                 time.sleep(0.3)
     finally:
         proc.terminate()
         out = proc.communicate(timeout=20)[0]
     assert f"http://127.0.0.1:{port}" in out and "waitress" in out
-    bad = subprocess.run([sys.executable, "scripts/serve.py", "ckpt_path=/nonexistent/best.pt"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: checkpoint") and "Traceback" not in bad.stderr
+    bad = subprocess.run(
+        [sys.executable, "scripts/serve.py", "ckpt_path=/nonexistent/best.pt"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip().startswith("error: checkpoint")
+        and "Traceback" not in bad.stderr
+    )

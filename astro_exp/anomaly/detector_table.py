@@ -24,14 +24,18 @@ def detector_configs(seed: int = 0) -> dict[str, dict[str, Any]]:
     read from the package (``astro_exp.conf``), so a wheel has them too."""
     out = {}
     for name in conf_options("detector"):
-        node = OmegaConf.create({"seed": seed, "detector": OmegaConf.create(read_conf(f"detector/{name}.yaml"))})
+        node = OmegaConf.create(
+            {"seed": seed, "detector": OmegaConf.create(read_conf(f"detector/{name}.yaml"))}
+        )
         cfg = OmegaConf.to_container(node, resolve=True)["detector"]
         cfg.setdefault("name", name)
         out[name] = cfg
     return out
 
 
-def score_metrics(normal: np.ndarray, anomalous: np.ndarray, threshold: float | None) -> dict[str, float]:
+def score_metrics(
+    normal: np.ndarray, anomalous: np.ndarray, threshold: float | None
+) -> dict[str, float]:
     """ROC-AUC, AP and precision/recall/false-alarm rate at ``threshold`` (anomaly = positive)."""
     y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
     s = np.r_[normal, anomalous]
@@ -44,7 +48,9 @@ def score_metrics(normal: np.ndarray, anomalous: np.ndarray, threshold: float | 
         tp = int((flagged & (y == 1)).sum())
         out["precision_at_threshold"] = tp / max(int(flagged.sum()), 1)
         out["recall_at_threshold"] = tp / max(len(anomalous), 1)
-        out["false_alarm_rate_test"] = float((normal > threshold).mean()) if len(normal) else float("nan")
+        out["false_alarm_rate_test"] = (
+            float((normal > threshold).mean()) if len(normal) else float("nan")
+        )
     return out
 
 
@@ -78,11 +84,22 @@ def compare_detectors(
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table, best ROC-AUC first."""
-    cols = ["detector", "roc_auc", "average_precision", "precision_at_threshold", "recall_at_threshold", "fit_s", "score_s"]
+    cols = [
+        "detector",
+        "roc_auc",
+        "average_precision",
+        "precision_at_threshold",
+        "recall_at_threshold",
+        "fit_s",
+        "score_s",
+    ]
     cells = []
     for r in sorted(rows, key=lambda r: -np.nan_to_num(r.get("roc_auc", -1.0), nan=-1.0)):
         if "error" in r:
             cells.append([r["detector"], f"error: {r['error']}"])  # one cell spanning the metrics
             continue
-        cells.append([r["detector"]] + [f"{r[c]:.3f}" if c.endswith("_s") else f"{r[c]:.4f}" for c in cols[1:]])
+        cells.append(
+            [r["detector"]]
+            + [f"{r[c]:.3f}" if c.endswith("_s") else f"{r[c]:.4f}" for c in cols[1:]]
+        )
     return tables.format_table(cells, cols, markdown=True)

@@ -48,11 +48,15 @@ def build_pyod(cfg: Mapping[str, Any], n_samples: int | None = None) -> Any:
     """
     target = cfg.get("_target_")
     if not target:
-        raise ConfigError("detector config has no _target_; pick one with detector=iforest|knn|ecod|...")
+        raise ConfigError(
+            "detector config has no _target_; pick one with detector=iforest|knn|ecod|..."
+        )
     try:
         cls = get_class(str(target))
     except Exception:
-        raise ConfigError(f"detector._target_={target!r} is not importable; use a pyod.models class") from None
+        raise ConfigError(
+            f"detector._target_={target!r} is not importable; use a pyod.models class"
+        ) from None
     params = {k: v for k, v in cfg.items() if k not in OWN_KEYS}
     accepted = inspect.signature(cls.__init__).parameters
     unknown = [k for k in params if k not in accepted]
@@ -64,7 +68,13 @@ def build_pyod(cfg: Mapping[str, Any], n_samples: int | None = None) -> Any:
             limit = max(1, n_samples - 1)
             value = params.get(key, accepted[key].default if key in accepted else None)
             if isinstance(value, int) and value > limit:
-                log.warning("detector %s=%d lowered to %d (only %d training embeddings)", key, value, limit, n_samples)
+                log.warning(
+                    "detector %s=%d lowered to %d (only %d training embeddings)",
+                    key,
+                    value,
+                    limit,
+                    n_samples,
+                )
                 params[key] = limit
     return cls(**params)
 
@@ -72,14 +82,23 @@ def build_pyod(cfg: Mapping[str, Any], n_samples: int | None = None) -> Any:
 class AnomalyDetector:
     """StandardScaler -> optional PCA -> PyOD detector; higher scores are more anomalous."""
 
-    def __init__(self, detector_cfg: Mapping[str, Any], pca_components: int | float | None = None,
-                 seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        detector_cfg: Mapping[str, Any],
+        pca_components: int | float | None = None,
+        seed: int = 0,
+    ) -> None:
         self.cfg = dict(detector_cfg)
-        self.name = str(self.cfg.get("name") or str(self.cfg.get("_target_", "?")).rsplit(".", 1)[-1].lower())
+        self.name = str(
+            self.cfg.get("name") or str(self.cfg.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+        )
         if pca_components is not None and not (
-            (isinstance(pca_components, int) and pca_components >= 1) or 0 < float(pca_components) < 1
+            (isinstance(pca_components, int) and pca_components >= 1)
+            or 0 < float(pca_components) < 1
         ):
-            raise ConfigError(f"anomaly.pca_components={pca_components} must be null, an int >= 1 or a fraction in (0, 1)")
+            raise ConfigError(
+                f"anomaly.pca_components={pca_components} must be null, an int >= 1 or a fraction in (0, 1)"
+            )
         self.pca_components = pca_components
         self.seed = seed
         self.pipeline: Pipeline | None = None
@@ -92,7 +111,9 @@ class AnomalyDetector:
         """Fit on (N, D) embeddings of ordinary (training) pictures."""
         x = np.asarray(x, dtype=np.float32)
         if len(x) < 2:
-            raise ConfigError(f"cannot fit an anomaly detector on {len(x)} embeddings; add training pictures")
+            raise ConfigError(
+                f"cannot fit an anomaly detector on {len(x)} embeddings; add training pictures"
+            )
         steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
         if self.pca_components is not None:
             n = self.pca_components
@@ -126,10 +147,14 @@ class AnomalyDetector:
     def calibrate(self, val_scores: np.ndarray, false_alarm_rate: float) -> float:
         """Set the flag threshold so ``false_alarm_rate`` of validation pictures are flagged."""
         if not 0 < false_alarm_rate < 1:
-            raise ConfigError(f"anomaly.false_alarm_rate={false_alarm_rate} must be in (0, 1), e.g. 0.05")
+            raise ConfigError(
+                f"anomaly.false_alarm_rate={false_alarm_rate} must be in (0, 1), e.g. 0.05"
+            )
         val_scores = np.asarray(val_scores, dtype=np.float64)
         if len(val_scores) == 0:
-            raise ConfigError("no validation pictures to set the anomaly threshold on; raise data.val_fraction")
+            raise ConfigError(
+                "no validation pictures to set the anomaly threshold on; raise data.val_fraction"
+            )
         self.threshold = float(np.quantile(val_scores, 1.0 - false_alarm_rate, method="higher"))
         self.false_alarm_rate = float(false_alarm_rate)
         return self.threshold
@@ -148,11 +173,19 @@ class AnomalyDetector:
         import sklearn
 
         state = {
-            "format": DETECTOR_FORMAT, "version": DETECTOR_VERSION, "name": self.name, "config": self.cfg,
-            "pca_components": self.pca_components, "seed": self.seed, "pipeline": self.pipeline,
-            "threshold": self.threshold, "false_alarm_rate": self.false_alarm_rate, "fit_s": self.fit_s,
-            "meta": self.meta, "versions": {"pyod": pyod.__version__, "sklearn": sklearn.__version__},
-        }  # fmt: skip
+            "format": DETECTOR_FORMAT,
+            "version": DETECTOR_VERSION,
+            "name": self.name,
+            "config": self.cfg,
+            "pca_components": self.pca_components,
+            "seed": self.seed,
+            "pipeline": self.pipeline,
+            "threshold": self.threshold,
+            "false_alarm_rate": self.false_alarm_rate,
+            "fit_s": self.fit_s,
+            "meta": self.meta,
+            "versions": {"pyod": pyod.__version__, "sklearn": sklearn.__version__},
+        }
         return atomic_write(path, lambda tmp: joblib.dump(state, tmp))
 
     @classmethod
@@ -160,11 +193,15 @@ class AnomalyDetector:
         """Load a saved detector; failures are one-line :class:`CheckpointError`."""
         path = Path(path)
         if not path.is_file():
-            raise CheckpointError(f"anomaly detector {path} not found; train.py writes it beside best.pt")
+            raise CheckpointError(
+                f"anomaly detector {path} not found; train.py writes it beside best.pt"
+            )
         try:
             state = joblib.load(path)
         except Exception as e:  # joblib/pickle raise many types for damaged files
-            raise CheckpointError(f"anomaly detector {path} is corrupt ({type(e).__name__}); re-run training") from None
+            raise CheckpointError(
+                f"anomaly detector {path} is corrupt ({type(e).__name__}); re-run training"
+            ) from None
         if not isinstance(state, dict) or state.get("format") != DETECTOR_FORMAT:
             raise CheckpointError(f"{path} is not an astro-exp anomaly detector (made by train.py)")
         det = cls(state["config"], state["pca_components"], state["seed"])
@@ -174,14 +211,21 @@ class AnomalyDetector:
         return det
 
 
-def save_reference(path: str | Path, emb: np.ndarray, labels: list[str], ids: list[str], digest: str) -> Path:
+def save_reference(
+    path: str | Path, emb: np.ndarray, labels: list[str], ids: list[str], digest: str
+) -> Path:
     """Training embeddings with labels and ids: the pictures predictions are compared with."""
     path = Path(path)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez adds no .npz to the name
-            np.savez(fh, emb=np.asarray(emb, np.float32), labels=np.asarray(labels, dtype=np.str_),
-                     ids=np.asarray(ids, dtype=np.str_), digest=np.str_(digest))  # fmt: skip
+            np.savez(
+                fh,
+                emb=np.asarray(emb, np.float32),
+                labels=np.asarray(labels, dtype=np.str_),
+                ids=np.asarray(ids, dtype=np.str_),
+                digest=np.str_(digest),
+            )
 
     return atomic_write(path, write)
 
@@ -190,9 +234,18 @@ def load_reference(path: str | Path) -> dict[str, Any]:
     """``{"emb", "labels", "ids", "digest"}`` from :func:`save_reference`'s file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"reference embeddings {path} not found; train.py writes them beside best.pt")
+        raise CheckpointError(
+            f"reference embeddings {path} not found; train.py writes them beside best.pt"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {"emb": z["emb"], "labels": z["labels"].tolist(), "ids": z["ids"].tolist(), "digest": str(z["digest"])}
+            return {
+                "emb": z["emb"],
+                "labels": z["labels"].tolist(),
+                "ids": z["ids"].tolist(),
+                "digest": str(z["digest"]),
+            }
     except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"reference embeddings {path} are corrupt ({type(e).__name__}); re-run training") from None
+        raise CheckpointError(
+            f"reference embeddings {path} are corrupt ({type(e).__name__}); re-run training"
+        ) from None

@@ -83,9 +83,13 @@ class EmbeddingSpec:
     def __post_init__(self) -> None:
         bad = [p for p in self.pool if p not in POOLS]
         if bad or not self.pool:
-            raise ConfigError(f"anomaly.pool={list(self.pool)} must name some of {', '.join(POOLS)}")
+            raise ConfigError(
+                f"anomaly.pool={list(self.pool)} must name some of {', '.join(POOLS)}"
+            )
         if not self.pre_logits and not self.stages:
-            raise ConfigError("the anomaly embedding is empty: set anomaly.pre_logits=true or anomaly.stages=[-3,-2]")
+            raise ConfigError(
+                "the anomaly embedding is empty: set anomaly.pre_logits=true or anomaly.stages=[-3,-2]"
+            )
 
     @classmethod
     def from_meta(cls, meta: dict) -> EmbeddingSpec:
@@ -94,12 +98,23 @@ class EmbeddingSpec:
         pre-logits vector averaged per channel: that is what they were fitted on."""
         if "embedding" in meta:
             e = meta["embedding"]
-            return cls(bool(e["pre_logits"]), tuple(e["stages"]), tuple(e["pool"]), bool(e["normalize"]))
-        return cls(True, last_stages(int(meta.get("extra_stages", 0))), ("mean",), bool(meta.get("normalize", False)))
+            return cls(
+                bool(e["pre_logits"]), tuple(e["stages"]), tuple(e["pool"]), bool(e["normalize"])
+            )
+        return cls(
+            True,
+            last_stages(int(meta.get("extra_stages", 0))),
+            ("mean",),
+            bool(meta.get("normalize", False)),
+        )
 
     def to_meta(self) -> dict:
-        return {"pre_logits": self.pre_logits, "stages": list(self.stages), "pool": list(self.pool),
-                "normalize": self.normalize}  # fmt: skip
+        return {
+            "pre_logits": self.pre_logits,
+            "stages": list(self.stages),
+            "pool": list(self.pool),
+            "normalize": self.normalize,
+        }
 
     @classmethod
     def pre_logits_only(cls) -> EmbeddingSpec:
@@ -125,7 +140,9 @@ def _pool(h: torch.Tensor, how: str) -> torch.Tensor:
     return h.float().flatten(2).std(2) if h.ndim == 4 else h.float().std(1)
 
 
-def forward_embed(model: nn.Module, x: torch.Tensor, spec: EmbeddingSpec) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_embed(
+    model: nn.Module, x: torch.Tensor, spec: EmbeddingSpec
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(embeddings, logits) of a normalised batch from one trunk pass (see :class:`EmbeddingSpec`).
 
     timm defines ``model(x) == forward_head(forward_features(x))`` and
@@ -135,20 +152,28 @@ def forward_embed(model: nn.Module, x: torch.Tensor, spec: EmbeddingSpec) -> tup
     model = getattr(model, "_orig_mod", model)
     model = getattr(model, "module", model)  # DistributedDataParallel
     if not hasattr(model, "forward_head"):
-        raise ConfigError(f"{type(model).__name__} has no forward_head; anomaly detection needs a timm model")
+        raise ConfigError(
+            f"{type(model).__name__} has no forward_head; anomaly detection needs a timm model"
+        )
     extra: list[torch.Tensor] = []
     if spec.stages:
         if not hasattr(model, "forward_intermediates"):
-            raise ConfigError(f"{type(model).__name__} has no forward_intermediates; set anomaly.stages=[]")
+            raise ConfigError(
+                f"{type(model).__name__} has no forward_intermediates; set anomaly.stages=[]"
+            )
         try:
             feats, inter = model.forward_intermediates(x, indices=list(spec.stages))
         except (AssertionError, IndexError) as e:
-            raise ConfigError(f"anomaly.stages={list(spec.stages)} does not fit {type(model).__name__} ({e})") from None
+            raise ConfigError(
+                f"anomaly.stages={list(spec.stages)} does not fit {type(model).__name__} ({e})"
+            ) from None
         extra = [_pool(h, how) for h in inter for how in spec.pool]
     else:
         feats = model.forward_features(x)
     logits = model.forward_head(feats)
-    blocks = ([model.forward_head(feats, pre_logits=True).flatten(1)] if spec.pre_logits else []) + extra
+    blocks = (
+        [model.forward_head(feats, pre_logits=True).flatten(1)] if spec.pre_logits else []
+    ) + extra
     blocks = [b.float() for b in blocks]
     if spec.normalize:
         blocks = [torch.nn.functional.normalize(b, dim=1) for b in blocks]
@@ -187,19 +212,26 @@ def array_batches(images: np.ndarray, batch_size: int) -> Iterable[torch.Tensor]
         yield torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
 
 
-def embed_array(trainer, images: np.ndarray, spec: EmbeddingSpec,
-                batch_size: int | None = None) -> Embeddings:  # fmt: skip
+def embed_array(
+    trainer, images: np.ndarray, spec: EmbeddingSpec, batch_size: int | None = None
+) -> Embeddings:
     """Embeddings of extra pictures (anomaly sets) with the trainer's model and preprocess."""
     emb, logits = embed_batches(
-        trainer.model, trainer.preprocess, array_batches(images, batch_size or trainer.dm.batch_size),
-        trainer.device, spec, trainer.precision, trainer.channels_last,
-    )  # fmt: skip
+        trainer.model,
+        trainer.preprocess,
+        array_batches(images, batch_size or trainer.dm.batch_size),
+        trainer.device,
+        spec,
+        trainer.precision,
+        trainer.channels_last,
+    )
     n = len(images)
     return Embeddings(emb, logits, np.full(n, -1, np.int64), np.arange(n, dtype=np.int64))
 
 
-def embed_split(trainer, split: str, spec: EmbeddingSpec,
-                batch_size: int | None = None) -> Embeddings:  # fmt: skip
+def embed_split(
+    trainer, split: str, spec: EmbeddingSpec, batch_size: int | None = None
+) -> Embeddings:
     """Embeddings of one split of the trainer's DataModule, in item order.
 
     Reads the uint8 cache directly rather than ``dm.loader``: under torchrun the loaders
@@ -213,8 +245,15 @@ def embed_split(trainer, split: str, spec: EmbeddingSpec,
         for s in range(0, len(index), bs):
             yield torch.from_numpy(np.ascontiguousarray(dm.images[index[s : s + bs]]))
 
-    emb, logits = embed_batches(trainer.model, trainer.preprocess, gen(), trainer.device, spec,
-                                trainer.precision, trainer.channels_last)  # fmt: skip
+    emb, logits = embed_batches(
+        trainer.model,
+        trainer.preprocess,
+        gen(),
+        trainer.device,
+        spec,
+        trainer.precision,
+        trainer.channels_last,
+    )
     return Embeddings(emb, logits, np.asarray(dm.targets)[index], index.astype(np.int64))
 
 
@@ -231,7 +270,9 @@ class EmbeddingCache:
         self.digest = digest
 
     @classmethod
-    def for_model(cls, run_dir: str | Path, model: nn.Module, spec: EmbeddingSpec) -> EmbeddingCache:
+    def for_model(
+        cls, run_dir: str | Path, model: nn.Module, spec: EmbeddingSpec
+    ) -> EmbeddingCache:
         """The cache of these weights and this embedding definition (as anomaly_stage keys it)."""
         return cls(run_dir, embedding_key(model_digest(model), spec))
 
@@ -255,8 +296,15 @@ class EmbeddingCache:
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:  # a file object: np.savez adds no .npz to the name
-                np.savez(fh, emb=e.emb, logits=e.logits, targets=e.targets, index=e.index,
-                         digest=np.str_(self.digest), **extra)  # fmt: skip
+                np.savez(
+                    fh,
+                    emb=e.emb,
+                    logits=e.logits,
+                    targets=e.targets,
+                    index=e.index,
+                    digest=np.str_(self.digest),
+                    **extra,
+                )
 
         return atomic_write(path, write)
 

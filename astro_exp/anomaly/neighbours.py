@@ -1,4 +1,4 @@
-""""Compared with what it has seen": the k nearest training pictures in embedding space.
+""" "Compared with what it has seen": the k nearest training pictures in embedding space.
 
 Cosine distance (1 - cosine similarity) on the pre-logits embeddings: it ignores the
 overall feature magnitude, which follows brightness and contrast more than content.
@@ -24,7 +24,9 @@ class NeighbourIndex:
 
     def __init__(self, emb: np.ndarray, labels: Sequence[str], ids: Sequence[str]) -> None:
         if not (len(emb) == len(labels) == len(ids)):
-            raise ValueError(f"{len(emb)} embeddings, {len(labels)} labels and {len(ids)} ids must match")
+            raise ValueError(
+                f"{len(emb)} embeddings, {len(labels)} labels and {len(ids)} ids must match"
+            )
         self.ref = _unit(emb)
         self.labels = list(labels)
         self.ids = list(ids)
@@ -42,7 +44,11 @@ class NeighbourIndex:
             return dist, rows
         for s in range(0, len(q), chunk):
             d = 1.0 - q[s : s + chunk] @ self.ref.T  # (n, R)
-            part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.tile(np.arange(d.shape[1]), (len(d), 1))
+            part = (
+                np.argpartition(d, k - 1, axis=1)[:, :k]
+                if k < d.shape[1]
+                else np.tile(np.arange(d.shape[1]), (len(d), 1))
+            )
             pd = np.take_along_axis(d, part, axis=1)
             order = np.argsort(pd, axis=1, kind="stable")
             rows[s : s + chunk] = np.take_along_axis(part, order, axis=1)
@@ -53,6 +59,9 @@ class NeighbourIndex:
         """For each query row, ``[{"id", "label", "distance"}, ...]`` nearest first."""
         dist, rows = self.query(x, k)
         return [
-            [{"id": self.ids[j], "label": self.labels[j], "distance": round(float(d), 6)} for d, j in zip(dr, rr, strict=True)]
+            [
+                {"id": self.ids[j], "label": self.labels[j], "distance": round(float(d), 6)}
+                for d, j in zip(dr, rr, strict=True)
+            ]
             for dr, rr in zip(dist, rows, strict=True)
         ]

@@ -25,13 +25,31 @@ from astro_exp.errors import ConfigError
 # scikit-image photos that ship inside the package (no download) and show no sky.
 # (skimage's moon and hubble_deep_field are astronomical and deliberately left out.)
 SKIMAGE_PHOTOS = (
-    "astronaut", "camera", "chelsea", "coffee", "rocket", "horse", "coins", "page", "text",
-    "brick", "grass", "gravel", "immunohistochemistry", "cell", "logo", "colorwheel", "clock",
-    "checkerboard", "retina",
-)  # fmt: skip
+    "astronaut",
+    "camera",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "horse",
+    "coins",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "immunohistochemistry",
+    "cell",
+    "logo",
+    "colorwheel",
+    "clock",
+    "checkerboard",
+    "retina",
+)
 
 
-def split_holdout(imageset: ImageSet, holdout: Sequence[str] | None) -> tuple[ImageSet, ImageSet | None]:
+def split_holdout(
+    imageset: ImageSet, holdout: Sequence[str] | None
+) -> tuple[ImageSet, ImageSet | None]:
     """(the set without the ``holdout`` classes, the held-out pictures) — None if none.
 
     Multiclass: pictures of a held-out class leave; the rest keep their labels, re-indexed.
@@ -43,10 +61,14 @@ def split_holdout(imageset: ImageSet, holdout: Sequence[str] | None) -> tuple[Im
         return imageset, None
     unknown = [c for c in holdout if c not in imageset.classes]
     if unknown:
-        raise ConfigError(f"anomaly.holdout_classes has unknown classes {unknown}; this data has {imageset.classes}")
+        raise ConfigError(
+            f"anomaly.holdout_classes has unknown classes {unknown}; this data has {imageset.classes}"
+        )
     keep_classes = [c for c in imageset.classes if c not in holdout]
     if len(keep_classes) < 2:
-        raise ConfigError(f"anomaly.holdout_classes={holdout} leaves {keep_classes}; keep at least 2 classes to train on")
+        raise ConfigError(
+            f"anomaly.holdout_classes={holdout} leaves {keep_classes}; keep at least 2 classes to train on"
+        )
     hold_cols = [imageset.classes.index(c) for c in holdout]
     keep_cols = [imageset.classes.index(c) for c in keep_classes]
     t = imageset.targets
@@ -63,9 +85,17 @@ def split_holdout(imageset: ImageSet, holdout: Sequence[str] | None) -> tuple[Im
         keep_t = np.ascontiguousarray(t[~out_mask][:, keep_cols])
         hold_t = np.argmax(t[out_mask][:, hold_cols], axis=1).astype(np.int64)
     tag = hashlib.sha256(f"{imageset.fingerprint}|holdout={sorted(holdout)}".encode()).hexdigest()
-    kept = imageset.take(np.flatnonzero(~out_mask), fingerprint=tag, classes=keep_classes, targets=keep_t)
-    held = imageset.take(np.flatnonzero(out_mask), fingerprint=tag + "-out", name=f"{imageset.name}-holdout",
-                         classes=holdout, targets=hold_t, task="multiclass")  # fmt: skip
+    kept = imageset.take(
+        np.flatnonzero(~out_mask), fingerprint=tag, classes=keep_classes, targets=keep_t
+    )
+    held = imageset.take(
+        np.flatnonzero(out_mask),
+        fingerprint=tag + "-out",
+        name=f"{imageset.name}-holdout",
+        classes=holdout,
+        targets=hold_t,
+        task="multiclass",
+    )
     return kept, (held if len(held) else None)
 
 
@@ -77,16 +107,22 @@ def _gray_to_rgb(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[:, :, :3], dtype=np.uint8)
 
 
-def skimage_photo_set(photos: Sequence[str] = SKIMAGE_PHOTOS, views: int = 4, seed: int = 0) -> ImageSet:
+def skimage_photo_set(
+    photos: Sequence[str] = SKIMAGE_PHOTOS, views: int = 4, seed: int = 0
+) -> ImageSet:
     """Non-astronomical photos: each whole, plus ``views - 1`` random crops (30-80 % side)."""
     try:
         import skimage
         import skimage.data
     except ImportError:
-        raise ConfigError("anomaly evaluation on real data needs scikit-image: pip install scikit-image") from None
+        raise ConfigError(
+            "anomaly evaluation on real data needs scikit-image: pip install scikit-image"
+        ) from None
     bad = [p for p in photos if not callable(getattr(skimage.data, p, None))]
     if bad:
-        raise ConfigError(f"anomaly.photos has names skimage.data lacks: {bad}; pick from {list(SKIMAGE_PHOTOS)}")
+        raise ConfigError(
+            f"anomaly.photos has names skimage.data lacks: {bad}; pick from {list(SKIMAGE_PHOTOS)}"
+        )
     photos, views = list(photos), max(1, int(views))
     n = len(photos) * views
 
@@ -103,7 +139,11 @@ def skimage_photo_set(photos: Sequence[str] = SKIMAGE_PHOTOS, views: int = 4, se
 
     raw = f"skimage-{skimage.__version__}|{photos}|{views}|{seed}"
     return ImageSet(
-        name="skimage-photos", classes=["photo"], task="multiclass",
+        name="skimage-photos",
+        classes=["photo"],
+        task="multiclass",
         ids=[f"skimage:{photos[i // views]}#{i % views}" for i in range(n)],
-        targets=np.zeros(n, np.int64), fingerprint=hashlib.sha256(raw.encode()).hexdigest(), load=load,
-    )  # fmt: skip
+        targets=np.zeros(n, np.int64),
+        fingerprint=hashlib.sha256(raw.encode()).hexdigest(),
+        load=load,
+    )

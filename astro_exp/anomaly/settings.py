@@ -52,7 +52,9 @@ class AnomalySettings:
         a = _plain(node)
         unknown = sorted(set(a) - cls.keys() - set(OTHER_KEYS))
         if unknown:
-            raise ConfigError(f"anomaly has unknown settings {unknown}; the known ones are in conf/{CONF_FILE}")
+            raise ConfigError(
+                f"anomaly has unknown settings {unknown}; the known ones are in conf/{CONF_FILE}"
+            )
         missing = cls.keys() - set(a)
         if missing:
             a = {**yaml_defaults(), **a}
@@ -61,20 +63,30 @@ class AnomalySettings:
             stages = last_stages(int(a.get("extra_stages") or 0))
         try:
             embedding = EmbeddingSpec(
-                pre_logits=bool(a["pre_logits"]), stages=tuple(int(i) for i in stages),
-                pool=tuple(str(p) for p in a["pool"] or ()), normalize=bool(a["normalize"]),
-            )  # fmt: skip
+                pre_logits=bool(a["pre_logits"]),
+                stages=tuple(int(i) for i in stages),
+                pool=tuple(str(p) for p in a["pool"] or ()),
+                normalize=bool(a["normalize"]),
+            )
             return cls(
-                enabled=bool(a["enabled"]), false_alarm_rate=float(a["false_alarm_rate"]),
+                enabled=bool(a["enabled"]),
+                false_alarm_rate=float(a["false_alarm_rate"]),
                 holdout_classes=tuple(str(c) for c in a["holdout_classes"] or ()),
-                pca_components=a["pca_components"], n_neighbors=int(a["n_neighbors"]), embedding=embedding,
-                per_kind=int(a["per_kind"]), kinds=_names(a["kinds"]), photos=_names(a["photos"]),
-                views_per_photo=int(a["views_per_photo"]), compare_detectors=bool(a["compare_detectors"]),
-            )  # fmt: skip
+                pca_components=a["pca_components"],
+                n_neighbors=int(a["n_neighbors"]),
+                embedding=embedding,
+                per_kind=int(a["per_kind"]),
+                kinds=_names(a["kinds"]),
+                photos=_names(a["photos"]),
+                views_per_photo=int(a["views_per_photo"]),
+                compare_detectors=bool(a["compare_detectors"]),
+            )
         except (TypeError, ValueError) as e:
             if isinstance(e, ConfigError):
                 raise
-            raise ConfigError(f"an anomaly setting has the wrong type ({e}); compare with conf/{CONF_FILE}") from None
+            raise ConfigError(
+                f"an anomaly setting has the wrong type ({e}); compare with conf/{CONF_FILE}"
+            ) from None
 
 
 def yaml_defaults() -> dict[str, Any]:
@@ -82,7 +94,9 @@ def yaml_defaults() -> dict[str, Any]:
     try:
         data = OmegaConf.to_container(OmegaConf.create(read_conf(CONF_FILE)), resolve=True)
     except OSError as e:
-        raise ConfigError(f"cannot read the anomaly defaults conf/{CONF_FILE} ({e}); reinstall astro-exp") from None
+        raise ConfigError(
+            f"cannot read the anomaly defaults conf/{CONF_FILE} ({e}); reinstall astro-exp"
+        ) from None
     assert isinstance(data, dict)
     return {str(k): v for k, v in data.items()}
 

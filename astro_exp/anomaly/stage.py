@@ -63,8 +63,14 @@ def reference_labels(targets: np.ndarray, classes: list[str]) -> list[str]:
     return [";".join(classes[j] for j in np.flatnonzero(row)) for row in targets]
 
 
-def anomaly_imagesets(a: AnomalySettings, classes: list[str], *, source: object | None,
-                      holdout: ImageSet | None, seed: int) -> list[ImageSet]:  # fmt: skip
+def anomaly_imagesets(
+    a: AnomalySettings,
+    classes: list[str],
+    *,
+    source: object | None,
+    holdout: ImageSet | None,
+    seed: int,
+) -> list[ImageSet]:
     """The anomaly sets of this run: the source's own (a :class:`HasAnomalySet`, e.g. the
     renderer's kinds) or else skimage photos, plus the held-out classes' pictures.
 
@@ -88,8 +94,13 @@ def anomaly_imagesets(a: AnomalySettings, classes: list[str], *, source: object 
     return sets
 
 
-def cache_sets(sets: list[ImageSet], image_size: int, resize: str, cache_dir: str | Path,
-               progress: bool = False) -> tuple[np.ndarray, list[str], list[str]]:  # fmt: skip
+def cache_sets(
+    sets: list[ImageSet],
+    image_size: int,
+    resize: str,
+    cache_dir: str | Path,
+    progress: bool = False,
+) -> tuple[np.ndarray, list[str], list[str]]:
     """uint8 (N, 3, S, S) pictures of all sets through the tensor cache, their kinds and ids."""
     arrays, kinds, ids = [], [], []
     for s in sets:
@@ -104,8 +115,14 @@ def cache_sets(sets: list[ImageSet], image_size: int, resize: str, cache_dir: st
     return np.concatenate(arrays), kinds, ids
 
 
-def plot_scores(test: np.ndarray, anomalies: np.ndarray, kinds: list[str], threshold: float,
-                path: str | Path, title: str = "") -> Path:  # fmt: skip
+def plot_scores(
+    test: np.ndarray,
+    anomalies: np.ndarray,
+    kinds: list[str],
+    threshold: float,
+    path: str | Path,
+    title: str = "",
+) -> Path:
     """Histograms of ordinary (test) and anomaly scores by kind, with the flag threshold."""
     import matplotlib
 
@@ -114,13 +131,28 @@ def plot_scores(test: np.ndarray, anomalies: np.ndarray, kinds: list[str], thres
 
     path = Path(path)
     all_scores = np.r_[test, anomalies]
-    bins = np.linspace(float(all_scores.min()), float(all_scores.max()), 41) if len(all_scores) else 40
+    bins = (
+        np.linspace(float(all_scores.min()), float(all_scores.max()), 41) if len(all_scores) else 40
+    )
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    ax.hist(test, bins=bins, alpha=0.6, label=f"test (ordinary, {len(test)})", color="tab:blue", density=True)
+    ax.hist(
+        test,
+        bins=bins,
+        alpha=0.6,
+        label=f"test (ordinary, {len(test)})",
+        color="tab:blue",
+        density=True,
+    )
     kind_arr = np.asarray(kinds)
     for k in sorted(set(kinds)):
-        ax.hist(anomalies[kind_arr == k], bins=bins, histtype="step", lw=1.6, density=True,
-                label=f"{k} ({int((kind_arr == k).sum())})")  # fmt: skip
+        ax.hist(
+            anomalies[kind_arr == k],
+            bins=bins,
+            histtype="step",
+            lw=1.6,
+            density=True,
+            label=f"{k} ({int((kind_arr == k).sum())})",
+        )
     ax.axvline(threshold, color="black", ls="--", lw=1.2, label="flag threshold")
     ax.set_xlabel("anomaly score (higher = stranger)")
     ax.set_ylabel("density")
@@ -156,13 +188,17 @@ def anomaly_stage(
         return {}
     dcfg = _plain(detector)
     if not dcfg:
-        raise ConfigError("no detector config; add '- detector: lof' to conf/train.yaml defaults or pass +detector=lof")
+        raise ConfigError(
+            "no detector config; add '- detector: lof' to conf/train.yaml defaults or pass +detector=lof"
+        )
     dm, run_dir = trainer.dm, Path(trainer.run_dir)
     t0 = time.perf_counter()
     spec = a.embedding
     digest = model_digest(trainer.model)
     cache = EmbeddingCache(run_dir, embedding_key(digest, spec))
-    emb = {s: cache.get(s, lambda s=s: embed_split(trainer, s, spec)) for s in ("train", "val", "test")}
+    emb = {
+        s: cache.get(s, lambda s=s: embed_split(trainer, s, spec)) for s in ("train", "val", "test")
+    }
 
     sets = anomaly_imagesets(a, dm.classes, source=source, holdout=holdout, seed=seed)
     images, kinds, _ = cache_sets(sets, dm.image_size, dm.resize, dm.cache_dir, progress)
@@ -188,32 +224,71 @@ def anomaly_stage(
     for kind in sorted(set(names)):
         mask = np.asarray(names) == kind
         metrics[f"anomaly/roc_auc/{kind}"] = score_metrics(s_test, s_anom[mask], None)["roc_auc"]
-    metrics.update({
-        "anomaly/threshold": threshold, "anomaly/false_alarm_rate": a.false_alarm_rate,
-        "anomaly/fit_s": det.fit_s, "anomaly/score_s": score_s, "anomaly/embed_s": embed_s,
-        "anomaly/n_test": float(len(s_test)), "anomaly/n_anomalies": float(len(s_anom)),
-    })  # fmt: skip
+    metrics.update(
+        {
+            "anomaly/threshold": threshold,
+            "anomaly/false_alarm_rate": a.false_alarm_rate,
+            "anomaly/fit_s": det.fit_s,
+            "anomaly/score_s": score_s,
+            "anomaly/embed_s": embed_s,
+            "anomaly/n_test": float(len(s_test)),
+            "anomaly/n_anomalies": float(len(s_anom)),
+        }
+    )
 
     train_e = emb["train"]
-    det.meta = {"digest": digest, "embedding": spec.to_meta(), "n_neighbors": a.n_neighbors,
-                "classes": list(dm.classes), "image_size": dm.image_size, "metrics": metrics}  # fmt: skip
+    det.meta = {
+        "digest": digest,
+        "embedding": spec.to_meta(),
+        "n_neighbors": a.n_neighbors,
+        "classes": list(dm.classes),
+        "image_size": dm.image_size,
+        "metrics": metrics,
+    }
     det.save(trainer.ckpt_dir / DETECTOR_FILE)
-    save_reference(trainer.ckpt_dir / REFERENCE_FILE, train_e.emb, reference_labels(train_e.targets, dm.classes),
-                   [dm.imageset.ids[int(i)] for i in train_e.index], digest)  # fmt: skip
+    save_reference(
+        trainer.ckpt_dir / REFERENCE_FILE,
+        train_e.emb,
+        reference_labels(train_e.targets, dm.classes),
+        [dm.imageset.ids[int(i)] for i in train_e.index],
+        digest,
+    )
 
-    png = plot_scores(s_test, s_anom, names, threshold, run_dir / "anomaly_scores.png",
-                      title=f"{det.name}: ROC-AUC {metrics['anomaly/roc_auc']:.3f}")  # fmt: skip
+    png = plot_scores(
+        s_test,
+        s_anom,
+        names,
+        threshold,
+        run_dir / "anomaly_scores.png",
+        title=f"{det.name}: ROC-AUC {metrics['anomaly/roc_auc']:.3f}",
+    )
     logger.log_image("anomaly/score_histogram", png)
     if a.compare_detectors:
-        rows = compare_detectors(train_e.emb, emb["val"].emb, emb["test"].emb, anom.emb,
-                                 detector_configs(seed=seed), a.pca_components, a.false_alarm_rate, seed)  # fmt: skip
+        rows = compare_detectors(
+            train_e.emb,
+            emb["val"].emb,
+            emb["test"].emb,
+            anom.emb,
+            detector_configs(seed=seed),
+            a.pca_components,
+            a.false_alarm_rate,
+            seed,
+        )
         (run_dir / "anomaly_detectors.json").write_text(json.dumps(rows, indent=1))
         (run_dir / "anomaly_detectors.md").write_text(format_table(rows) + "\n")
         for r in rows:
             if "roc_auc" in r:
                 metrics[f"anomaly/compare/{r['detector']}/roc_auc"] = r["roc_auc"]
-    log.info("anomaly (%s): ROC-AUC %.4f  AP %.4f  precision %.3f / recall %.3f at threshold %.4g "
-             "(%d test, %d anomalies)", det.name, metrics["anomaly/roc_auc"], metrics["anomaly/average_precision"],
-             metrics["anomaly/precision_at_threshold"], metrics["anomaly/recall_at_threshold"], threshold,
-             len(s_test), len(s_anom))  # fmt: skip
+    log.info(
+        "anomaly (%s): ROC-AUC %.4f  AP %.4f  precision %.3f / recall %.3f at threshold %.4g "
+        "(%d test, %d anomalies)",
+        det.name,
+        metrics["anomaly/roc_auc"],
+        metrics["anomaly/average_precision"],
+        metrics["anomaly/precision_at_threshold"],
+        metrics["anomaly/recall_at_threshold"],
+        threshold,
+        len(s_test),
+        len(s_anom),
+    )
     return metrics

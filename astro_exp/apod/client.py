@@ -64,7 +64,9 @@ class ApodClient:
 
     def _from_rss(self, fresh: bool = False) -> dict[dt.date, str]:
         url = urljoin(self.base_url, "/apod.rss")
-        return {d: u for d, _, u in parse_rss(self.session.get(url, fresh=fresh).content, self.base_url)}
+        return {
+            d: u for d, _, u in parse_rss(self.session.get(url, fresh=fresh).content, self.base_url)
+        }
 
     def newest_from_feed(self) -> dt.date:
         """The newest day the RSS feed lists (revalidated on each call; the watcher's ``rss`` poll)."""

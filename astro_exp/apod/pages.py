@@ -270,11 +270,7 @@ def _parse_day(text: str, url: str, parser: str) -> ApodDay:
             if media.name == "video" and media.get("poster"):
                 thumb = urljoin(url, str(media["poster"]))
         else:  # Flash era <object>/<embed>: YouTube players are videos, the rest interactive
-            is_video = (
-                youtube_id(src)
-                or "vimeo" in src
-                or _VIDEO_EXT_RE.search(urlsplit(src).path)
-            )
+            is_video = youtube_id(src) or "vimeo" in src or _VIDEO_EXT_RE.search(urlsplit(src).path)
             media_type, image_url = ("video" if is_video else "other"), src
         if media_type == "video" and thumb is None:
             thumb = youtube_thumbnail(image_url)

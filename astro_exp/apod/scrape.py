@@ -44,11 +44,19 @@ LOCK_FILE = ".scrape.lock"
 CONF_FILE = "source/apod.yaml"  # in conf/, the package astro_exp.conf (a wheel has it too)
 # keys of conf/source/apod.yaml that are scrape settings -> ScrapeRequest fields
 _REQUEST_KEYS = {
-    "name": "source", "kind": "kind", "base_url": "base_url", "api_url": "api_url",
-    "api_key": "api_key", "start_date": "start_date", "end_date": "end_date",
-    "last_days": "last_days", "picture": "picture", "max_bytes": "max_bytes",
-    "max_pixels": "max_pixels", "chunk_days": "chunk_days",
-}  # fmt: skip
+    "name": "source",
+    "kind": "kind",
+    "base_url": "base_url",
+    "api_url": "api_url",
+    "api_key": "api_key",
+    "start_date": "start_date",
+    "end_date": "end_date",
+    "last_days": "last_days",
+    "picture": "picture",
+    "max_bytes": "max_bytes",
+    "max_pixels": "max_pixels",
+    "chunk_days": "chunk_days",
+}
 
 
 def parse_date(value: Any, name: str) -> dt.date | None:
@@ -81,18 +89,30 @@ def load_defaults(conf_file: str | Path | None = None) -> tuple[dict[str, Any], 
 
     try:
         # the package's conf/source/apod.yaml, unless a file is given (tests)
-        text = read_conf(CONF_FILE) if conf_file is None else Path(conf_file).read_text(encoding="utf-8")
+        text = (
+            read_conf(CONF_FILE)
+            if conf_file is None
+            else Path(conf_file).read_text(encoding="utf-8")
+        )
         raw = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
     except (OmegaConfBaseException, OSError) as e:
-        raise ConfigError(f"cannot read the scrape defaults ({e}); check {conf_file or 'conf/' + CONF_FILE}") from None
+        raise ConfigError(
+            f"cannot read the scrape defaults ({e}); check {conf_file or 'conf/' + CONF_FILE}"
+        ) from None
     missing = sorted(set(_REQUEST_KEYS) - set(raw if isinstance(raw, dict) else {}))
     if missing:
-        raise ConfigError(f"{conf_file or 'conf/' + CONF_FILE} lacks the scrape settings {missing}; put them back")
+        raise ConfigError(
+            f"{conf_file or 'conf/' + CONF_FILE} lacks the scrape settings {missing}; put them back"
+        )
     assert isinstance(raw, dict)  # not missing keys, so a mapping
     request = {field_name: raw[key] for key, field_name in _REQUEST_KEYS.items()}
     for key in ("start_date", "end_date"):
         request[key] = parse_date(request[key], f"source.{key}")
-    http = {k: v for k, v in dict(raw.get("http") or {}).items() if not (isinstance(v, str) and "${" in v)}
+    http = {
+        k: v
+        for k, v in dict(raw.get("http") or {}).items()
+        if not (isinstance(v, str) and "${" in v)
+    }
     return request, http
 
 
@@ -132,9 +152,13 @@ class ScrapeRequest:
                 "source.end_date=2024-12-31"
             )
         if self.last_days is not None and (self.start_date or self.end_date):
-            raise ConfigError("give either source.last_days or source.start_date/end_date, not both")
+            raise ConfigError(
+                "give either source.last_days or source.start_date/end_date, not both"
+            )
         if self.start_date and self.end_date and self.start_date > self.end_date:
-            raise ConfigError(f"source.start_date {self.start_date} is after source.end_date {self.end_date}; swap them")
+            raise ConfigError(
+                f"source.start_date {self.start_date} is after source.end_date {self.end_date}; swap them"
+            )
 
     def describe(self) -> str:
         if self.last_days is not None:
@@ -169,14 +193,25 @@ class ScrapeSummary:
         failed = f"{self.n_failed} failed"
         if self.failed:
             failed += " (" + ", ".join(f"{k} {v}" for k, v in sorted(self.failed.items())) + ")"
-        parts = [f"{self.new} new", f"{self.skipped} skipped (done before)", _plural(self.videos, "video"),
-                 f"{self.no_image} without picture", failed]  # fmt: skip
+        parts = [
+            f"{self.new} new",
+            f"{self.skipped} skipped (done before)",
+            _plural(self.videos, "video"),
+            f"{self.no_image} without picture",
+            failed,
+        ]
         if self.not_started:
             parts.append(f"{self.not_started} not started")
-        tail = (f"{_human_bytes(self.bytes_downloaded)} in {_plural(self.requests, 'request')} "
-                f"({self.cache_hits} from cache), {self.seconds:.1f} s")  # fmt: skip
+        tail = (
+            f"{_human_bytes(self.bytes_downloaded)} in {_plural(self.requests, 'request')} "
+            f"({self.cache_hits} from cache), {self.seconds:.1f} s"
+        )
         hint = "; run again to retry the failed days" if self.failed or self.not_started else ""
-        return f"{self.source} {self.span}: {_plural(self.days, 'day')}: " + ", ".join(parts) + f"; {tail}{hint}"
+        return (
+            f"{self.source} {self.span}: {_plural(self.days, 'day')}: "
+            + ", ".join(parts)
+            + f"; {tail}{hint}"
+        )
 
 
 def _plural(n: int, word: str) -> str:
@@ -196,11 +231,22 @@ def build_session(http: Mapping[str, Any] | None, data_dir: str | Path) -> Polit
     opts.setdefault("cache_dir", Path(data_dir) / "http_cache")
     if opts.get("cache_dir") in ("", False):
         opts["cache_dir"] = None
-    allowed = {"user_agent", "rate_limit_per_host", "max_concurrency", "timeout", "retries", "backoff_factor",
-               "cache_dir", "respect_robots", "max_retry_after"}  # fmt: skip
+    allowed = {
+        "user_agent",
+        "rate_limit_per_host",
+        "max_concurrency",
+        "timeout",
+        "retries",
+        "backoff_factor",
+        "cache_dir",
+        "respect_robots",
+        "max_retry_after",
+    }
     unknown = set(opts) - allowed
     if unknown:
-        raise ConfigError(f"unknown source.http settings {sorted(unknown)}; known: {sorted(allowed)}")
+        raise ConfigError(
+            f"unknown source.http settings {sorted(unknown)}; known: {sorted(allowed)}"
+        )
     return PoliteSession(**opts)
 
 
@@ -220,7 +266,9 @@ def scrape_lock(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise DataError(f"another scrape is writing to {data_dir}; wait for it to finish") from None
+            raise DataError(
+                f"another scrape is writing to {data_dir}; wait for it to finish"
+            ) from None
         try:
             yield
         finally:
@@ -230,8 +278,14 @@ def scrape_lock(data_dir: Path) -> Iterator[None]:
 class _Scraper:
     """One run: resolves the days, fetches what is missing, writes rows as days finish."""
 
-    def __init__(self, req: ScrapeRequest, catalog: Catalog, store: ImageStore, session: PoliteSession,
-                 labeller: Labeller | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        req: ScrapeRequest,
+        catalog: Catalog,
+        store: ImageStore,
+        session: PoliteSession,
+        labeller: Labeller | None,
+    ) -> None:
         self.req = req
         self.catalog = catalog
         self.store = store
@@ -240,13 +294,31 @@ class _Scraper:
         self.stop = threading.Event()
 
     # -- worker side (threads): network and files, no catalog --------------------------------
-    def _record(self, d: dt.date, status: str, day: ApodDay | None = None, error: str | None = None,
-                page_url: str | None = None, **extra: Any) -> PictureRecord:  # fmt: skip
-        rec = PictureRecord(source=self.req.source, date=d.isoformat(), status=status, error=error,
-                            fetched_at=now_iso(), page_url=page_url, **extra)  # fmt: skip
+    def _record(
+        self,
+        d: dt.date,
+        status: str,
+        day: ApodDay | None = None,
+        error: str | None = None,
+        page_url: str | None = None,
+        **extra: Any,
+    ) -> PictureRecord:
+        rec = PictureRecord(
+            source=self.req.source,
+            date=d.isoformat(),
+            status=status,
+            error=error,
+            fetched_at=now_iso(),
+            page_url=page_url,
+            **extra,
+        )
         if day is not None:
             rec.page_url = day.page_url
-            rec.image_url, rec.hd_url, rec.thumbnail_url = day.image_url, day.hd_url, day.thumbnail_url
+            rec.image_url, rec.hd_url, rec.thumbnail_url = (
+                day.image_url,
+                day.hd_url,
+                day.thumbnail_url,
+            )
             rec.title, rec.explanation = day.title, day.explanation
             rec.credit, rec.copyright, rec.media_type = day.credit, day.copyright, day.media_type
         return rec
@@ -255,10 +327,14 @@ class _Scraper:
         d = day.date
         if day.media_type == "video":
             return self._record(d, "video", day)
-        urls = [day.hd_url, day.image_url] if self.req.picture == "hd" else [day.image_url, day.hd_url]
+        urls = (
+            [day.hd_url, day.image_url] if self.req.picture == "hd" else [day.image_url, day.hd_url]
+        )
         url = next((u for u in urls if u), None)
         if day.media_type != "image" or url is None:
-            return self._record(d, "no_image", day, error=f"media type {day.media_type}, no picture to store")
+            return self._record(
+                d, "no_image", day, error=f"media type {day.media_type}, no picture to store"
+            )
         try:
             dl = self.session.download(url, self.store.tmp_dir, max_bytes=self.req.max_bytes)
             stored = self.store.commit(dl.path, dl.sha256)
@@ -271,8 +347,16 @@ class _Scraper:
             return self._record(d, "http_error", day, error=str(e))
         except BadImage as e:
             return self._record(d, "bad_image", day, error=f"{url}: {e}")
-        return self._record(d, OK, day, sha256=stored.sha256, path=stored.path, width=stored.width,
-                            height=stored.height, bytes=stored.bytes)  # fmt: skip
+        return self._record(
+            d,
+            OK,
+            day,
+            sha256=stored.sha256,
+            path=stored.path,
+            width=stored.width,
+            height=stored.height,
+            bytes=stored.bytes,
+        )
 
     def _html_day(self, client: ApodClient, d: dt.date, url: str) -> PictureRecord | None:
         if self.stop.is_set():
@@ -298,27 +382,42 @@ class _Scraper:
         done = set()
         for d in dates:
             status, path = known.get(d.isoformat(), (None, None))
-            if status in DONE_STATUSES and (status != OK or (path and self.store.abspath(path).is_file())):
+            if status in DONE_STATUSES and (
+                status != OK or (path and self.store.abspath(path).is_file())
+            ):
                 done.add(d)
         return done
 
-    def _tasks(self, summary: ScrapeSummary) -> list[tuple[dt.date, Callable[[], PictureRecord | None]]]:
+    def _tasks(
+        self, summary: ScrapeSummary
+    ) -> list[tuple[dt.date, Callable[[], PictureRecord | None]]]:
         req = self.req
         if req.kind == "html":
             client = ApodClient(self.session, req.base_url)
             listed = client.list_dates(req.start_date, req.end_date, req.last_days)
             done = self._done([d for d, _ in listed])
             summary.days, summary.skipped = len(listed), len(done)
-            return [(d, lambda d=d, u=u: self._html_day(client, d, u)) for d, u in listed if d not in done]
-        api = ApodApiClient(self.session, req.api_url, api_key=req.api_key, pages_base_url=req.base_url)
+            return [
+                (d, lambda d=d, u=u: self._html_day(client, d, u))
+                for d, u in listed
+                if d not in done
+            ]
+        api = ApodApiClient(
+            self.session, req.api_url, api_key=req.api_key, pages_base_url=req.base_url
+        )
         if req.last_days is not None:
             days = api.last_days(req.last_days)
         else:
-            days = api.fetch_range(req.start_date or FIRST_DAY, req.end_date or dt.date.today(),
-                                   chunk_days=req.chunk_days)  # fmt: skip
+            days = api.fetch_range(
+                req.start_date or FIRST_DAY,
+                req.end_date or dt.date.today(),
+                chunk_days=req.chunk_days,
+            )
         done = self._done([day.date for day in days])
         summary.days, summary.skipped = len(days), len(done)
-        return [(day.date, lambda day=day: self._api_day(day)) for day in days if day.date not in done]
+        return [
+            (day.date, lambda day=day: self._api_day(day)) for day in days if day.date not in done
+        ]
 
     def _write(self, rec: PictureRecord, summary: ScrapeSummary) -> None:
         if self.labeller is not None and rec.title:
@@ -338,8 +437,12 @@ class _Scraper:
         t0 = time.perf_counter()
         summary = ScrapeSummary(self.req.source, self.req.describe())
         tasks = self._tasks(summary)
-        bar = progress_bar(total=len(tasks), enabled=progress, unit="day", desc=f"scraping {self.req.source}")
-        pool = ThreadPoolExecutor(max_workers=self.session.max_concurrency, thread_name_prefix="scrape")
+        bar = progress_bar(
+            total=len(tasks), enabled=progress, unit="day", desc=f"scraping {self.req.source}"
+        )
+        pool = ThreadPoolExecutor(
+            max_workers=self.session.max_concurrency, thread_name_prefix="scrape"
+        )
         pending: set[Future] = set()
         try:
             it = iter(tasks)
@@ -368,7 +471,10 @@ class _Scraper:
         summary.cache_hits = int(self.session.stats.get("cache_hits", 0))
         summary.seconds = time.perf_counter() - t0
         if self.stop.is_set():
-            log.warning("the host asked us to stop (rate limit); %d days left for the next run", summary.not_started)
+            log.warning(
+                "the host asked us to stop (rate limit); %d days left for the next run",
+                summary.not_started,
+            )
         return summary
 
 
@@ -398,6 +504,12 @@ def scrape(
 
 
 __all__ = [
-    "HTTP_DEFAULTS", "REQUEST_DEFAULTS", "ScrapeRequest", "ScrapeSummary", "build_session",
-    "load_defaults", "parse_date", "scrape",
-]  # fmt: skip
+    "HTTP_DEFAULTS",
+    "REQUEST_DEFAULTS",
+    "ScrapeRequest",
+    "ScrapeSummary",
+    "build_session",
+    "load_defaults",
+    "parse_date",
+    "scrape",
+]

@@ -19,13 +19,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "classify pictures (or the catalog) with a trained checkpoint"),
     "serve": ("serve", "the web app: gallery, pictures, classify, anomalies, runs, labels"),
     "watch": ("watch", "watch APOD for new days: fetch, classify, score, alert"),
-    "dataset": ("dataset", "catalog stats, relabelling, label reports; export/import/merge/publish/pull bundles"),
-    "evaluate": ("evaluate", "score a checkpoint against a labelled folder (accuracy, F1, ECE, plots)"),
+    "dataset": (
+        "dataset",
+        "catalog stats, relabelling, label reports; export/import/merge/publish/pull bundles",
+    ),
+    "evaluate": (
+        "evaluate",
+        "score a checkpoint against a labelled folder (accuracy, F1, ECE, plots)",
+    ),
     "crossval": ("crossval", "k-fold cross-validation of a recipe against a person's labels"),
-    "compare-detectors": ("compare_detectors", "every anomaly detector on one run's cached embeddings (ROC-AUC, AP, ...)"),
+    "compare-detectors": (
+        "compare_detectors",
+        "every anomaly detector on one run's cached embeddings (ROC-AUC, AP, ...)",
+    ),
     "compare": ("compare", "rank the runs of run/multirun folders (table, CSV, bar chart)"),
     "bench": ("bench", "throughput figures of the pipeline (and of predict) as JSON"),
-    "contact-sheet": ("contact_sheet", "a contact sheet of the synthetic sky renderer, one row per class"),
+    "contact-sheet": (
+        "contact_sheet",
+        "a contact sheet of the synthetic sky renderer, one row per class",
+    ),
 }
 ALIASES = {"compare_detectors": "compare-detectors", "contact_sheet": "contact-sheet"}
 
@@ -34,8 +46,11 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: astro-exp <command> [key=value ...] [--help]", "", "commands:"]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "Each command is a Hydra app: `astro-exp <command> --help` lists its settings,",
-              "`--cfg job` prints the composed config."]  # fmt: skip
+    lines += [
+        "",
+        "Each command is a Hydra app: `astro-exp <command> --help` lists its settings,",
+        "`--cfg job` prints the composed config.",
+    ]
     return "\n".join(lines)
 
 

@@ -68,7 +68,9 @@ def user_error(exc: BaseException) -> AstroExpError | None:
     return None
 
 
-def hydra_message(exc: BaseException, name: str, shorthand: dict[str, str] | None = None) -> str | None:
+def hydra_message(
+    exc: BaseException, name: str, shorthand: dict[str, str] | None = None
+) -> str | None:
     """One actionable line for Hydra's composition and override errors; None for others.
 
     ``shorthand`` maps a key prefix that ``prepare`` added back to what the user typed
@@ -94,19 +96,27 @@ def hydra_message(exc: BaseException, name: str, shorthand: dict[str, str] | Non
         group, _, option = missing.group(1).rpartition("/")
         choices = ", ".join(options.group(2).split())
         return f"{name}: no option {option!r} in config group {group!r}; use one of {choices}"
-    must = re.search(r"You must specify '([^']+)', e\.g, \S+\nAvailable options:\n((?:\t[^\n]+\n?)+)", text)
+    must = re.search(
+        r"You must specify '([^']+)', e\.g, \S+\nAvailable options:\n((?:\t[^\n]+\n?)+)", text
+    )
     if must:
         return f"{name}: pick a {must.group(1)}: one of {', '.join(must.group(2).split())}"
     if isinstance(exc, OverrideParseException):
         reason = text.splitlines()[0] if text else "not an override"
-        return (f"{name}: cannot read {getattr(exc, 'override', '')!r} ({reason}); overrides are key=value, "
-                "see https://hydra.cc/docs/advanced/override_grammar/basic/")  # fmt: skip
-    detail = f"; {exc.__cause__}" if exc.__cause__ is not None and str(exc.__cause__) not in text else ""
+        return (
+            f"{name}: cannot read {getattr(exc, 'override', '')!r} ({reason}); overrides are key=value, "
+            "see https://hydra.cc/docs/advanced/override_grammar/basic/"
+        )
+    detail = (
+        f"; {exc.__cause__}" if exc.__cause__ is not None and str(exc.__cause__) not in text else ""
+    )
     return f"{name}: {one_line(text + detail)}"
 
 
 def _multirun(args: Sequence[str]) -> bool:
-    return any(a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN" for a in args)
+    return any(
+        a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN" for a in args
+    )
 
 
 def _in_multirun_job() -> bool:
@@ -125,8 +135,13 @@ def _clear_hydra() -> None:
     GlobalHydra.instance().clear()
 
 
-def command(config_name: str, *, name: str | Callable[[list[str]], str] | None = None,
-            prepare: Prepare | None = None, shorthand: dict[str, str] | None = None) -> Callable[[Task], Callable[..., Any]]:  # fmt: skip
+def command(
+    config_name: str,
+    *,
+    name: str | Callable[[list[str]], str] | None = None,
+    prepare: Prepare | None = None,
+    shorthand: dict[str, str] | None = None,
+) -> Callable[[Task], Callable[..., Any]]:
     """Make ``task(cfg)`` a console entry point ``main(argv=None)`` composed from
     ``conf/<config_name>.yaml`` (``pkg://astro_exp.conf``) with the one error policy.
 
@@ -161,7 +176,9 @@ def command(config_name: str, *, name: str | Callable[[list[str]], str] | None =
 
         import hydra
 
-        hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(job)
+        hydra_main = hydra.main(
+            version_base="1.3", config_path=CONFIG_PATH, config_name=config_name
+        )(job)
 
         def main(argv: Iterable[str] | None = None) -> Any:
             args = list(sys.argv[1:] if argv is None else argv)
@@ -214,8 +231,23 @@ def command(config_name: str, *, name: str | Callable[[list[str]], str] | None =
 
 # --------------------------------------------------------------------- command-line rewriting
 # Hydra's flags that take a value (``--cfg job``): that value is no positional word
-_HYDRA_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-i", "--info", "-cp", "--config-path", "-cn",
-                      "--config-name", "-cd", "--config-dir", "-sc", "--shell-completion", "--experimental-rerun"}  # fmt: skip
+_HYDRA_VALUE_FLAGS = {
+    "-c",
+    "--cfg",
+    "-p",
+    "--package",
+    "-i",
+    "--info",
+    "-cp",
+    "--config-path",
+    "-cn",
+    "--config-name",
+    "-cd",
+    "--config-dir",
+    "-sc",
+    "--shell-completion",
+    "--experimental-rerun",
+}
 _SPECIAL = re.compile(r"[\s,\[\]{}()='\"\\$]")
 
 
@@ -226,8 +258,12 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def legacy_flags(options: dict[str, str], switches: dict[str, str] | None = None,
-                 positional: str | None = None, positional_list: bool = False) -> Prepare:  # fmt: skip
+def legacy_flags(
+    options: dict[str, str],
+    switches: dict[str, str] | None = None,
+    positional: str | None = None,
+    positional_list: bool = False,
+) -> Prepare:
     """A ``prepare`` that keeps a command's older spellings working on top of Hydra.
 
     ``options`` maps ``--flag`` (taking a value) to its config key, ``switches`` maps a bare
@@ -252,9 +288,15 @@ def legacy_flags(options: dict[str, str], switches: dict[str, str] | None = None
                     i += 1
                     value = args[i]
                 else:
-                    raise AstroExpError(f"{flag} needs a value: {flag} VALUE (or {options[flag]}=VALUE)")
+                    raise AstroExpError(
+                        f"{flag} needs a value: {flag} VALUE (or {options[flag]}=VALUE)"
+                    )
                 out.append(f"{options[flag]}={quote(value)}")
-            elif positional and not a.startswith(("-", "+", "~")) and ("=" not in a or os.path.exists(a)):
+            elif (
+                positional
+                and not a.startswith(("-", "+", "~"))
+                and ("=" not in a or os.path.exists(a))
+            ):
                 words.append(a)
             else:
                 out.append(a)

@@ -21,7 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from astro_exp.cli.command import command, legacy_flags
 from astro_exp.errors import ConfigError, DataError
 
-_LEGACY = legacy_flags({"--metric": "metric", "--mode": "mode", "--out": "out"}, positional="dirs", positional_list=True)
+_LEGACY = legacy_flags(
+    {"--metric": "metric", "--mode": "mode", "--out": "out"},
+    positional="dirs",
+    positional_list=True,
+)
 
 
 @command("compare", prepare=_LEGACY)
@@ -40,9 +44,15 @@ def main(cfg: DictConfig) -> int:
         write_csv,
     )
 
-    dirs = [Path(d) for d in OmegaConf.to_container(cfg.dirs)] if not isinstance(cfg.dirs, str) else [Path(cfg.dirs)]
+    dirs = (
+        [Path(d) for d in OmegaConf.to_container(cfg.dirs)]
+        if not isinstance(cfg.dirs, str)
+        else [Path(cfg.dirs)]
+    )
     if not dirs:
-        raise ConfigError("no folders; pass a run or multirun folder: compare.py outputs/multirun/<date>/<time>")
+        raise ConfigError(
+            "no folders; pass a run or multirun folder: compare.py outputs/multirun/<date>/<time>"
+        )
     if cfg.mode not in ("max", "min", "auto"):
         raise ConfigError(f"mode={cfg.mode} must be max, min or auto")
     for d in dirs:
@@ -55,8 +65,10 @@ def main(cfg: DictConfig) -> int:
         except ValueError as e:
             print(f"warning: skipping {e}", file=sys.stderr)
     if not runs:
-        raise DataError(f"no run with a readable metrics.json under {', '.join(map(str, dirs))}; "
-                        "point compare.py at outputs/runs/... or outputs/multirun/...")  # fmt: skip
+        raise DataError(
+            f"no run with a readable metrics.json under {', '.join(map(str, dirs))}; "
+            "point compare.py at outputs/runs/... or outputs/multirun/..."
+        )
     metric = cfg.metric or default_metric(runs)
     if cfg.metric and all(r.get(metric) is None for r in runs):
         known = sorted({k for r in runs for k in r.metrics if r.get(k) is not None})

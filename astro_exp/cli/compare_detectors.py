@@ -21,8 +21,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from astro_exp.cli.command import command, legacy_flags
 from astro_exp.errors import ConfigError, DataError
 
-_LEGACY = legacy_flags({"--detectors": "detectors", "--pca": "pca", "--false-alarm-rate": "false_alarm_rate",
-                        "--seed": "seed", "--out": "out"}, positional="run_dir")  # fmt: skip
+_LEGACY = legacy_flags(
+    {
+        "--detectors": "detectors",
+        "--pca": "pca",
+        "--false-alarm-rate": "false_alarm_rate",
+        "--seed": "seed",
+        "--out": "out",
+    },
+    positional="run_dir",
+)
 
 
 def _load(path: Path) -> np.ndarray:
@@ -47,7 +55,9 @@ def main(cfg: DictConfig) -> int:
     needed = [emb_dir / f"{s}.npz" for s in ("train", "val", "test")]
     anomalies = sorted(emb_dir.glob("anomalies-*.npz"), key=lambda p: p.stat().st_mtime)
     if not all(p.is_file() for p in needed) or not anomalies:
-        raise DataError(f"{emb_dir} lacks cached embeddings; run train.py (with the anomaly stage) first")
+        raise DataError(
+            f"{emb_dir} lacks cached embeddings; run train.py (with the anomaly stage) first"
+        )
     train, val, test = (_load(p) for p in needed)
     seed = cfg.seed
     if seed is None:
@@ -64,8 +74,10 @@ def main(cfg: DictConfig) -> int:
     far = float(cfg.false_alarm_rate)
     anomalous = _load(anomalies[-1])
     rows = compare_detectors(train, val, test, anomalous, configs, pca, far, int(seed))
-    print(f"{len(train)} train, {len(val)} val, {len(test)} test embeddings; {len(anomalous)} anomalies; "
-          f"dim {train.shape[1]}, pca {pca}, false-alarm rate {far}\n")  # fmt: skip
+    print(
+        f"{len(train)} train, {len(val)} val, {len(test)} test embeddings; {len(anomalous)} anomalies; "
+        f"dim {train.shape[1]}, pca {pca}, false-alarm rate {far}\n"
+    )
     print(format_table(rows))
     if cfg.out:
         Path(cfg.out).write_text(json.dumps(rows, indent=1) + "\n")

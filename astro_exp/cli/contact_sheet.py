@@ -22,7 +22,13 @@ from omegaconf import DictConfig
 from astro_exp.cli.command import command, legacy_flags
 
 _LEGACY = legacy_flags(
-    {"--size": "size", "--per-class": "per_class", "--out": "out", "--seed": "seed", "--zoom": "zoom"},
+    {
+        "--size": "size",
+        "--per-class": "per_class",
+        "--out": "out",
+        "--seed": "seed",
+        "--zoom": "zoom",
+    },
     switches={"--anomalies": "anomalies=true", "--multilabel": "multilabel=true"},
 )
 
@@ -44,15 +50,23 @@ def build_rows(settings: Any) -> list[tuple[str, list[np.ndarray]]]:
     from astro_exp.sources import sky_render
 
     rows: list[tuple[str, list[np.ndarray]]] = []
-    kinds = list(sky_render.CLASSES) + (list(sky_render.ANOMALY_KINDS) if settings.anomalies else [])
+    kinds = list(sky_render.CLASSES) + (
+        list(sky_render.ANOMALY_KINDS) if settings.anomalies else []
+    )
     for r, kind in enumerate(kinds):
-        pics = [sky_render.render(kind, np.random.default_rng([settings.seed, r, i]), settings.size)
-                for i in range(settings.per_class)]  # fmt: skip
+        pics = [
+            sky_render.render(kind, np.random.default_rng([settings.seed, r, i]), settings.size)
+            for i in range(settings.per_class)
+        ]
         rows.append((kind, pics))
     if settings.multilabel:
         for r, combo in enumerate(MULTILABEL_ROWS, start=100):
-            pics = [sky_render.render_multilabel(combo, np.random.default_rng([settings.seed, r, i]), settings.size)
-                    for i in range(settings.per_class)]  # fmt: skip
+            pics = [
+                sky_render.render_multilabel(
+                    combo, np.random.default_rng([settings.seed, r, i]), settings.size
+                )
+                for i in range(settings.per_class)
+            ]
             rows.append(("+".join(combo), pics))
     return rows
 
@@ -71,8 +85,12 @@ def compose(rows: list[tuple[str, list[np.ndarray]]], size: int, zoom: int, labe
     font = ImageFont.load_default()
     for r, (label, pics) in enumerate(rows):
         top = pad + r * (cell + pad)
-        draw.text((6, top + cell // 2 - 6), label.replace("+", "+\n") if len(label) > 22 else label,
-                  fill=(230, 230, 230), font=font)  # fmt: skip
+        draw.text(
+            (6, top + cell // 2 - 6),
+            label.replace("+", "+\n") if len(label) > 22 else label,
+            fill=(230, 230, 230),
+            font=font,
+        )
         for c, pic in enumerate(pics):
             tile = Image.fromarray(pic)
             if zoom != 1:

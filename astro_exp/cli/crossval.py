@@ -20,13 +20,25 @@ def format_result(result: dict) -> str:
 
     p = result["pooled"]
     classes = result["classes"]
-    rows = [(f["fold"], f["n"], f"{f['acc']:.3f}", f"{f['f1_macro']:.3f}", f"{f['ece_uncalibrated']:.3f}",
-             f"{f['ece']:.3f}", f"{f['temperature']:.2f}", "-" if f["train_s"] != f["train_s"] else f"{f['train_s']:.0f}")
-            for f in result["per_fold"]]  # fmt: skip
+    rows = [
+        (
+            f["fold"],
+            f["n"],
+            f"{f['acc']:.3f}",
+            f"{f['f1_macro']:.3f}",
+            f"{f['ece_uncalibrated']:.3f}",
+            f"{f['ece']:.3f}",
+            f"{f['temperature']:.2f}",
+            "-" if f["train_s"] != f["train_s"] else f"{f['train_s']:.0f}",
+        )
+        for f in result["per_fold"]
+    ]
     head = ("fold", "pictures", "acc", "macro-F1", "ECE raw", "ECE cal", "T", "train s")
     lines = [format_table(rows, head, rule="columns", align="auto"), ""]
-    lines.append(f"pooled over {int(p['n'])} held-out pictures: acc {p['acc']:.3f}  top-2 {p['top2_acc']:.3f}  "
-                 f"macro-F1 {p['f1_macro']:.3f}  ECE {p['ece']:.3f}")  # fmt: skip
+    lines.append(
+        f"pooled over {int(p['n'])} held-out pictures: acc {p['acc']:.3f}  top-2 {p['top2_acc']:.3f}  "
+        f"macro-F1 {p['f1_macro']:.3f}  ECE {p['ece']:.3f}"
+    )
     lines.append("per class F1: " + "  ".join(f"{c} {p[f'f1/{c}']:.3f}" for c in classes))
     return "\n".join(lines)
 
@@ -38,9 +50,21 @@ def main(cfg: DictConfig) -> int:
     labels = Path(str(cfg.label_file)).expanduser()
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
     only = None if cfg.only is None else [int(k) for k in OmegaConf.to_container(cfg.only)]
-    overrides = [str(o) for o in OmegaConf.to_container(cfg.train)]
-    result = cross_validate(overrides, labels, root, Path(str(cfg.out)), folds=int(cfg.folds), only=only,
-                            batch_size=int(cfg.batch_size))  # fmt: skip
+    train = cfg.train
+    overrides = (
+        str(train).split()
+        if isinstance(train, str)
+        else [str(o) for o in OmegaConf.to_container(train)]
+    )
+    result = cross_validate(
+        overrides,
+        labels,
+        root,
+        Path(str(cfg.out)),
+        folds=int(cfg.folds),
+        only=only,
+        batch_size=int(cfg.batch_size),
+    )
     print(format_result(result))
     print(f"\nwritten: {Path(str(cfg.out)) / 'crossval.json'}")
     return 0

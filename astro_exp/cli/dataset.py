@@ -43,10 +43,26 @@ from astro_exp.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from astro_exp.sharing import BundleFilter
 
-COMMANDS = ("stats", "relabel", "label-report", "check-labels", "label-sheet", "export", "import", "merge", "publish", "pull")
+COMMANDS = (
+    "stats",
+    "relabel",
+    "label-report",
+    "check-labels",
+    "label-sheet",
+    "export",
+    "import",
+    "merge",
+    "publish",
+    "pull",
+)
 SHARE_NODES = ("bundle", "merge", "wandb")  # conf/share/default.yaml, under share.
-_LEGACY = legacy_flags({f"--{k}": k for k in ("source", "labels", "archive", "show", "seed", "thumbs", "n", "cols", "out")}
-                       | {"--data-dir": "data_dir"})  # fmt: skip
+_LEGACY = legacy_flags(
+    {
+        f"--{k}": k
+        for k in ("source", "labels", "archive", "show", "seed", "thumbs", "n", "cols", "out")
+    }
+    | {"--data-dir": "data_dir"}
+)
 
 
 def prepare(args: list[str]) -> list[str]:
@@ -76,9 +92,16 @@ def _list(value: Any) -> list[str]:
     if value is None or value == "":
         return []
     if isinstance(value, ListConfig | list | tuple):
-        return [str(v) for v in (OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)]
+        return [
+            str(v)
+            for v in (OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)
+        ]
     text = str(value)
-    return [v.strip().strip("'\"") for v in text.strip().removeprefix("[").removesuffix("]").split(",") if v.strip()]
+    return [
+        v.strip().strip("'\"")
+        for v in text.strip().removeprefix("[").removesuffix("]").split(",")
+        if v.strip()
+    ]
 
 
 def _required(cfg: DictConfig, key: str) -> Any:
@@ -101,7 +124,9 @@ def cmd_stats(cfg: DictConfig) -> int:
 
     path = catalog_path(cfg.data_dir)
     if not path.is_file():
-        raise DataError(f"no catalog at {path}; run python scripts/scrape.py first or pass data_dir=...")
+        raise DataError(
+            f"no catalog at {path}; run python scripts/scrape.py first or pass data_dir=..."
+        )
     with Catalog(path) as cat:
         tables = cat.stats(_list(cfg.dataset.source) or None)
     total = sum(n for _, n in tables["source"])
@@ -120,13 +145,21 @@ def cmd_relabel(cfg: DictConfig) -> int:
     labeller = Labeller(load_label_config(cfg.dataset.labels))
     path = catalog_path(cfg.data_dir)
     if not path.is_file():
-        raise DataError(f"no catalog at {path}; run python scripts/scrape.py first or pass data_dir=...")
+        raise DataError(
+            f"no catalog at {path}; run python scripts/scrape.py first or pass data_dir=..."
+        )
     with Catalog(path) as cat:
         rows = [r for r in cat.rows(_list(cfg.dataset.source) or None) if r.get("title")]
-        updates = {r["id"]: labeller.label(r["title"], r.get("explanation")).to_json() for r in rows}
-        changed = sum(1 for r in rows if (r.get("labels") or {}).get("primary") != updates[r["id"]]["primary"])
+        updates = {
+            r["id"]: labeller.label(r["title"], r.get("explanation")).to_json() for r in rows
+        }
+        changed = sum(
+            1 for r in rows if (r.get("labels") or {}).get("primary") != updates[r["id"]]["primary"]
+        )
         cat.set_labels(updates)
-    print(f"relabelled {len(updates)} rows with {labeller.version}; {changed} changed their primary label")
+    print(
+        f"relabelled {len(updates)} rows with {labeller.version}; {changed} changed their primary label"
+    )
     return 0
 
 
@@ -161,19 +194,40 @@ def cmd_label_report(cfg: DictConfig) -> int:
     primary_all = Counter(r.primary for _, r in results)
     primary_img = Counter(r.primary for _, r in images)
     in_all = Counter(lab for _, r in images for lab in r.all)
-    rows = [(c, primary_all[c], primary_img[c], f"{100 * primary_img[c] / max(len(images), 1):.1f}%", in_all[c])
-            for c in classes]  # fmt: skip
-    print(report_table("primary label", ("label", "all days", "picture days", "share", "in 'all' (multilabel)"), rows))
+    rows = [
+        (
+            c,
+            primary_all[c],
+            primary_img[c],
+            f"{100 * primary_img[c] / max(len(images), 1):.1f}%",
+            in_all[c],
+        )
+        for c in classes
+    ]
+    print(
+        report_table(
+            "primary label",
+            ("label", "all days", "picture days", "share", "in 'all' (multilabel)"),
+            rows,
+        )
+    )
     multi = sum(1 for _, r in images if len(r.all) > 1)
     print(f"\npicture days with more than one label: {multi} of {len(images)}")
     by_decade = Counter((d.date.year // 5 * 5, r.primary) for d, r in images)
     spans = sorted({y for y, _ in by_decade})
     print()
-    print(report_table("primary label by 5 years (picture days)", ("from", *classes),
-                       [(y, *[by_decade[(y, c)] for c in classes]) for y in spans]))  # fmt: skip
+    print(
+        report_table(
+            "primary label by 5 years (picture days)",
+            ("from", *classes),
+            [(y, *[by_decade[(y, c)] for c in classes]) for y in spans],
+        )
+    )
     if cfg.dataset.show:
         print()
-        for d, r in random.Random(cfg.dataset.seed).sample(results, min(int(cfg.dataset.show), len(results))):
+        for d, r in random.Random(cfg.dataset.seed).sample(
+            results, min(int(cfg.dataset.show), len(results))
+        ):
             print(f"{r.primary:12s} {d.date} {d.title[:70]}")
     return 0
 
@@ -193,22 +247,54 @@ def cmd_check_labels(cfg: DictConfig) -> int:
     gold = Path(str(_required(cfg, "gold"))).expanduser()
     rows = read_label_file(gold)
     folder = Path(str(cfg.dataset.thumbs)).expanduser() if cfg.dataset.thumbs else gold.parent
-    fields = yaml.safe_load(read_conf("source/apod_thumbs.yaml"))  # the texts as source=apod_thumbs reads them
-    source = ApodThumbsSource(str(folder), metadata=fields["metadata"], path_field=fields["path_field"],
-                              title_fields=fields["title_fields"], explanation_fields=fields["explanation_fields"],
-                              title_from_filename=fields["title_from_filename"])  # fmt: skip
+    fields = yaml.safe_load(
+        read_conf("source/apod_thumbs.yaml")
+    )  # the texts as source=apod_thumbs reads them
+    source = ApodThumbsSource(
+        str(folder),
+        metadata=fields["metadata"],
+        path_field=fields["path_field"],
+        title_fields=fields["title_fields"],
+        explanation_fields=fields["explanation_fields"],
+        title_from_filename=fields["title_from_filename"],
+    )
     labeller = Labeller(load_label_config(cfg.dataset.labels))
     chk = check_labeller(labeller, source.records(), rows)
-    print(f"{chk.n} pictures, labelled by {labeller.version}: agreement {chk.agreement:.3f} "
-          f"({chk.agreement_clear:.3f} on the ones marked clear); {chk.unmatched} labelled pictures have no text\n")  # fmt: skip
-    table = [(c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", int(v["support"]), int(v["predicted"]))
-             for c, v in chk.per_class.items()]  # fmt: skip
-    print(report_table("weak label vs careful label", ("class", "precision", "recall", "F1", "careful", "weak"), table))
+    print(
+        f"{chk.n} pictures, labelled by {labeller.version}: agreement {chk.agreement:.3f} "
+        f"({chk.agreement_clear:.3f} on the ones marked clear); {chk.unmatched} labelled pictures have no text\n"
+    )
+    table = [
+        (
+            c,
+            f"{v['precision']:.3f}",
+            f"{v['recall']:.3f}",
+            f"{v['f1']:.3f}",
+            int(v["support"]),
+            int(v["predicted"]),
+        )
+        for c, v in chk.per_class.items()
+    ]
+    print(
+        report_table(
+            "weak label vs careful label",
+            ("class", "precision", "recall", "F1", "careful", "weak"),
+            table,
+        )
+    )
     print()
     head = ("careful \\ weak", *chk.classes)
-    print(report_table("confusion (rows: careful label)", head, [(c, *r) for c, r in zip(chk.classes, chk.confusion, strict=True)]))
+    print(
+        report_table(
+            "confusion (rows: careful label)",
+            head,
+            [(c, *r) for c, r in zip(chk.classes, chk.confusion, strict=True)],
+        )
+    )
     if int(cfg.dataset.show):
-        print(f"\n{min(int(cfg.dataset.show), len(chk.wrong))} of the {len(chk.wrong)} texts it gets wrong:")
+        print(
+            f"\n{min(int(cfg.dataset.show), len(chk.wrong))} of the {len(chk.wrong)} texts it gets wrong:"
+        )
         for w in chk.wrong[: int(cfg.dataset.show)]:
             print(f"  careful {w['gold']:<7} weak {w['weak']:<7} {w['title'][:60]!r} {w['scores']}")
     if cfg.dataset.out:
@@ -224,8 +310,12 @@ def cmd_label_sheet(cfg: DictConfig) -> int:
     from astro_exp.sources.apod_catalog import ApodThumbsSource
 
     labeller = Labeller(load_label_config(cfg.dataset.labels))
-    src = ApodThumbsSource(_required(cfg, "thumbs"), title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
-                           explanation_fields=["candidates.0.explanation"], labels=labeller)  # fmt: skip
+    src = ApodThumbsSource(
+        _required(cfg, "thumbs"),
+        title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
+        explanation_fields=["candidates.0.explanation"],
+        labels=labeller,
+    )
     recs, seen = [], set()
     for r in src.records():  # one frame per animation, as training sees them
         key = re.sub(r"-\d+$", "", Path(r["file"]).stem)
@@ -240,8 +330,9 @@ def cmd_label_sheet(cfg: DictConfig) -> int:
     lines = []
     for i, rec in enumerate(picked):
         res = labeller.label(rec["title"], rec["explanation"])
-        thumb = decode_picture(src.root / rec["file"], max_pixels=None, max_bytes=None,
-                               exif_transpose=False).resize((tw - 4, th - 4))  # fmt: skip
+        thumb = decode_picture(
+            src.root / rec["file"], max_pixels=None, max_bytes=None, exif_transpose=False
+        ).resize((tw - 4, th - 4))
         x, y = (i % cols) * tw, (i // cols) * (th + cap)
         sheet.paste(thumb, (x + 2, y + 2))
         draw.text((x + 3, y + th), f"{i}: {'+'.join(res.all)}", fill="black")
@@ -250,7 +341,9 @@ def cmd_label_sheet(cfg: DictConfig) -> int:
     out = Path(cfg.dataset.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
-    out.with_suffix(".tsv").write_text("index\tprimary\tall\tfile\ttitle\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    out.with_suffix(".tsv").write_text(
+        "index\tprimary\tall\tfile\ttitle\n" + "\n".join(lines) + "\n", encoding="utf-8"
+    )
     print(f"wrote {out} and {out.with_suffix('.tsv')} ({len(picked)} pictures, {labeller.version})")
     return 0
 
@@ -284,7 +377,9 @@ def cmd_export(cfg: DictConfig) -> int:
     from astro_exp.sharing import export_bundle
 
     out = Path(str(_required(cfg, "out")))
-    result = export_bundle(Path(cfg.data_dir), out, _bundle_filter(cfg), creator=_text(cfg.dataset.creator))
+    result = export_bundle(
+        Path(cfg.data_dir), out, _bundle_filter(cfg), creator=_text(cfg.dataset.creator)
+    )
     print(result.line())
     return 0
 
@@ -304,7 +399,13 @@ def cmd_merge(cfg: DictConfig) -> int:
     bundles = _list(_required(cfg, "bundles"))
     settings = _settings(cfg)
     target = Path(cfg.dataset.out) if cfg.dataset.out else Path(cfg.data_dir)
-    report = merge_bundles(bundles, target, merge_rules(settings), bundle_limits(settings), report=_text(cfg.dataset.report))
+    report = merge_bundles(
+        bundles,
+        target,
+        merge_rules(settings),
+        bundle_limits(settings),
+        report=_text(cfg.dataset.report),
+    )
     print(report.text())
     print(f"\nreport: {report.paths['json']} and {report.paths['text']}")
     return 0
@@ -319,18 +420,31 @@ def cmd_publish(cfg: DictConfig) -> int:
     data_dir = Path(cfg.data_dir)
     if cfg.dataset.bundle:
         bundle = Path(cfg.dataset.bundle)
-        with open_bundle(bundle, bundle_limits(settings)) as vb:  # never publish a bundle that would be refused
+        with open_bundle(
+            bundle, bundle_limits(settings)
+        ) as vb:  # never publish a bundle that would be refused
             manifest = vb.manifest
     else:
         bundle = Path(cfg.dataset.out or data_dir / "bundles" / f"{name}.tar.gz")
-        result = export_bundle(data_dir, bundle, _bundle_filter(cfg), creator=_text(cfg.dataset.creator))
+        result = export_bundle(
+            data_dir, bundle, _bundle_filter(cfg), creator=_text(cfg.dataset.creator)
+        )
         print(result.line())
         manifest = result.manifest
-    meta = {k: manifest.get(k) for k in ("format_version", "created_at", "creator", "filter", "labels")}
+    meta = {
+        k: manifest.get(k) for k in ("format_version", "created_at", "creator", "filter", "labels")
+    }
     meta.update(pictures=len(manifest["pictures"]), files=len(manifest["files"]))
     offline = str(cfg.dataset.offline).lower() in ("1", "true", "yes")
-    done = publish(bundle, name, settings.get("wandb") or {}, metadata=meta, aliases=_list(cfg.dataset.aliases),
-                   run_dir=data_dir, offline=offline)  # fmt: skip
+    done = publish(
+        bundle,
+        name,
+        settings.get("wandb") or {},
+        metadata=meta,
+        aliases=_list(cfg.dataset.aliases),
+        run_dir=data_dir,
+        offline=offline,
+    )
     print(done.line())
     return 0
 
@@ -341,16 +455,27 @@ def cmd_pull(cfg: DictConfig) -> int:
 
     settings = _settings(cfg)
     wb = settings.get("wandb") or {}
-    ref = parse_ref(str(_required(cfg, "artifact")), str(wb.get("project") or "astro-exp"), wb.get("entity"))
+    ref = parse_ref(
+        str(_required(cfg, "artifact")), str(wb.get("project") or "astro-exp"), wb.get("entity")
+    )
     data_dir = Path(cfg.data_dir)
     for bundle in pull(ref, data_dir / "bundles" / "pulled", wb):
         print(import_bundle(bundle, data_dir, bundle_limits(settings)).line())
     return 0
 
 
-RUN = {"stats": cmd_stats, "relabel": cmd_relabel, "label-report": cmd_label_report,
-       "check-labels": cmd_check_labels, "label-sheet": cmd_label_sheet,
-       "export": cmd_export, "import": cmd_import, "merge": cmd_merge, "publish": cmd_publish, "pull": cmd_pull}  # fmt: skip
+RUN = {
+    "stats": cmd_stats,
+    "relabel": cmd_relabel,
+    "label-report": cmd_label_report,
+    "check-labels": cmd_check_labels,
+    "label-sheet": cmd_label_sheet,
+    "export": cmd_export,
+    "import": cmd_import,
+    "merge": cmd_merge,
+    "publish": cmd_publish,
+    "pull": cmd_pull,
+}
 
 
 @command("dataset", name=_command_name, prepare=prepare, shorthand={"dataset.": "", "share.": ""})
@@ -358,7 +483,9 @@ def run(cfg: DictConfig) -> int:
     """Run the chosen command; 0 on success; a bad setting or bundle: one line, exit status 2."""
     cmd = cfg.dataset.cmd
     if cmd is None:
-        raise ConfigError(f"pick a command: {', '.join(COMMANDS)} (python scripts/dataset.py --help)")
+        raise ConfigError(
+            f"pick a command: {', '.join(COMMANDS)} (python scripts/dataset.py --help)"
+        )
     return int(RUN[str(cmd)](cfg))
 
 

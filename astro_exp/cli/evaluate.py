@@ -29,12 +29,27 @@ def format_report(card) -> str:
     ]
     if card.within_classes and len(card.confusion_rows) > len(card.classes):
         w = card.within_classes
-        lines.append(f"over the {int(w['n'])} pictures whose label the model knows: acc {w['acc']:.3f}  macro-F1 {w['f1_macro']:.3f}")
+        lines.append(
+            f"over the {int(w['n'])} pictures whose label the model knows: acc {w['acc']:.3f}  macro-F1 {w['f1_macro']:.3f}"
+        )
     if card.multilabel:
         lines.append(f"multi-label (against `all`): mAP {card.multilabel['map']:.3f}")
-    rows = [(c, f"{m[f'precision/{c}']:.3f}", f"{m[f'recall/{c}']:.3f}", f"{m[f'f1/{c}']:.3f}", int(m[f"support/{c}"]))
-            for c in card.classes]  # fmt: skip
-    lines += ["", format_table(rows, ("class", "precision", "recall", "F1", "pictures"), rule="columns", align="auto")]
+    rows = [
+        (
+            c,
+            f"{m[f'precision/{c}']:.3f}",
+            f"{m[f'recall/{c}']:.3f}",
+            f"{m[f'f1/{c}']:.3f}",
+            int(m[f"support/{c}"]),
+        )
+        for c in card.classes
+    ]
+    lines += [
+        "",
+        format_table(
+            rows, ("class", "precision", "recall", "F1", "pictures"), rule="columns", align="auto"
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -56,8 +71,14 @@ def main(cfg: DictConfig) -> int:
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     clf = Classifier.from_checkpoint(ckpt, device=str(cfg.device), anomaly=False)
-    card = score_labelled(clf, rows, root, batch_size=int(cfg.batch_size), progress=bool(cfg.progress))
-    out = Path(str(cfg.out)).expanduser() if cfg.out else ckpt.parent.parent / "evaluate" / labels.stem
+    card = score_labelled(
+        clf, rows, root, batch_size=int(cfg.batch_size), progress=bool(cfg.progress)
+    )
+    out = (
+        Path(str(cfg.out)).expanduser()
+        if cfg.out
+        else ckpt.parent.parent / "evaluate" / labels.stem
+    )
     out.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(ckpt), "labels": str(labels), "root": str(root), **card.to_json()}
     atomic_write(out / "metrics.json", json.dumps(report, indent=2))

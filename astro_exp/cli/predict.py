@@ -25,7 +25,10 @@ def _inputs(value) -> list[str]:
     if value is None:
         return []
     if isinstance(value, ListConfig | list | tuple):
-        return [str(v) for v in (OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)]
+        return [
+            str(v)
+            for v in (OmegaConf.to_container(value) if isinstance(value, ListConfig) else value)
+        ]
     return [str(value)]
 
 
@@ -43,12 +46,16 @@ def format_table(preds) -> str:
             rows.append((p.input, "-", "-", "-", "-", f"error: {p.error}"))
             continue
         near = p.neighbours[0] if p.neighbours else None
-        rows.append((
-            p.input, ";".join(p.labels) if len(p.labels) > 1 else str(p.label), f"{p.confidence:.3f}",
-            "-" if p.anomaly_score is None else f"{p.anomaly_score:.4g}",
-            "-" if p.is_anomaly is None else ("ANOMALY" if p.is_anomaly else "ok"),
-            f"{near['label']} {near['id']} (d={near['distance']:.3f})" if near else "",
-        ))  # fmt: skip
+        rows.append(
+            (
+                p.input,
+                ";".join(p.labels) if len(p.labels) > 1 else str(p.label),
+                f"{p.confidence:.3f}",
+                "-" if p.anomaly_score is None else f"{p.anomaly_score:.4g}",
+                "-" if p.is_anomaly is None else ("ANOMALY" if p.is_anomaly else "ok"),
+                f"{near['label']} {near['id']} (d={near['distance']:.3f})" if near else "",
+            )
+        )
     rows = [(_cell(r[0], 48), *r[1:]) for r in rows]
     header = ("input", "label", "conf", "anomaly", "flag", "nearest / error")
     return text_table(rows, header, rule="line", max_rule=120)
@@ -57,7 +64,9 @@ def format_table(preds) -> str:
 def _prepare(args: list[str]) -> list[str]:
     """``anomaly=false`` -> ``score_anomalies=false``: Hydra takes ``anomaly=`` for the config
     group conf/anomaly, so the key has another name."""
-    return [f"score_anomalies={a.partition('=')[2]}" if a.startswith("anomaly=") else a for a in args]
+    return [
+        f"score_anomalies={a.partition('=')[2]}" if a.startswith("anomaly=") else a for a in args
+    ]
 
 
 @command("predict", prepare=_prepare)
@@ -67,15 +76,24 @@ def main(cfg: DictConfig) -> None:
     from astro_exp.predict.classifier import Classifier
 
     if OmegaConf.is_missing(cfg, "ckpt_path"):
-        raise ConfigError("no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt")
+        raise ConfigError(
+            "no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt"
+        )
     if cfg.catalog:
         classify_catalog(cfg)
         return
     inputs = _inputs(cfg.inputs)
     if not inputs:
-        raise ConfigError("no inputs; pass inputs=[picture.jpg,folder/,https://...] (or catalog=true)")
-    clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device, anomaly=bool(cfg.score_anomalies),
-                                     n_neighbors=cfg.n_neighbors, max_bytes=int(cfg.max_bytes))  # fmt: skip
+        raise ConfigError(
+            "no inputs; pass inputs=[picture.jpg,folder/,https://...] (or catalog=true)"
+        )
+    clf = Classifier.from_checkpoint(
+        cfg.ckpt_path,
+        device=cfg.device,
+        anomaly=bool(cfg.score_anomalies),
+        n_neighbors=cfg.n_neighbors,
+        max_bytes=int(cfg.max_bytes),
+    )
     out = None
     if cfg.output:
         path = Path(cfg.output)
@@ -83,7 +101,12 @@ def main(cfg: DictConfig) -> None:
         out = path.open("w", encoding="utf-8")
     preds = []
     try:
-        for p in clf.predict_iter(inputs, top_k=int(cfg.top_k), batch_size=int(cfg.batch_size), progress=bool(cfg.progress)):
+        for p in clf.predict_iter(
+            inputs,
+            top_k=int(cfg.top_k),
+            batch_size=int(cfg.batch_size),
+            progress=bool(cfg.progress),
+        ):
             preds.append(p)
             if out is not None:
                 out.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
@@ -111,18 +134,33 @@ def classify_catalog(cfg: DictConfig) -> None:
 
     path = catalog_path(cfg.paths.data_dir)
     if not path.is_file():
-        raise DataError(f"no catalog at {path}; run python scripts/scrape.py first or set paths.data_dir")
-    clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device, anomaly=bool(cfg.score_anomalies),
-                                     n_neighbors=cfg.n_neighbors, max_bytes=int(cfg.max_bytes))  # fmt: skip
+        raise DataError(
+            f"no catalog at {path}; run python scripts/scrape.py first or set paths.data_dir"
+        )
+    clf = Classifier.from_checkpoint(
+        cfg.ckpt_path,
+        device=cfg.device,
+        anomaly=bool(cfg.score_anomalies),
+        n_neighbors=cfg.n_neighbors,
+        max_bytes=int(cfg.max_bytes),
+    )
     run_id = cfg.run_id or run_id_for(cfg.ckpt_path, cfg.paths.log_dir)
     with Catalog(path) as cat:
-        preds = predict_catalog(clf, cat, run_id, cfg.paths.data_dir, batch_size=int(cfg.batch_size),
-                                progress=bool(cfg.progress))  # fmt: skip
+        preds = predict_catalog(
+            clf,
+            cat,
+            run_id,
+            cfg.paths.data_dir,
+            batch_size=int(cfg.batch_size),
+            progress=bool(cfg.progress),
+        )
         total = len(cat.predictions(run_id))
     labels = Counter(p.label for p in preds.values())
     flagged = sum(bool(p.is_anomaly) for p in preds.values())
-    print(f"run {run_id}: classified {len(preds)} new pictures ({', '.join(f'{k} {v}' for k, v in labels.most_common())}"
-          f"{f'; {flagged} flagged as anomalies' if clf.detector is not None else ''}); {total} in the catalog for this run")  # fmt: skip
+    print(
+        f"run {run_id}: classified {len(preds)} new pictures ({', '.join(f'{k} {v}' for k, v in labels.most_common())}"
+        f"{f'; {flagged} flagged as anomalies' if clf.detector is not None else ''}); {total} in the catalog for this run"
+    )
 
 
 if __name__ == "__main__":

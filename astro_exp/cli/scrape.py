@@ -31,11 +31,15 @@ def main(cfg: DictConfig) -> None:
 
     from astro_exp.sources.base import CanScrape
 
-    logging.basicConfig(level=str(cfg.log_level).upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=str(cfg.log_level).upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     source_cfg = OmegaConf.to_container(cfg.source, resolve=True)
     assert isinstance(source_cfg, dict)
     if not issubclass(get_class(str(source_cfg.get("_target_", ""))), CanScrape):
-        raise ConfigError(f"source={cfg.source.name} cannot be scraped; use source=apod or source=apod_api")
+        raise ConfigError(
+            f"source={cfg.source.name} cannot be scraped; use source=apod or source=apod_api"
+        )
     source = instantiate(source_cfg, _convert_="all")
     try:
         summary = source.scrape(progress=bool(cfg.progress))

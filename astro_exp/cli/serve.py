@@ -19,13 +19,21 @@ from omegaconf import DictConfig, OmegaConf
 from astro_exp.cli.command import command
 
 log = logging.getLogger("astro_exp.serve")
-SERVER_KEYS = ("host", "port", "server", "paths", "classify_catalog")  # the rest of serve.yaml is WebSettings
+SERVER_KEYS = (
+    "host",
+    "port",
+    "server",
+    "paths",
+    "classify_catalog",
+)  # the rest of serve.yaml is WebSettings
 
 
 @command("serve")
 def main(cfg: DictConfig) -> None:
     """Build the app from the settings and serve it until Ctrl+C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from astro_exp.web import create_app  # after Hydra parsed the command line: --help stays fast
 
     settings = OmegaConf.to_container(cfg, resolve=True)
@@ -39,7 +47,9 @@ def main(cfg: DictConfig) -> None:
         log.warning("listening on %s: anyone who can reach this address can use the app", host)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     if cfg.server.debug:
-        log.warning("server.debug=true: Flask's development server with the debugger; never expose it")
+        log.warning(
+            "server.debug=true: Flask's development server with the debugger; never expose it"
+        )
         app.run(host=host, port=port, debug=True, use_reloader=False)
         return
     from waitress import serve
@@ -47,7 +57,10 @@ def main(cfg: DictConfig) -> None:
     # "Task queue depth is N" on every gallery load (48 thumbnails at once) is no news
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
-    print(f"astro-exp web app on {url} (waitress, {int(cfg.server.threads)} threads); Ctrl+C stops it", flush=True)
+    print(
+        f"astro-exp web app on {url} (waitress, {int(cfg.server.threads)} threads); Ctrl+C stops it",
+        flush=True,
+    )
     serve(app, host=host, port=port, threads=int(cfg.server.threads), ident="astro-exp")
 
 
@@ -71,8 +84,11 @@ def _catalog_run(cfg: DictConfig) -> str | None:
             log.info("classified %d catalog pictures as run %s", len(done), run_id)
         if cat.predictions(run_id):
             return run_id
-    log.info("the catalog has no predictions of %s yet: the gallery shows the newest run's; "
-             "add classify_catalog=true (or run scripts/predict.py ckpt_path=... catalog=true)", run_id)  # fmt: skip
+    log.info(
+        "the catalog has no predictions of %s yet: the gallery shows the newest run's; "
+        "add classify_catalog=true (or run scripts/predict.py ckpt_path=... catalog=true)",
+        run_id,
+    )
     return None
 
 

@@ -1,9 +1,9 @@
 """``astro-exp train`` (``python train.py``): train, evaluate and log one experiment.
 
-    astro-exp train model=resnet augment=heavy
-    astro-exp train -m model=resnet,efficientnet_lite0 augment=light,heavy     # a sweep
-    astro-exp train --cfg job          # the composed config
-    astro-exp train debug=fast         # a smoke test in seconds
+astro-exp train model=resnet augment=heavy
+astro-exp train -m model=resnet,efficientnet_lite0 augment=light,heavy     # a sweep
+astro-exp train --cfg job          # the composed config
+astro-exp train debug=fast         # a smoke test in seconds
 """
 
 from __future__ import annotations

@@ -40,7 +40,9 @@ def main(cfg: DictConfig) -> None:
     from astro_exp.watch.watcher import Watcher, WatchSettings
 
     if OmegaConf.is_missing(cfg, "ckpt_path"):
-        raise ConfigError("no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt")
+        raise ConfigError(
+            "no checkpoint; pass ckpt_path=outputs/runs/<date>/<time>_<name>/checkpoints/best.pt"
+        )
     logging.basicConfig(
         level=str(cfg.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -51,9 +53,7 @@ def main(cfg: DictConfig) -> None:
             f"source={cfg.source.name} cannot be watched; use source=apod or source=apod_api"
         )
     clf = Classifier.from_checkpoint(cfg.ckpt_path, device=cfg.device)
-    rules = AlertRules.from_config(
-        OmegaConf.to_container(cfg.alerts, resolve=True), clf.classes
-    )
+    rules = AlertRules.from_config(OmegaConf.to_container(cfg.alerts, resolve=True), clf.classes)
     request = _request(source)
     labeller = (
         build_labeller(OmegaConf.to_container(cfg.labels, resolve=True))
@@ -61,12 +61,24 @@ def main(cfg: DictConfig) -> None:
         else None
     )
     run_id = cfg.run_id or run_id_for(cfg.ckpt_path, cfg.paths.log_dir)
-    watcher = Watcher(request, cfg.paths.data_dir, clf, run_id, settings, rules, labeller=labeller,
-                      http=OmegaConf.to_container(cfg.source.http, resolve=True))  # fmt: skip
+    watcher = Watcher(
+        request,
+        cfg.paths.data_dir,
+        clf,
+        run_id,
+        settings,
+        rules,
+        labeller=labeller,
+        http=OmegaConf.to_container(cfg.source.http, resolve=True),
+    )
     logging.getLogger("astro_exp.watch").info(
-        "watching %s every %ss (poll %s) with %s; predictions as run %r", source.name,
-        settings.interval_s, settings.poll, cfg.ckpt_path, run_id,
-    )  # fmt: skip
+        "watching %s every %ss (poll %s) with %s; predictions as run %r",
+        source.name,
+        settings.interval_s,
+        settings.poll,
+        cfg.ckpt_path,
+        run_id,
+    )
     try:
         code = watcher.run()
     finally:

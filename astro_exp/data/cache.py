@@ -31,7 +31,9 @@ RESIZE_POLICIES = ("squash", "crop", "pad")
 
 def cache_key(imageset: ImageSet, image_size: int, resize: str) -> str:
     raw = f"{imageset.fingerprint}|{image_size}|{resize}|v{CACHE_VERSION}"
-    return f"{imageset.name}-{image_size}px-{resize}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
+    return (
+        f"{imageset.name}-{image_size}px-{resize}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
+    )
 
 
 def resize_image(img: np.ndarray, size: int, policy: str) -> np.ndarray:
@@ -95,7 +97,9 @@ def build_cache(
     workers = num_threads or min(4, os.cpu_count() or 1)
 
     def write(tmp: Path) -> None:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, image_size, image_size))
+        arr = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(n, 3, image_size, image_size)
+        )
 
         def fill(i: int) -> None:
             try:
@@ -107,15 +111,25 @@ def build_cache(
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for _ in progress_bar(
-                pool.map(fill, range(n)), enabled=progress, total=n, unit="img",
+                pool.map(fill, range(n)),
+                enabled=progress,
+                total=n,
+                unit="img",
                 desc=f"caching {imageset.name} @{image_size}px",
-            ):  # fmt: skip
+            ):
                 pass
         arr.flush()
 
     atomic_write(path, write)
-    meta = {"name": imageset.name, "n": n, "image_size": image_size, "resize": resize,
-            "fingerprint": imageset.fingerprint, "ids_sha256": _ids_digest(imageset.ids), "failed": failed}  # fmt: skip
+    meta = {
+        "name": imageset.name,
+        "n": n,
+        "image_size": image_size,
+        "resize": resize,
+        "fingerprint": imageset.fingerprint,
+        "ids_sha256": _ids_digest(imageset.ids),
+        "failed": failed,
+    }
     atomic_write(meta_path, json.dumps(meta, indent=1))
     log.info("tensor cache built: %s (%d pictures, %d unreadable)", path, n, len(failed))
     return np.load(path, mmap_mode="r"), failed

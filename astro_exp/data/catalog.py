@@ -95,8 +95,12 @@ def connect_read_only(path: str | Path, timeout: float = 5.0) -> Iterator[sqlite
     """A read-only connection (``mode=ro``, rows as :class:`sqlite3.Row`) for readers that
     must never change the catalog (the web pages, one per request, from any thread); WAL
     lets them read while a scraper writes. Neither creates nor migrates the file."""
-    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                           check_same_thread=False)  # fmt: skip
+    conn = sqlite3.connect(
+        f"{Path(path).resolve().as_uri()}?mode=ro",
+        uri=True,
+        timeout=timeout,
+        check_same_thread=False,
+    )
     conn.row_factory = sqlite3.Row
     try:
         yield conn
@@ -154,7 +158,9 @@ class Catalog:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
-            raise DataError(f"{self.path} is not a usable SQLite catalog ({e}); move it away and scrape again") from None
+            raise DataError(
+                f"{self.path} is not a usable SQLite catalog ({e}); move it away and scrape again"
+            ) from None
         self._depth = 0
         self._lock = threading.RLock()
         self._migrate()
@@ -223,7 +229,8 @@ class Catalog:
         with self.transaction():  # (no RETURNING: SQLite before 3.35 lacks it)
             self.conn.execute(_UPSERT, _values(record))
             row = self.conn.execute(
-                f"SELECT id FROM {PICTURES} WHERE source = ? AND date = ?", (record.source, record.date)
+                f"SELECT id FROM {PICTURES} WHERE source = ? AND date = ?",
+                (record.source, record.date),
             ).fetchone()
         return int(row[0])
 
@@ -237,16 +244,24 @@ class Catalog:
 
     def get(self, source: str, date: str) -> dict[str, Any] | None:
         """The row of one day of one source, labels parsed; None when absent."""
-        row = self.conn.execute(f"SELECT * FROM {PICTURES} WHERE source = ? AND date = ?", (source, date)).fetchone()
+        row = self.conn.execute(
+            f"SELECT * FROM {PICTURES} WHERE source = ? AND date = ?", (source, date)
+        ).fetchone()
         return _row(row) if row is not None else None
 
     def get_by_id(self, picture_id: int) -> dict[str, Any] | None:
-        row = self.conn.execute(f"SELECT * FROM {PICTURES} WHERE id = ?", (int(picture_id),)).fetchone()
+        row = self.conn.execute(
+            f"SELECT * FROM {PICTURES} WHERE id = ?", (int(picture_id),)
+        ).fetchone()
         return _row(row) if row is not None else None
 
-    def statuses(self, source: str, dates: Iterable[str] | None = None) -> dict[str, tuple[str, str | None]]:
+    def statuses(
+        self, source: str, dates: Iterable[str] | None = None
+    ) -> dict[str, tuple[str, str | None]]:
         """{date: (status, path)} of a source's rows (all, or only ``dates``)."""
-        rows = self.conn.execute(f"SELECT date, status, path FROM {PICTURES} WHERE source = ?", (source,))
+        rows = self.conn.execute(
+            f"SELECT date, status, path FROM {PICTURES} WHERE source = ?", (source,)
+        )
         wanted = set(dates) if dates is not None else None
         return {r[0]: (r[1], r[2]) for r in rows if wanted is None or r[0] in wanted}
 
@@ -268,7 +283,11 @@ class Catalog:
         if media_type is not None:
             where.append("media_type = ?")
             params.append(media_type)
-        sql = f"SELECT * FROM {PICTURES}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY date, source"
+        sql = (
+            f"SELECT * FROM {PICTURES}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY date, source"
+        )
         return [_row(r) for r in self.conn.execute(sql, params)]
 
     def set_labels(self, updates: Mapping[int, dict]) -> int:
@@ -282,7 +301,12 @@ class Catalog:
 
     def referenced_paths(self) -> set[str]:
         """Store paths some row points at (the orphan sweep keeps exactly these)."""
-        return {r[0] for r in self.conn.execute(f"SELECT DISTINCT path FROM {PICTURES} WHERE path IS NOT NULL")}
+        return {
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT DISTINCT path FROM {PICTURES} WHERE path IS NOT NULL"
+            )
+        }
 
     def count(self) -> int:
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {PICTURES}").fetchone()[0])
@@ -304,13 +328,20 @@ class Catalog:
             f"COALESCE((SELECT c.label FROM {CORRECTIONS} c WHERE c.picture_id = p.id "
             "ORDER BY c.created_at DESC, c.id DESC LIMIT 1), json_extract(p.labels, '$.primary'), '(none)')"
         )
-        years = [tuple(r) for r in self.conn.execute(
-            f"SELECT substr(p.date, 1, 4) AS y, COUNT(*), SUM(p.status = 'ok') FROM {PICTURES} p {where} "
-            "GROUP BY y ORDER BY y", params)]  # fmt: skip
+        years = [
+            tuple(r)
+            for r in self.conn.execute(
+                f"SELECT substr(p.date, 1, 4) AS y, COUNT(*), SUM(p.status = 'ok') FROM {PICTURES} p {where} "
+                "GROUP BY y ORDER BY y",
+                params,
+            )
+        ]
         failed = Counter()
         for status, error in self.conn.execute(
             f"SELECT p.status, p.error FROM {PICTURES} p {where} {'AND' if where else 'WHERE'} "
-            f"p.status NOT IN ({','.join('?' * len(DONE_STATUSES))})", [*params, *DONE_STATUSES]):  # fmt: skip
+            f"p.status NOT IN ({','.join('?' * len(DONE_STATUSES))})",
+            [*params, *DONE_STATUSES],
+        ):
             reason = _URL_RE.sub("<url>", error or "").strip()
             failed[(status, reason[:90])] += 1
         reasons = [(s, r, n) for (s, r), n in failed.most_common(20)]
@@ -319,7 +350,9 @@ class Catalog:
             "status": q("p.status", "1"),
             "media type": q("COALESCE(p.media_type, '(unknown)')", "1"),
             "label (ok pictures; corrections first)": q(truth, "1", "p.status = 'ok'"),
-            "labeller version": q("COALESCE(json_extract(p.labels, '$.version'), '(unlabelled)')", "1"),
+            "labeller version": q(
+                "COALESCE(json_extract(p.labels, '$.version'), '(unlabelled)')", "1"
+            ),
             "year": years,
             "failures": reasons,
         }
@@ -331,7 +364,12 @@ class Catalog:
             raise DataError("a label correction needs a label and who made it")
         when = now_iso()
         with self.transaction():
-            if self.conn.execute(f"SELECT 1 FROM {PICTURES} WHERE id = ?", (int(picture_id),)).fetchone() is None:
+            if (
+                self.conn.execute(
+                    f"SELECT 1 FROM {PICTURES} WHERE id = ?", (int(picture_id),)
+                ).fetchone()
+                is None
+            ):
                 raise DataError(f"no picture {picture_id} in {self.path}; check the id")
             self.conn.execute(
                 f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)",
@@ -347,21 +385,29 @@ class Catalog:
         n = 0
         with self.transaction():
             for c in corrections:
-                row = (int(picture_id), str(c["label"]), str(c["who"])[:MAX_WHO], str(c["created_at"]))
+                row = (
+                    int(picture_id),
+                    str(c["label"]),
+                    str(c["who"])[:MAX_WHO],
+                    str(c["created_at"]),
+                )
                 exists = self.conn.execute(
                     f"SELECT 1 FROM {CORRECTIONS} WHERE picture_id = ? AND label = ? AND who = ? AND created_at = ?",
                     row,
                 ).fetchone()
                 if exists is None:
                     self.conn.execute(
-                        f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)", row
+                        f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)",
+                        row,
                     )
                     n += 1
         return n
 
     def corrections(self) -> dict[int, str]:
         """{picture id: the newest corrected label} (ties broken by insertion order)."""
-        rows = self.conn.execute(f"SELECT picture_id, label FROM {CORRECTIONS} ORDER BY created_at, id")
+        rows = self.conn.execute(
+            f"SELECT picture_id, label FROM {CORRECTIONS} ORDER BY created_at, id"
+        )
         return {int(pid): label for pid, label in rows}  # later rows overwrite earlier ones
 
     def correction_history(self) -> dict[int, list[dict[str, Any]]]:
@@ -385,15 +431,21 @@ class Catalog:
         when = now_iso()
         data = [
             (
-                run_id, str(r["sha256"]), r.get("label"), _float(r.get("confidence")),
+                run_id,
+                str(r["sha256"]),
+                r.get("label"),
+                _float(r.get("confidence")),
                 json.dumps(r.get("probs")) if r.get("probs") is not None else None,
                 _float(r.get("anomaly_score")),
-                None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])), when,
-            )  # fmt: skip
+                None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])),
+                when,
+            )
             for r in rows
         ]
         with self.transaction():
-            self.conn.executemany(f"INSERT OR REPLACE INTO {PREDICTIONS} VALUES (?,?,?,?,?,?,?,?)", data)
+            self.conn.executemany(
+                f"INSERT OR REPLACE INTO {PREDICTIONS} VALUES (?,?,?,?,?,?,?,?)", data
+            )
         return len(data)
 
     def predictions(self, run_id: str) -> dict[str, dict[str, Any]]:
@@ -406,7 +458,6 @@ class Catalog:
             out[d["sha256"]] = d
         return out
 
-
     # -- the watcher's state -------------------------------------------------------------------
     def watched_days(self, source: str) -> dict[str, str]:
         """{date: status} of the days the watcher has handled for ``source``."""
@@ -415,11 +466,19 @@ class Catalog:
 
     def last_watched(self, source: str) -> str | None:
         """The newest day the watcher has handled (ISO date), None before its first poll."""
-        row = self.conn.execute(f"SELECT MAX(date) FROM {WATCHED} WHERE source = ?", (source,)).fetchone()
+        row = self.conn.execute(
+            f"SELECT MAX(date) FROM {WATCHED} WHERE source = ?", (source,)
+        ).fetchone()
         return row[0] if row and row[0] else None
 
-    def mark_watched(self, source: str, date: str, status: str, run_id: str | None,
-                     alerts: Iterable[tuple[str, Mapping[str, Any]]] = ()) -> list[int]:  # fmt: skip
+    def mark_watched(
+        self,
+        source: str,
+        date: str,
+        status: str,
+        run_id: str | None,
+        alerts: Iterable[tuple[str, Mapping[str, Any]]] = (),
+    ) -> list[int]:
         """Record a handled day and queue its alerts ``(reason, payload)`` in one transaction
         (a day is never handled twice, and an alert is queued exactly once); returns the new
         alert ids (an alert already queued for that day and reason is not added again)."""
@@ -439,8 +498,12 @@ class Catalog:
                     ids.append(int(cur.lastrowid))
         return ids
 
-    def alerts(self, pending_only: bool = False, source: str | None = None,
-               ids: Iterable[int] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def alerts(
+        self,
+        pending_only: bool = False,
+        source: str | None = None,
+        ids: Iterable[int] | None = None,
+    ) -> list[dict[str, Any]]:
         """Queued alerts, oldest first (payload parsed); ``pending_only``: not yet delivered."""
         where, params = [], []
         if ids is not None:
@@ -452,7 +515,11 @@ class Catalog:
         if source is not None:
             where.append("source = ?")
             params.append(source)
-        sql = f"SELECT * FROM {ALERTS}" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        sql = (
+            f"SELECT * FROM {ALERTS}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY id"
+        )
         out = []
         for r in self.conn.execute(sql, params):
             d = dict(r)
@@ -463,7 +530,8 @@ class Catalog:
     def alert_counts(self, source: str) -> tuple[int, int]:
         """(alerts queued, of which not yet delivered) for ``source``."""
         row = self.conn.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(delivered_at IS NULL), 0) FROM {ALERTS} WHERE source = ?", (source,)
+            f"SELECT COUNT(*), COALESCE(SUM(delivered_at IS NULL), 0) FROM {ALERTS} WHERE source = ?",
+            (source,),
         ).fetchone()
         return int(row[0]), int(row[1])
 
@@ -491,7 +559,9 @@ _UPSERT = (
 def _values(record: PictureRecord) -> dict[str, Any]:
     """A record as the named parameters of :data:`_UPSERT` (labels as sorted JSON)."""
     values = {f: getattr(record, f) for f in _RECORD_FIELDS}  # shallow: asdict deep-copies
-    values["labels"] = json.dumps(record.labels, sort_keys=True) if record.labels is not None else None
+    values["labels"] = (
+        json.dumps(record.labels, sort_keys=True) if record.labels is not None else None
+    )
     return values
 
 

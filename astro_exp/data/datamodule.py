@@ -60,17 +60,26 @@ class DataModule:
         code = {v: k for k, v in SPLIT_NAMES.items()}[split]
         return np.flatnonzero(self.split == code)
 
-    def loader(self, split: str, shuffle: bool | None = None, batch_size: int | None = None) -> DataLoader:
+    def loader(
+        self, split: str, shuffle: bool | None = None, batch_size: int | None = None
+    ) -> DataLoader:
         shuffle = split == "train" if shuffle is None else shuffle
         return make_loader(
-            CachedBatches(self.images, self.targets), self.indices(split),
-            batch_size or self.batch_size, shuffle=shuffle, seed=self.seed,
-            num_workers=self.num_workers, pin_memory=self.pin_memory,
-            rank=self.rank, world_size=self.world_size,
-        )  # fmt: skip
+            CachedBatches(self.images, self.targets),
+            self.indices(split),
+            batch_size or self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
 
     def summary(self) -> dict[str, int]:
-        return {f"data/n_{name}": int((self.split == code).sum()) for code, name in SPLIT_NAMES.items()}
+        return {
+            f"data/n_{name}": int((self.split == code).sum()) for code, name in SPLIT_NAMES.items()
+        }
 
 
 def build_datamodule(
@@ -93,15 +102,28 @@ def build_datamodule(
     image_size, resize = int(preprocess["image_size"]), str(preprocess["resize"])
     images, failed = build_cache(imageset, image_size, resize, cache_dir, progress=progress)
     if data.get("folds"):  # cross-validation: test = one fold, the same pictures in every run
-        split = fold_split(imageset.ids, imageset.targets, int(data["folds"]), int(data["fold"]),
-                           float(data["val_fraction"]), int(seed))  # fmt: skip
+        split = fold_split(
+            imageset.ids,
+            imageset.targets,
+            int(data["folds"]),
+            int(data["fold"]),
+            float(data["val_fraction"]),
+            int(seed),
+        )
     elif imageset.split is not None:
         split = imageset.split.astype(np.int8).copy()
     else:
-        split = stratified_split(imageset.targets, float(data["val_fraction"]), float(data["test_fraction"]), int(seed))
+        split = stratified_split(
+            imageset.targets, float(data["val_fraction"]), float(data["test_fraction"]), int(seed)
+        )
     if failed:
         first = next(iter(failed.values()))
-        log.warning("%d of %d pictures could not be read and are left out (first: %s)", len(failed), len(split), first)
+        log.warning(
+            "%d of %d pictures could not be read and are left out (first: %s)",
+            len(failed),
+            len(split),
+            first,
+        )
         split[list(failed)] = -1
     for code in (TRAIN, VAL, TEST):
         if not (split == code).any():
@@ -110,7 +132,15 @@ def build_datamodule(
                 "add pictures or change data.val_fraction / data.test_fraction"
             )
     return DataModule(
-        imageset=imageset, images=images, split=split, batch_size=int(data["batch_size"]), seed=int(seed),
-        num_workers=int(data["num_workers"]), pin_memory=pin_memory, rank=int(rank),
-        world_size=int(world_size), resize=resize, cache_dir=Path(cache_dir),
-    )  # fmt: skip
+        imageset=imageset,
+        images=images,
+        split=split,
+        batch_size=int(data["batch_size"]),
+        seed=int(seed),
+        num_workers=int(data["num_workers"]),
+        pin_memory=pin_memory,
+        rank=int(rank),
+        world_size=int(world_size),
+        resize=resize,
+        cache_dir=Path(cache_dir),
+    )

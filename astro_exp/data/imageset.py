@@ -62,7 +62,10 @@ class ImageSet:
         """
         rows = np.asarray(rows, dtype=np.int64)
         n = len(self)
-        meta = {k: ([v[i] for i in rows] if isinstance(v, list | tuple) and len(v) == n else v) for k, v in self.meta.items()}
+        meta = {
+            k: ([v[i] for i in rows] if isinstance(v, list | tuple) and len(v) == n else v)
+            for k, v in self.meta.items()
+        }
         parent = self.load
 
         def load(i: int, size: int) -> np.ndarray:
@@ -74,9 +77,11 @@ class ImageSet:
             task=self.task if task is None else task,
             ids=[self.ids[i] for i in rows],
             targets=self.targets[rows] if targets is None else targets,
-            fingerprint=fingerprint, load=load,
-            split=None if self.split is None else self.split[rows], meta=meta,
-        )  # fmt: skip
+            fingerprint=fingerprint,
+            load=load,
+            split=None if self.split is None else self.split[rows],
+            meta=meta,
+        )
 
 
 def limit_imageset(imageset: ImageSet, limit: int | None) -> ImageSet:
@@ -99,6 +104,8 @@ def limit_imageset(imageset: ImageSet, limit: int | None) -> ImageSet:
         rank[i] = seen.get(c, 0)
         seen[c] = rank[i] + 1
     rows = np.sort(np.lexsort((np.arange(len(rank)), rank))[:limit])
-    log.info("source.limit=%d: %d of %d pictures of %s", limit, len(rows), len(imageset), imageset.name)
+    log.info(
+        "source.limit=%d: %d of %d pictures of %s", limit, len(rows), len(imageset), imageset.name
+    )
     tag = hashlib.sha256(f"{imageset.fingerprint}|limit={limit}".encode()).hexdigest()
     return imageset.take(rows, fingerprint=tag)

@@ -32,10 +32,15 @@ class LabellerCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "classes": self.classes, "n": self.n, "agreement": self.agreement,
-            "agreement_clear": self.agreement_clear, "per_class": self.per_class,
-            "confusion": self.confusion, "unmatched": self.unmatched, "wrong": self.wrong,
-        }  # fmt: skip
+            "classes": self.classes,
+            "n": self.n,
+            "agreement": self.agreement,
+            "agreement_clear": self.agreement_clear,
+            "per_class": self.per_class,
+            "confusion": self.confusion,
+            "unmatched": self.unmatched,
+            "wrong": self.wrong,
+        }
 
 
 def check_labeller(
@@ -62,12 +67,18 @@ def check_labeller(
             clear_n += 1
             clear_hits += weak == ref.label
         if weak != ref.label:
-            wrong.append({
-                "file": ref.file, "gold": ref.label, "weak": weak, "clear": ref.clear,
-                "title": rec.get("title") or "", "has_explanation": bool(rec.get("explanation")),
-                "scores": {k: round(v, 2) for k, v in res.scores.items() if v},
-                "hits": [f"{where}:{concept}:{text}" for where, concept, text in res.hits[:8]],
-            })  # fmt: skip
+            wrong.append(
+                {
+                    "file": ref.file,
+                    "gold": ref.label,
+                    "weak": weak,
+                    "clear": ref.clear,
+                    "title": rec.get("title") or "",
+                    "has_explanation": bool(rec.get("explanation")),
+                    "scores": {k: round(v, 2) for k, v in res.scores.items() if v},
+                    "hits": [f"{where}:{concept}:{text}" for where, concept, text in res.hits[:8]],
+                }
+            )
     n = int(confusion.sum())
     per_class: dict[str, dict[str, float]] = {}
     for c, i in index.items():
@@ -77,9 +88,20 @@ def check_labeller(
         p = tp / predicted if predicted else 0.0
         r = tp / support if support else 0.0
         f1 = 2 * p * r / (p + r) if p + r else 0.0
-        per_class[c] = {"precision": p, "recall": r, "f1": f1, "support": support, "predicted": predicted}
+        per_class[c] = {
+            "precision": p,
+            "recall": r,
+            "f1": f1,
+            "support": support,
+            "predicted": predicted,
+        }
     return LabellerCheck(
-        classes=classes, n=n, agreement=float(np.trace(confusion) / n) if n else float("nan"),
-        agreement_clear=clear_hits / clear_n if clear_n else float("nan"), per_class=per_class,
-        confusion=confusion.tolist(), wrong=wrong, unmatched=len(by_file) - matched,
-    )  # fmt: skip
+        classes=classes,
+        n=n,
+        agreement=float(np.trace(confusion) / n) if n else float("nan"),
+        agreement_clear=clear_hits / clear_n if clear_n else float("nan"),
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        wrong=wrong,
+        unmatched=len(by_file) - matched,
+    )

@@ -90,7 +90,9 @@ def read_label_file(path: str | Path) -> list[LabelRow]:
     else:
         reader = csv.DictReader(text.splitlines())
         for n, raw in enumerate(reader, 2):
-            rows.append(_row({k.strip(): (v or "").strip() for k, v in raw.items() if k}, f"{path}:{n}"))
+            rows.append(
+                _row({k.strip(): (v or "").strip() for k, v in raw.items() if k}, f"{path}:{n}")
+            )
     if not rows:
         raise DataError(f"labels file {path} has no rows")
     seen: set[str] = set()

@@ -65,7 +65,12 @@ class LabelResult:
 
     def to_json(self) -> dict[str, Any]:
         """What a catalog row stores (no hits: they are for explaining, not for keeping)."""
-        return {"primary": self.primary, "all": self.all, "scores": self.scores, "version": self.version}
+        return {
+            "primary": self.primary,
+            "all": self.all,
+            "scores": self.scores,
+            "version": self.version,
+        }
 
 
 def _plain(cfg: Any) -> Any:
@@ -100,18 +105,30 @@ class Labeller:
         self.max_hits = int(cfg.get("max_hits", 3))
         self.min_score = float(cfg.get("min_score", 2.0))
         self.ratio = float(cfg.get("multilabel_ratio", 0.5))
-        self.topic_map: dict[str, str] = {str(k): str(v) for k, v in (cfg.get("topic_map") or {}).items()}
+        self.topic_map: dict[str, str] = {
+            str(k): str(v) for k, v in (cfg.get("topic_map") or {}).items()
+        }
         known = set(self.classes) | {self.other}
         bad = {k: v for k, v in self.topic_map.items() if v not in known}
         if bad:
-            raise ConfigError(f"labels.topic_map maps to unknown classes {bad}; use one of {sorted(known)}")
+            raise ConfigError(
+                f"labels.topic_map maps to unknown classes {bad}; use one of {sorted(known)}"
+            )
         self.concepts = self._compile(cfg["concepts"])
         self.transfers = []
         for n, t in (cfg.get("transfers") or {}).items():
             if not isinstance(t, Mapping) or not {"from", "to", "when"} <= set(t):
-                raise ConfigError(f"labels.transfers.{n} needs from, to and when (topics) and min_score")
-            self.transfers.append({"from": str(t["from"]), "to": str(t["to"]), "when": str(t["when"]),
-                                   "min_score": float(t.get("min_score", 0.0))})  # fmt: skip
+                raise ConfigError(
+                    f"labels.transfers.{n} needs from, to and when (topics) and min_score"
+                )
+            self.transfers.append(
+                {
+                    "from": str(t["from"]),
+                    "to": str(t["to"]),
+                    "when": str(t["when"]),
+                    "min_score": float(t.get("min_score", 0.0)),
+                }
+            )
         self.version = f"{self.name}-{_digest(cfg)}"
 
     def _compile(self, concepts: Mapping[str, Any]) -> list[Concept]:
@@ -120,22 +137,37 @@ class Labeller:
             if spec is None:  # a derived config may switch a concept off with `name: null`
                 continue
             if not isinstance(spec, Mapping) or "pattern" not in spec:
-                raise ConfigError(f"labels.concepts.{name} needs a 'pattern' (and 'topic', 'weight')")
+                raise ConfigError(
+                    f"labels.concepts.{name} needs a 'pattern' (and 'topic', 'weight')"
+                )
             topic = spec.get("topic")
-            if topic is not None and topic not in self.classes and topic != self.other and topic not in self.topic_map:
+            if (
+                topic is not None
+                and topic not in self.classes
+                and topic != self.other
+                and topic not in self.topic_map
+            ):
                 raise ConfigError(
                     f"labels.concepts.{name}: topic {topic!r} is neither a class nor in topic_map; add it to topic_map"
                 )
             case_sensitive = bool(spec.get("case_sensitive"))
-            pattern = str(spec["pattern"]) if case_sensitive else _lower_pattern(str(spec["pattern"]))
+            pattern = (
+                str(spec["pattern"]) if case_sensitive else _lower_pattern(str(spec["pattern"]))
+            )
             try:
                 regex = re.compile(pattern)
             except re.error as e:
                 raise ConfigError(f"labels.concepts.{name}: bad pattern ({e})") from None
             where = str(spec.get("where", "both"))
             if where not in ("both", "title", "explanation"):
-                raise ConfigError(f"labels.concepts.{name}.where must be both, title or explanation")
-            out.append(Concept(str(name), regex, case_sensitive, topic, float(spec.get("weight", 1.0)), where))
+                raise ConfigError(
+                    f"labels.concepts.{name}.where must be both, title or explanation"
+                )
+            out.append(
+                Concept(
+                    str(name), regex, case_sensitive, topic, float(spec.get("weight", 1.0)), where
+                )
+            )
         return out
 
     def class_of(self, topic: str) -> str:
@@ -164,7 +196,9 @@ class Labeller:
         kept.sort(key=lambda t: t[0])
         return kept
 
-    def label(self, title: str | None, explanation: str | None = None, explain: bool = False) -> LabelResult:
+    def label(
+        self, title: str | None, explanation: str | None = None, explain: bool = False
+    ) -> LabelResult:
         """Label one day from its title and explanation (either may be empty)."""
         title = (title or "").strip()
         explanation = (explanation or "").strip()
@@ -200,7 +234,9 @@ class Labeller:
             every = [k for k in ranked if scores[k] >= self.ratio * top]
         else:
             every = [self.other]
-        return LabelResult(primary=every[0], all=every, scores=scores, version=self.version, hits=hits)
+        return LabelResult(
+            primary=every[0], all=every, scores=scores, version=self.version, hits=hits
+        )
 
     def label_classes(self, include_other: bool = False) -> list[str]:
         """The classes a training set gets from this config (``other`` last when included)."""
@@ -220,7 +256,9 @@ def _lower_pattern(pattern: str) -> str:
 
 
 def _digest(cfg: Mapping[str, Any]) -> str:
-    blob = json.dumps({k: v for k, v in cfg.items() if k != "description"}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {k: v for k, v in cfg.items() if k != "description"}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -252,4 +290,6 @@ def load_label_config(name: str) -> Any:
         with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
             return compose(config_name=f"labels/{name}").labels
     except MissingConfigException:
-        raise ConfigError(f"no label config {name!r}; use one of {conf_options('labels')}") from None
+        raise ConfigError(
+            f"no label config {name!r}; use one of {conf_options('labels')}"
+        ) from None

@@ -24,7 +24,9 @@ class CachedBatches(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, idx: list[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(
+        self, idx: list[int] | np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = np.sort(np.asarray(idx, dtype=np.int64))
         x = torch.from_numpy(np.ascontiguousarray(self.images[idx]))
         ids = torch.from_numpy(idx)
@@ -41,9 +43,15 @@ class EpochBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(
-        self, indices: np.ndarray, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
-        rank: int = 0, world_size: int = 1,
-    ) -> None:  # fmt: skip
+        self,
+        indices: np.ndarray,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

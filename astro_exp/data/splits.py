@@ -68,11 +68,15 @@ def fold_of(item_id: str, folds: int) -> int:
     return int.from_bytes(digest[:8], "big") % int(folds)
 
 
-def fold_split(ids: Sequence[str], targets: np.ndarray, folds: int, fold: int, val_fraction: float, seed: int) -> np.ndarray:
+def fold_split(
+    ids: Sequence[str], targets: np.ndarray, folds: int, fold: int, val_fraction: float, seed: int
+) -> np.ndarray:
     """Test = the pictures of fold ``fold`` (of ``folds``); val = a stratified
     ``val_fraction`` of the others; train = the rest."""
     if int(folds) < 2 or not 0 <= int(fold) < int(folds):
-        raise ConfigError(f"data.folds={folds} and data.fold={fold}: need folds >= 2 and 0 <= fold < folds")
+        raise ConfigError(
+            f"data.folds={folds} and data.fold={fold}: need folds >= 2 and 0 <= fold < folds"
+        )
     held = np.array([fold_of(i, folds) == fold for i in ids], dtype=bool)
     split = np.full(len(ids), TEST, dtype=np.int8)
     rest = np.flatnonzero(~held)

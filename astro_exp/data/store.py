@@ -43,8 +43,14 @@ def check_image(path: Path, max_pixels: int, max_bytes: int) -> tuple[str, int, 
     """Fully decode ``path``; returns (Pillow format, width, height) or raises
     :class:`~astro_exp.imageio.BadImage` (one line). The size is the file's own (before any
     EXIF rotation): what the catalog records of the stored bytes."""
-    im = decode_picture(path, max_pixels=max_pixels, max_bytes=max_bytes, formats=FORMATS, mode=None,
-                        exif_transpose=False)  # fmt: skip
+    im = decode_picture(
+        path,
+        max_pixels=max_pixels,
+        max_bytes=max_bytes,
+        formats=FORMATS,
+        mode=None,
+        exif_transpose=False,
+    )
     return str(im.format), im.width, im.height
 
 
@@ -59,8 +65,12 @@ def sha256_file(path: Path) -> str:
 class ImageStore:
     """The picture files of one data folder (``data_dir/images``)."""
 
-    def __init__(self, data_dir: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:  # fmt: skip
+    def __init__(
+        self,
+        data_dir: str | Path,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.root = self.data_dir / STORE_DIR
         self.tmp_dir = self.root / TMP_DIR

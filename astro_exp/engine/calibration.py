@@ -13,7 +13,11 @@ log = logging.getLogger(__name__)
 
 
 def fit_temperature(
-    logits: torch.Tensor, targets: torch.Tensor, task: str, max_iter: int = 100, prior_sigma: float = 1.0
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    task: str,
+    max_iter: int = 100,
+    prior_sigma: float = 1.0,
 ) -> float:
     """The temperature T > 0 minimising validation NLL of ``logits / T`` plus a weak
     log-normal prior on T centred at 1 (``prior_sigma`` in log units, weighing like one
@@ -93,7 +97,9 @@ def fit_temperature_checked(
         return TemperatureFit(fitted, fitted, nll_fit, nll_one, False)
     log.info(
         "calibration: T=%.2f fitted on val does not lower held-out NLL (%.4f vs %.4f at T=1); using T=1",
-        fitted, nll_fit, nll_one,
+        fitted,
+        nll_fit,
+        nll_one,
     )
     return TemperatureFit(1.0, fitted, nll_fit, nll_one, True)
 

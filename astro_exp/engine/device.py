@@ -13,7 +13,9 @@ def resolve_device(accelerator: str = "auto") -> torch.device:
     if accelerator == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if accelerator == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.accelerator=cuda but no CUDA device is visible; use trainer.accelerator=auto")
+        raise ConfigError(
+            "trainer.accelerator=cuda but no CUDA device is visible; use trainer.accelerator=auto"
+        )
     if accelerator not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"trainer.accelerator={accelerator!r} must be auto, cpu, cuda or mps")
     return torch.device(accelerator)

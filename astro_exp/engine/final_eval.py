@@ -17,7 +17,9 @@ from astro_exp.models.checkpoint import load_bundle, save_bundle
 log = logging.getLogger(__name__)
 
 
-def final_evaluation(trainer: Trainer, logger, num_logged_predictions: int = 32) -> dict[str, float]:
+def final_evaluation(
+    trainer: Trainer, logger, num_logged_predictions: int = 32
+) -> dict[str, float]:
     """Load best.pt, fit temperature (and multilabel thresholds) on val, score test.
 
     ``test/ece`` is the raw model's calibration error, ``test/ece_calibrated`` the one after
@@ -34,14 +36,22 @@ def final_evaluation(trainer: Trainer, logger, num_logged_predictions: int = 32)
     temperature = fit.temperature
     thresholds = None
     if task == "multilabel":
-        thresholds = fit_thresholds(probabilities(val_logits, task, temperature), val_targets, trainer.threshold)
-    val_metrics, _ = classification_metrics(val_logits, val_targets, task, classes, "val", 1.0, thresholds)
-    val_cal, _ = classification_metrics(val_logits, val_targets, task, classes, "val", temperature, thresholds)
+        thresholds = fit_thresholds(
+            probabilities(val_logits, task, temperature), val_targets, trainer.threshold
+        )
+    val_metrics, _ = classification_metrics(
+        val_logits, val_targets, task, classes, "val", 1.0, thresholds
+    )
+    val_cal, _ = classification_metrics(
+        val_logits, val_targets, task, classes, "val", temperature, thresholds
+    )
     val_metrics["val/ece_calibrated"] = val_cal["val/ece"]
 
     logits, targets, ids = trainer.predict_logits("test")
     raw, _ = classification_metrics(logits, targets, task, classes, "test", 1.0, thresholds)
-    metrics, confusion = classification_metrics(logits, targets, task, classes, "test", temperature, thresholds)
+    metrics, confusion = classification_metrics(
+        logits, targets, task, classes, "test", temperature, thresholds
+    )
     metrics["test/ece_calibrated"] = metrics["test/ece"]
     metrics["test/ece"] = raw["test/ece"]
     metrics["test/nll_uncalibrated"] = raw["test/nll"]
@@ -54,18 +64,33 @@ def final_evaluation(trainer: Trainer, logger, num_logged_predictions: int = 32)
     if not distributed.is_main():
         return metrics
     run_dir = trainer.run_dir
-    cm_path = plot_confusion(confusion.numpy(), classes, run_dir / "confusion_matrix.png",
-                             title=f"test, macro-F1 {metrics['test/f1_macro']:.3f}")  # fmt: skip
+    cm_path = plot_confusion(
+        confusion.numpy(),
+        classes,
+        run_dir / "confusion_matrix.png",
+        title=f"test, macro-F1 {metrics['test/f1_macro']:.3f}",
+    )
     logger.log_image("test/confusion_matrix", cm_path)
-    _log_predictions(trainer, logger, logits, targets, ids, temperature, thresholds, num_logged_predictions)
+    _log_predictions(
+        trainer, logger, logits, targets, ids, temperature, thresholds, num_logged_predictions
+    )
 
     bundle = trainer.make_bundle(
-        trainer.model, epoch=best["epoch"], metrics=metrics, temperature=temperature,
+        trainer.model,
+        epoch=best["epoch"],
+        metrics=metrics,
+        temperature=temperature,
         thresholds=None if thresholds is None else thresholds.tolist(),
-    )  # fmt: skip
+    )
     save_bundle(bundle, best_path)
-    log.info("test: acc %.4f  macro-F1 %.4f  ECE %.4f -> %.4f (T=%.2f)", metrics["test/acc"],
-             metrics["test/f1_macro"], metrics["test/ece"], metrics["test/ece_calibrated"], temperature)  # fmt: skip
+    log.info(
+        "test: acc %.4f  macro-F1 %.4f  ECE %.4f -> %.4f (T=%.2f)",
+        metrics["test/acc"],
+        metrics["test/f1_macro"],
+        metrics["test/ece"],
+        metrics["test/ece_calibrated"],
+        temperature,
+    )
     return metrics
 
 
@@ -88,8 +113,13 @@ def _log_predictions(trainer, logger, logits, targets, ids, temperature, thresho
             on = (p >= thresholds).nonzero().flatten().tolist()
             truth = ";".join(classes[j] for j in torch.nonzero(targets[r]).flatten().tolist())
             pred, conf = ";".join(classes[j] for j in on), float(p.max())
-        rows.append({"id": trainer.dm.imageset.ids[int(idx[r])], "label": truth, "prediction": pred,
-                     "confidence": round(conf, 4), "correct": truth == pred})  # fmt: skip
+        rows.append(
+            {
+                "id": trainer.dm.imageset.ids[int(idx[r])],
+                "label": truth,
+                "prediction": pred,
+                "confidence": round(conf, 4),
+                "correct": truth == pred,
+            }
+        )
     logger.log_predictions("test/predictions", images[order], rows)
-
-

@@ -36,7 +36,11 @@ def classification_metrics(
         t = targets.long()
         out["acc"] = tmc.MulticlassAccuracy(c, average="micro")(probs, t).item()
         out["acc_macro"] = tmc.MulticlassAccuracy(c, average="macro")(probs, t).item()
-        for name, cls in (("precision", tmc.MulticlassPrecision), ("recall", tmc.MulticlassRecall), ("f1", tmc.MulticlassF1Score)):
+        for name, cls in (
+            ("precision", tmc.MulticlassPrecision),
+            ("recall", tmc.MulticlassRecall),
+            ("f1", tmc.MulticlassF1Score),
+        ):
             out[f"{name}_macro"] = cls(c, average="macro")(probs, t).item()
             per = cls(c, average="none")(probs, t)
             for k, name_k in enumerate(classes):
@@ -47,7 +51,9 @@ def classification_metrics(
     else:
         t = targets.long()
         if thresholds is None:
-            raise ValueError("multilabel metrics need per-label thresholds (Trainer.default_thresholds: task.threshold)")
+            raise ValueError(
+                "multilabel metrics need per-label thresholds (Trainer.default_thresholds: task.threshold)"
+            )
         preds = (probs >= thresholds.to(probs)).long()
         out["acc"] = tmc.MultilabelExactMatch(c)(preds, t).item()
         per = tmc.MultilabelF1Score(c, average="none")(preds, t)
@@ -58,7 +64,11 @@ def classification_metrics(
             out[f"f1/{name_k}"] = per[k].item()
         out["map"] = tmc.MultilabelAveragePrecision(c, average="macro")(probs, t).item()
         out["hamming"] = tmc.MultilabelHammingDistance(c)(preds, t).item()
-        out["ece"] = tmc.BinaryCalibrationError(n_bins=15, norm="l1")(probs.flatten(), t.flatten()).item()
-        out["nll"] = F.binary_cross_entropy_with_logits(logits.float() / temperature, targets.float()).item()
+        out["ece"] = tmc.BinaryCalibrationError(n_bins=15, norm="l1")(
+            probs.flatten(), t.flatten()
+        ).item()
+        out["nll"] = F.binary_cross_entropy_with_logits(
+            logits.float() / temperature, targets.float()
+        ).item()
         confusion = tmc.MultilabelConfusionMatrix(c)(preds, t)
     return {f"{prefix}/{k}": float(v) for k, v in out.items()}, confusion

@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_confusion(confusion: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> Path:
+def plot_confusion(
+    confusion: np.ndarray, classes: list[str], path: str | Path, title: str = ""
+) -> Path:
     """Row-normalised confusion matrix with counts; multilabel (C, 2, 2) gets one panel a label."""
     path = Path(path)
     confusion = np.asarray(confusion)
@@ -35,8 +37,15 @@ def _draw(ax, cm: np.ndarray, labels: list[str], title: str) -> None:
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=9)  # fmt: skip
+            ax.text(
+                j,
+                i,
+                f"{int(cm[i, j])}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
@@ -65,8 +74,17 @@ def plot_reliability(
             acc[b], mean_conf[b] = correct[m].mean(), confidence[m].mean()
     centres = (edges[:-1] + edges[1:]) / 2
     fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(4.6, 5.2), height_ratios=[3, 1], sharex=True)
-    ax.bar(centres, np.nan_to_num(acc), width=1 / bins, edgecolor="black", color="#4c78a8", label="accuracy")
-    ax.plot(centres, mean_conf, "o", color="#e45756", label="mean confidence (gap = miscalibration)")
+    ax.bar(
+        centres,
+        np.nan_to_num(acc),
+        width=1 / bins,
+        edgecolor="black",
+        color="#4c78a8",
+        label="accuracy",
+    )
+    ax.plot(
+        centres, mean_conf, "o", color="#e45756", label="mean confidence (gap = miscalibration)"
+    )
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")

@@ -112,7 +112,9 @@ class Trainer:
         self.forward_model = self.model
         if distributed.is_distributed():
             ids = [device.index] if device.type == "cuda" else None
-            self.forward_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.forward_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids
+            )
         if cfg.get("compile"):
             self.forward_model = torch.compile(self.forward_model)
         self.preprocess = preprocess.to(device)
@@ -122,7 +124,9 @@ class Trainer:
         self.threshold: float | None = None
         if self.task == "multilabel":
             if task.get("threshold") is None:
-                raise ConfigError("the data is multilabel but the task config has no threshold; compose task=multilabel")
+                raise ConfigError(
+                    "the data is multilabel but the task config has no threshold; compose task=multilabel"
+                )
             self.threshold = float(task["threshold"])
             if not 0.0 < self.threshold < 1.0:
                 raise ConfigError(f"task.threshold={self.threshold} must be between 0 and 1")
@@ -140,10 +144,14 @@ class Trainer:
         total = self.max_epochs * self.steps_per_epoch
         warmup = int(round(float(sched["warmup_epochs"]) * self.steps_per_epoch))
         self.scheduler = CosineLRScheduler(
-            self.optimizer, t_initial=max(1, total - warmup), lr_min=float(sched["min_lr"]),
-            warmup_t=warmup, warmup_lr_init=float(sched["warmup_lr_init"]),
-            warmup_prefix=True, t_in_epochs=False,
-        )  # fmt: skip
+            self.optimizer,
+            t_initial=max(1, total - warmup),
+            lr_min=float(sched["min_lr"]),
+            warmup_t=warmup,
+            warmup_lr_init=float(sched["warmup_lr_init"]),
+            warmup_prefix=True,
+            t_in_epochs=False,
+        )
         es = cfg.get("early_stopping") or {}
         self.monitor = str(cfg["checkpoint_monitor"])
         self.monitor_mode = str(cfg["checkpoint_mode"])
@@ -172,13 +180,19 @@ class Trainer:
         if self.backbone_lr_scale == 1.0 and self.freeze_backbone_epochs == 0:
             return [{"params": list(self.model.parameters())}]
         if not 0.0 < self.backbone_lr_scale <= 1.0:
-            raise ConfigError(f"trainer.backbone_lr_scale={self.backbone_lr_scale} must be in (0, 1]")
+            raise ConfigError(
+                f"trainer.backbone_lr_scale={self.backbone_lr_scale} must be in (0, 1]"
+            )
         head, backbone = self._head_and_backbone()
         if not head:
-            raise ConfigError("the model has no get_classifier() head; set trainer.backbone_lr_scale=1 and trainer.freeze_backbone_epochs=0")
+            raise ConfigError(
+                "the model has no get_classifier() head; set trainer.backbone_lr_scale=1 and trainer.freeze_backbone_epochs=0"
+            )
         lr = float(self.cfg["optimizer"]["lr"])
-        return [{"params": head, "name": "head"},
-                {"params": backbone, "name": "backbone", "lr": lr * self.backbone_lr_scale}]  # fmt: skip
+        return [
+            {"params": head, "name": "head"},
+            {"params": backbone, "name": "backbone", "lr": lr * self.backbone_lr_scale},
+        ]
 
     def _set_backbone_trainable(self, epoch: int) -> None:
         """Head-only warm-up: the backbone is frozen for the first ``freeze_backbone_epochs``."""
@@ -201,8 +215,13 @@ class Trainer:
             raise ConfigError(f"trainer.class_weight_power={power} must be >= 0")
         y = np.asarray(self.dm.targets)[self.dm.indices("train")].astype(np.int64)
         counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
-        w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1) / len(self.classes)) ** power, 0.0)
-        log.info("class weights: %s", ", ".join(f"{c} {v:.2f}" for c, v in zip(self.classes, w, strict=True)))
+        w = np.where(
+            counts > 0, (counts.sum() / np.maximum(counts, 1) / len(self.classes)) ** power, 0.0
+        )
+        log.info(
+            "class weights: %s",
+            ", ".join(f"{c} {v:.2f}" for c, v in zip(self.classes, w, strict=True)),
+        )
         return torch.tensor(w, dtype=torch.float32, device=self.device)
 
     def default_thresholds(self) -> torch.Tensor | None:
@@ -225,7 +244,9 @@ class Trainer:
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "multiclass":
-            return F.cross_entropy(logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing)
+            return F.cross_entropy(
+                logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing
+            )
         target = y.float()
         if self.label_smoothing:
             target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
@@ -245,7 +266,9 @@ class Trainer:
             outs.append(logits.cpu())
             ys.append(y)
             ids.append(idx)
-        logits, targets, index = distributed.gather_cat(torch.cat(outs), torch.cat(ys), torch.cat(ids))
+        logits, targets, index = distributed.gather_cat(
+            torch.cat(outs), torch.cat(ys), torch.cat(ids)
+        )
         if distributed.is_distributed():  # one row per item, in item order, as on one process
             index, first = np.unique(index.numpy(), return_index=True)
             logits, targets, index = logits[first], targets[first], torch.from_numpy(index)
@@ -273,29 +296,39 @@ class Trainer:
         if not distributed.is_main():
             return self.ckpt_dir / name
         bundle = self.make_bundle(
-            self.model, epoch=self.state.epoch, metrics=metrics,
+            self.model,
+            epoch=self.state.epoch,
+            metrics=metrics,
             resume=self._resume_state() if with_resume else None,
-        )  # fmt: skip
+        )
         return save_bundle(bundle, self.ckpt_dir / name)
 
     def restore(self, bundle: dict) -> None:
         """Continue exactly where ``bundle`` (a last.pt) left off."""
         resume = bundle.get("resume")
         if not resume:
-            raise ConfigError("ckpt_path has no resume state (best.pt after training ends); use last.pt")
+            raise ConfigError(
+                "ckpt_path has no resume state (best.pt after training ends); use last.pt"
+            )
         self.model.load_state_dict(bundle["state_dict"])
         self.optimizer.load_state_dict(resume["optimizer"])
         self.scheduler.load_state_dict(resume["scheduler"])
         set_rng_state(resume["rng"])
         self.state = FitState(
-            epoch=int(resume["epoch"]), global_step=int(resume["global_step"]),
-            best_score=resume["best_score"], best_epoch=int(resume["best_epoch"]),
-            es_best=resume.get("es_best"), bad_epochs=int(resume["bad_epochs"]), history=list(resume.get("history", [])),
-        )  # fmt: skip
+            epoch=int(resume["epoch"]),
+            global_step=int(resume["global_step"]),
+            best_score=resume["best_score"],
+            best_epoch=int(resume["best_epoch"]),
+            es_best=resume.get("es_best"),
+            bad_epochs=int(resume["bad_epochs"]),
+            history=list(resume.get("history", [])),
+        )
         log.info("resumed from epoch %d (step %d)", self.state.epoch, self.state.global_step)
 
     # -- the loop -------------------------------------------------------------------------------
-    def _improved(self, score: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    def _improved(
+        self, score: float, best: float | None, mode: str, min_delta: float = 0.0
+    ) -> bool:
         if best is None or math.isnan(best):
             return not math.isnan(score)
         return score > best + min_delta if mode == "max" else score < best - min_delta
@@ -307,19 +340,28 @@ class Trainer:
         total, count = 0.0, 0
         log_every = int(self.cfg["log_every_n_steps"])
         clip = self.cfg.get("grad_clip_norm")
-        bar = progress(self.train_loader, enabled=bool(self.cfg["progress"]),
-                       desc=f"epoch {epoch + 1}/{self.max_epochs}", unit="batch", leave=False)  # fmt: skip
+        bar = progress(
+            self.train_loader,
+            enabled=bool(self.cfg["progress"]),
+            desc=f"epoch {epoch + 1}/{self.max_epochs}",
+            unit="batch",
+            leave=False,
+        )
         for x, y, _ in bar:
             inputs, y = self._inputs(x, train=True), y.to(self.device, non_blocking=True)
             with autocast(self.device, self.precision):
                 logits = self.forward_model(inputs)
             loss = self.loss(logits, y)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {self.state.global_step}; lower trainer.optimizer.lr")
+                raise FloatingPointError(
+                    f"loss is {loss.item()} at step {self.state.global_step}; lower trainer.optimizer.lr"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip:
-                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], float(clip))
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.grad is not None], float(clip)
+                )
             self.optimizer.step()
             self.state.global_step += 1
             self.scheduler.step_update(self.state.global_step)
@@ -327,7 +369,10 @@ class Trainer:
             count += len(y)
             if self.state.global_step % log_every == 0:
                 lr = self.optimizer.param_groups[0]["lr"]
-                self.logger.log_metrics({"train/loss": loss.item(), "train/lr": lr, "epoch": epoch}, step=self.state.global_step)
+                self.logger.log_metrics(
+                    {"train/loss": loss.item(), "train/lr": lr, "epoch": epoch},
+                    step=self.state.global_step,
+                )
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
         return distributed.mean_over_ranks(total, count)
 
@@ -338,17 +383,38 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss = self.train_epoch(epoch)
             logits, targets, _ = self.predict_logits("val")
-            metrics, _ = classification_metrics(logits, targets, self.task, self.classes, "val",
-                                                thresholds=self.default_thresholds())  # fmt: skip
-            metrics.update({"train/epoch_loss": train_loss, "epoch": epoch + 1,
-                            "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
+            metrics, _ = classification_metrics(
+                logits,
+                targets,
+                self.task,
+                self.classes,
+                "val",
+                thresholds=self.default_thresholds(),
+            )
+            metrics.update(
+                {
+                    "train/epoch_loss": train_loss,
+                    "epoch": epoch + 1,
+                    "time/epoch_s": time.perf_counter() - t0,
+                }
+            )
             self.state.epoch = epoch + 1
             if self.monitor not in metrics:
-                raise ConfigError(f"trainer.checkpoint_monitor={self.monitor!r} is not a val metric; try val/f1_macro")
+                raise ConfigError(
+                    f"trainer.checkpoint_monitor={self.monitor!r} is not a val metric; try val/f1_macro"
+                )
             score = metrics[self.monitor]
             self.logger.log_metrics(metrics, step=self.state.global_step)
-            log.info("epoch %d/%d  train/loss %.4f  %s %.4f  val/acc %.4f  (%.1fs)", epoch + 1, self.max_epochs,
-                     train_loss, self.monitor, score, metrics["val/acc"], metrics["time/epoch_s"])  # fmt: skip
+            log.info(
+                "epoch %d/%d  train/loss %.4f  %s %.4f  val/acc %.4f  (%.1fs)",
+                epoch + 1,
+                self.max_epochs,
+                train_loss,
+                self.monitor,
+                score,
+                metrics["val/acc"],
+                metrics["time/epoch_s"],
+            )
             if self._improved(score, self.state.best_score, self.monitor_mode):
                 self.state.best_score, self.state.best_epoch = score, epoch + 1
                 self.save("best.pt", metrics, with_resume=False)
@@ -357,14 +423,27 @@ class Trainer:
                 self.state.es_best, self.state.bad_epochs = es_score, 0
             else:
                 self.state.bad_epochs += 1
-            self.state.history.append({k: v for k, v in metrics.items() if "/" not in k or k.startswith("val/")})
+            self.state.history.append(
+                {k: v for k, v in metrics.items() if "/" not in k or k.startswith("val/")}
+            )
             self.save("last.pt", metrics, with_resume=True)
             if self.es_patience is not None and self.state.bad_epochs > int(self.es_patience):
-                log.info("early stopping: %s did not improve for %d epochs", self.es_monitor, self.state.bad_epochs)
+                log.info(
+                    "early stopping: %s did not improve for %d epochs",
+                    self.es_monitor,
+                    self.state.bad_epochs,
+                )
                 break
-            if stop_after is not None and self.state.epoch >= int(stop_after) and self.state.epoch < self.max_epochs:
-                log.warning("stopping after epoch %d as asked (trainer.stop_after_epoch); resume with ckpt_path=%s",
-                            self.state.epoch, self.ckpt_dir / "last.pt")  # fmt: skip
+            if (
+                stop_after is not None
+                and self.state.epoch >= int(stop_after)
+                and self.state.epoch < self.max_epochs
+            ):
+                log.warning(
+                    "stopping after epoch %d as asked (trainer.stop_after_epoch); resume with ckpt_path=%s",
+                    self.state.epoch,
+                    self.ckpt_dir / "last.pt",
+                )
                 self.interrupted = True
                 break
         return self.state

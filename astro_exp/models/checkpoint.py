@@ -64,7 +64,11 @@ def make_bundle(
         "dataset_fingerprint": dataset_fingerprint,
         "epoch": int(epoch),
         "metrics": dict(metrics or {}),
-        "versions": {"astro_exp": __version__, "torch": str(torch.__version__), "timm": str(timm.__version__)},
+        "versions": {
+            "astro_exp": __version__,
+            "torch": str(torch.__version__),
+            "timm": str(timm.__version__),
+        },
         "resume": resume,
     }
 
@@ -78,21 +82,29 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> d
     """Load and check a bundle; every failure is a one-line :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; pass ckpt_path=outputs/.../checkpoints/best.pt")
+        raise CheckpointError(
+            f"checkpoint {path} not found; pass ckpt_path=outputs/.../checkpoints/best.pt"
+        )
     try:
         bundle = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
         unpickler = [ln.strip() for ln in str(e).splitlines() if "Unpickler error" in ln]
         detail = unpickler[0].rsplit("error:", 1)[-1].strip() if unpickler else ""
         first = detail or "not a torch checkpoint"  # torch's own texts are multi-paragraph advice
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file ({first[:200]})") from None
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a torch file ({first[:200]})"
+        ) from None
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise CheckpointError(f"{path} is not an astro-exp checkpoint bundle (made by train.py)")
     missing = [k for k in REQUIRED_KEYS if k not in bundle]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {missing}; it is damaged or from another tool")
+        raise CheckpointError(
+            f"checkpoint {path} lacks {missing}; it is damaged or from another tool"
+        )
     if bundle["version"] > BUNDLE_VERSION:
-        raise CheckpointError(f"checkpoint {path} is bundle v{bundle['version']}; upgrade astro-exp to read it")
+        raise CheckpointError(
+            f"checkpoint {path} is bundle v{bundle['version']}; upgrade astro-exp to read it"
+        )
     return bundle
 
 
@@ -100,9 +112,14 @@ def model_from_bundle(bundle: dict[str, Any]) -> nn.Module:
     """Rebuild the model with the bundle's weights (no download: pretrained weights are in it)."""
     from astro_exp.models.factory import create_model
 
-    cfg = {k: v for k, v in bundle["model"].items() if k not in ("name", "mean", "std", "pretrained")}
+    cfg = {
+        k: v for k, v in bundle["model"].items() if k not in ("name", "mean", "std", "pretrained")
+    }
     model = create_model(
-        num_classes=len(bundle["classes"]), pretrained=False, img_size=bundle.get("image_size"), **cfg
+        num_classes=len(bundle["classes"]),
+        pretrained=False,
+        img_size=bundle.get("image_size"),
+        **cfg,
     )
     try:
         model.load_state_dict(bundle["state_dict"])

@@ -51,7 +51,17 @@ from astro_exp.vision import build_preprocess
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("input", "label", "confidence", "top_k", "anomaly_score", "is_anomaly", "neighbours", "labels", "error")
+FIELDS = (
+    "input",
+    "label",
+    "confidence",
+    "top_k",
+    "anomaly_score",
+    "is_anomaly",
+    "neighbours",
+    "labels",
+    "error",
+)
 GLOB_CHARS = set("*?[")
 
 
@@ -94,7 +104,9 @@ def _to_hwc_uint8(a: np.ndarray, channels_first: bool) -> np.ndarray:
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise DataError(f"array of shape {a.shape} is not a picture; pass (3, H, W) tensors or (H, W, 3) arrays")
+        raise DataError(
+            f"array of shape {a.shape} is not a picture; pass (3, H, W) tensors or (H, W, 3) arrays"
+        )
     if a.dtype != np.uint8:
         a = a.astype(np.float32)
         if not np.isfinite(a).all():
@@ -122,27 +134,41 @@ class Classifier:
     ) -> None:
         self.bundle = bundle
         self.source = source
-        self.device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+        self.device = (
+            resolve_device(str(device)) if not isinstance(device, torch.device) else device
+        )
         self.model: nn.Module = model_from_bundle(bundle).to(self.device).eval()
         self.preprocess = build_preprocess(bundle["preprocess"]).to(self.device)
         self.classes: list[str] = list(bundle["classes"])
         self.task: str = str(bundle["task"])
-        self.image_size = int(bundle.get("image_size") or bundle["preprocess"].get("image_size", 64))
+        self.image_size = int(
+            bundle.get("image_size") or bundle["preprocess"].get("image_size", 64)
+        )
         self.resize = str(bundle["preprocess"].get("resize", "crop"))
         self.temperature = float(bundle.get("temperature") or 1.0)
         self.tta_flip = bool((bundle.get("tta") or {}).get("hflip"))
         thr = bundle.get("thresholds")
         if thr is None:  # not tuned yet (a last.pt, or multiclass): the run's task.threshold
             task_cfg = (bundle.get("config") or {}).get("task") or {}
-            thr = [float(task_cfg.get("threshold") or 0.5)] * len(self.classes)  # 0.5: bundles without a config
+            thr = [float(task_cfg.get("threshold") or 0.5)] * len(
+                self.classes
+            )  # 0.5: bundles without a config
         self.thresholds = np.asarray(thr, dtype=np.float64)
         self.max_bytes = int(max_bytes)
         self.detector = detector
-        self.index = NeighbourIndex(reference["emb"], reference["labels"], reference["ids"]) if reference else None
+        self.index = (
+            NeighbourIndex(reference["emb"], reference["labels"], reference["ids"])
+            if reference
+            else None
+        )
         meta = detector.meta if detector is not None else {}
         self.n_neighbors = int(meta.get("n_neighbors", 5) if n_neighbors is None else n_neighbors)
         # the embedding the detector was fitted on (pre-logits and/or pooled stages)
-        self.embedding = EmbeddingSpec.from_meta(meta) if detector is not None else EmbeddingSpec.pre_logits_only()
+        self.embedding = (
+            EmbeddingSpec.from_meta(meta)
+            if detector is not None
+            else EmbeddingSpec.pre_logits_only()
+        )
         self._http = http_session
         self._http_lock = threading.Lock()
 
@@ -163,11 +189,22 @@ class Classifier:
         det_path, ref_path = path.parent / DETECTOR_FILE, path.parent / REFERENCE_FILE
         if anomaly and det_path.is_file() and ref_path.is_file():
             detector, reference = AnomalyDetector.load(det_path), load_reference(ref_path)
-        clf = cls(bundle, device=device, detector=detector, reference=reference, source=str(path), **kwargs)
+        clf = cls(
+            bundle,
+            device=device,
+            detector=detector,
+            reference=reference,
+            source=str(path),
+            **kwargs,
+        )
         if detector is not None:
             digest = model_digest(clf.model)
             if detector.meta.get("digest") not in (None, digest):
-                log.warning("%s belongs to other weights than %s (best.pt's?); anomaly scores are off", det_path, path.name)
+                log.warning(
+                    "%s belongs to other weights than %s (best.pt's?); anomaly scores are off",
+                    det_path,
+                    path.name,
+                )
                 clf.detector, clf.index, clf.embedding = None, None, EmbeddingSpec.pre_logits_only()
         elif anomaly:
             log.info("no %s beside %s: predictions carry no anomaly score", DETECTOR_FILE, path)
@@ -187,7 +224,9 @@ class Classifier:
             with self._http_lock:  # loads run on a thread pool: one session for all
                 if self._http is None:
                     self._http = PoliteSession(rate_limit_per_host=4.0, retries=2, timeout=20.0)
-            got = self._http.download(url, tmp_dir(), max_bytes=self.max_bytes, allowed_types=("image/",))
+            got = self._http.download(
+                url, tmp_dir(), max_bytes=self.max_bytes, allowed_types=("image/",)
+            )
             try:
                 return read_image(got.path)
             except DataError as e:
@@ -211,7 +250,12 @@ class Classifier:
             elif isinstance(x, torch.Tensor | np.ndarray):
                 items += _expand_array(x, n)
             else:
-                items.append(_Item(f"<input {n}>", error=f"input {n} is a {type(x).__name__}; pass paths, URLs, PIL images or tensors"))
+                items.append(
+                    _Item(
+                        f"<input {n}>",
+                        error=f"input {n} is a {type(x).__name__}; pass paths, URLs, PIL images or tensors",
+                    )
+                )
         return items
 
     def _expand_path(self, s: str, tmp: Callable[[], str]) -> list[_Item]:
@@ -219,14 +263,25 @@ class Classifier:
             return [self._url_item(s, tmp)]
         p = Path(s).expanduser()
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            files = sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+            )
             if not files:
-                return [_Item(s, error=f"{s}: no pictures ({', '.join(IMAGE_EXTENSIONS)}) in this folder; check the path")]
+                return [
+                    _Item(
+                        s,
+                        error=f"{s}: no pictures ({', '.join(IMAGE_EXTENSIONS)}) in this folder; check the path",
+                    )
+                ]
             return [self._file_item(f) for f in files]
         if p.exists():
             return [self._file_item(p, s)]
         if GLOB_CHARS & set(s):
-            files = sorted(Path(f) for f in glob.glob(os.path.expanduser(s), recursive=True) if os.path.isfile(f))
+            files = sorted(
+                Path(f)
+                for f in glob.glob(os.path.expanduser(s), recursive=True)
+                if os.path.isfile(f)
+            )
             if not files:
                 return [_Item(s, error=f"{s}: the pattern matches no files; check it")]
             return [self._file_item(f) for f in files]
@@ -253,11 +308,17 @@ class Classifier:
         return resize_image(item.load(), self.image_size, self.resize).transpose(2, 0, 1)
 
     # -- prediction -------------------------------------------------------------------------------
-    def predict(self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False) -> list[Prediction]:
+    def predict(
+        self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False
+    ) -> list[Prediction]:
         """One :class:`Prediction` per picture, in input order (folders and globs sorted)."""
-        return list(self.predict_iter(inputs, top_k=top_k, batch_size=batch_size, progress=progress))
+        return list(
+            self.predict_iter(inputs, top_k=top_k, batch_size=batch_size, progress=progress)
+        )
 
-    def predict_iter(self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False) -> Iterator[Prediction]:
+    def predict_iter(
+        self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False
+    ) -> Iterator[Prediction]:
         """Like :meth:`predict`, yielding as batches finish (for streaming consumers)."""
         holder: list[str] = []
         lock = threading.Lock()
@@ -297,9 +358,13 @@ class Classifier:
         except (OSError, ValueError, MemoryError) as e:
             return None, f"{item.name}: cannot read it ({type(e).__name__}: {str(e)[:120]})"
 
-    def _predict_loaded(self, chunk: list[_Item], loaded: list[tuple[np.ndarray | None, str | None]],
-                        top_k: int) -> list[Prediction]:  # fmt: skip
-        out = [Prediction(input=item.name, error=err) for item, (_, err) in zip(chunk, loaded, strict=True)]
+    def _predict_loaded(
+        self, chunk: list[_Item], loaded: list[tuple[np.ndarray | None, str | None]], top_k: int
+    ) -> list[Prediction]:
+        out = [
+            Prediction(input=item.name, error=err)
+            for item, (_, err) in zip(chunk, loaded, strict=True)
+        ]
         ok = [i for i, (px, _) in enumerate(loaded) if px is not None]
         if not ok:
             return out
@@ -318,7 +383,9 @@ class Classifier:
             order = np.argsort(-p, kind="stable")
             pred = out[i]
             pred.label, pred.confidence = self.classes[int(order[0])], float(p[order[0]])
-            pred.top_k = [{"label": self.classes[int(j)], "probability": float(p[j])} for j in order[:k]]
+            pred.top_k = [
+                {"label": self.classes[int(j)], "probability": float(p[j])} for j in order[:k]
+            ]
             if self.task == "multiclass":
                 pred.labels = [pred.label]
             else:
@@ -344,7 +411,10 @@ def _expand_array(x: torch.Tensor | np.ndarray, n: int) -> list[_Item]:
     a = x.detach().cpu().numpy() if is_torch else np.asarray(x)
     name = "tensor" if is_torch else "array"
     if a.ndim == 4:
-        return [_Item(f"<{name} {n}[{b}]>", lambda a=a, b=b: _to_hwc_uint8(a[b], is_torch)) for b in range(len(a))]
+        return [
+            _Item(f"<{name} {n}[{b}]>", lambda a=a, b=b: _to_hwc_uint8(a[b], is_torch))
+            for b in range(len(a))
+        ]
     return [_Item(f"<{name} {n}>", lambda: _to_hwc_uint8(a, is_torch and a.ndim == 3))]
 
 

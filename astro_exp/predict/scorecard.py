@@ -46,11 +46,19 @@ class Scorecard:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "classes": self.classes, "n": self.n, "failed": self.failed, "metrics": self.metrics,
-            "within_classes": self.within_classes, "multilabel": self.multilabel,
-            "confusion": {"rows": self.confusion_rows, "columns": self.classes, "counts": self.confusion},
+            "classes": self.classes,
+            "n": self.n,
+            "failed": self.failed,
+            "metrics": self.metrics,
+            "within_classes": self.within_classes,
+            "multilabel": self.multilabel,
+            "confusion": {
+                "rows": self.confusion_rows,
+                "columns": self.classes,
+                "counts": self.confusion,
+            },
             "pictures": self.rows,
-        }  # fmt: skip
+        }
 
 
 def _ece(probs: np.ndarray, truth: np.ndarray, bins: int = 15) -> tuple[float, np.ndarray]:
@@ -106,16 +114,22 @@ def uncalibrated(probs: np.ndarray, truth: np.ndarray, temperature: float) -> di
     return {"ece_uncalibrated": _ece(raw, truth)[0], "temperature": float(temperature)}
 
 
-def score_probabilities(probs: np.ndarray, truth: np.ndarray, classes: list[str]) -> dict[str, float]:
+def score_probabilities(
+    probs: np.ndarray, truth: np.ndarray, classes: list[str]
+) -> dict[str, float]:
     """The figures of :func:`score_labelled` from probabilities already in hand (e.g. pooled
     over the folds of a cross-validation); ``truth`` -1 = a label the model has no class for."""
     return _class_metrics(np.asarray(probs, dtype=float), np.asarray(truth), list(classes))
 
 
 def score_labelled(
-    classifier: Classifier, rows: list[LabelRow], root: str | Path, *, batch_size: int = 32,
+    classifier: Classifier,
+    rows: list[LabelRow],
+    root: str | Path,
+    *,
+    batch_size: int = 32,
     progress: bool = False,
-) -> Scorecard:  # fmt: skip
+) -> Scorecard:
     """Predict every row's picture (``root / row.file``) and score it against the row's label."""
     root = Path(root).expanduser()
     classes = list(classifier.classes)
@@ -123,7 +137,9 @@ def score_labelled(
     paths = [str(root / r.file) for r in rows]
     missing = [p for p in paths if not Path(p).is_file()]
     if len(missing) == len(paths):
-        raise DataError(f"none of the {len(paths)} pictures of the labels file is under root={root}; set root=")
+        raise DataError(
+            f"none of the {len(paths)} pictures of the labels file is under root={root}; set root="
+        )
     preds = classifier.predict(paths, top_k=len(classes), batch_size=batch_size, progress=progress)
     probs, truth, kept, failed, per_picture = [], [], [], [], []
     for row, pred in zip(rows, preds, strict=True):
@@ -136,13 +152,25 @@ def score_labelled(
         probs.append(p)
         truth.append(index.get(row.label, -1))
         kept.append(row)
-        per_picture.append({"file": row.file, "label": row.label, "prediction": pred.label,
-                            "confidence": pred.confidence, "right": pred.label == row.label,
-                            "probs": [round(float(v), 6) for v in p]})  # fmt: skip
+        per_picture.append(
+            {
+                "file": row.file,
+                "label": row.label,
+                "prediction": pred.label,
+                "confidence": pred.confidence,
+                "right": pred.label == row.label,
+                "probs": [round(float(v), 6) for v in p],
+            }
+        )
     if not kept:
         raise DataError(f"no picture of the labels file could be read ({failed[0]['error']})")
     if failed:
-        log.warning("%d of %d pictures could not be read; scored the other %d", len(failed), len(rows), len(kept))
+        log.warning(
+            "%d of %d pictures could not be read; scored the other %d",
+            len(failed),
+            len(rows),
+            len(kept),
+        )
     P, y = np.stack(probs), np.asarray(truth)
     unknown = sorted({r.label for r in kept if r.label not in index})
     if unknown:
@@ -160,15 +188,24 @@ def score_labelled(
         t = torch.tensor([[int(c in r.all) for c in classes] for r in kept])
         present = t.sum(0) > 0
         if present.any():
-            ap = tmc.MultilabelAveragePrecision(len(classes), average="none")(torch.from_numpy(P).float(), t)
+            ap = tmc.MultilabelAveragePrecision(len(classes), average="none")(
+                torch.from_numpy(P).float(), t
+            )
             for k, name in enumerate(classes):
                 if present[k]:
                     multilabel[f"ap/{name}"] = float(ap[k])
             multilabel["map"] = float(np.mean([v for v in multilabel.values()]))
     return Scorecard(
-        classes=classes, n=len(kept), failed=failed, metrics=metrics, within_classes=within,
-        confusion=confusion.tolist(), confusion_rows=row_names, multilabel=multilabel, rows=per_picture,
-    )  # fmt: skip
+        classes=classes,
+        n=len(kept),
+        failed=failed,
+        metrics=metrics,
+        within_classes=within,
+        confusion=confusion.tolist(),
+        confusion_rows=row_names,
+        multilabel=multilabel,
+        rows=per_picture,
+    )
 
 
 def write_figures(card: Scorecard, out_dir: str | Path, probs_title: str = "") -> dict[str, Path]:
@@ -176,12 +213,19 @@ def write_figures(card: Scorecard, out_dir: str | Path, probs_title: str = "") -
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cm = np.asarray(card.confusion)
-    if len(card.confusion_rows) > len(card.classes):  # unknown labels: pad columns for a square plot
+    if len(card.confusion_rows) > len(
+        card.classes
+    ):  # unknown labels: pad columns for a square plot
         cm = np.pad(cm, ((0, 0), (0, len(card.confusion_rows) - len(card.classes))))
     title = f"{probs_title} acc {card.metrics['acc']:.3f}, macro-F1 {card.metrics['f1_macro']:.3f}".strip()
-    paths = {"confusion": plot_confusion(cm, card.confusion_rows, out_dir / "confusion_matrix.png", title=title)}
+    paths = {
+        "confusion": plot_confusion(
+            cm, card.confusion_rows, out_dir / "confusion_matrix.png", title=title
+        )
+    }
     conf = np.array([r["confidence"] for r in card.rows], dtype=float)
     right = np.array([r["right"] for r in card.rows], dtype=bool)
-    paths["reliability"] = plot_reliability(conf, right, out_dir / "reliability.png",
-                                            title=f"ECE {card.metrics['ece']:.3f}")  # fmt: skip
+    paths["reliability"] = plot_reliability(
+        conf, right, out_dir / "reliability.png", title=f"ECE {card.metrics['ece']:.3f}"
+    )
     return paths

@@ -26,8 +26,14 @@ def phash(path: Path, max_pixels: int | None = None) -> int:
     import imagehash
 
     # JPEG: decode the grey channel at a reduced scale (much faster; pHash looks at 32x32 anyway)
-    grey = decode_picture(path, max_pixels=max_pixels, max_bytes=None, mode="L", exif_transpose=False,
-                          draft_size=(16 * _HASH_SIZE, 16 * _HASH_SIZE))  # fmt: skip
+    grey = decode_picture(
+        path,
+        max_pixels=max_pixels,
+        max_bytes=None,
+        mode="L",
+        exif_transpose=False,
+        draft_size=(16 * _HASH_SIZE, 16 * _HASH_SIZE),
+    )
     bits = imagehash.phash(grey, hash_size=_HASH_SIZE).hash.flatten()
     return int("".join("1" if b else "0" for b in bits), 2)
 

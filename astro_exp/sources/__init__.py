@@ -38,7 +38,9 @@ def build_source(cfg: Mapping) -> ImageSource:
     node = {k: v for k, v in _plain(cfg).items() if k not in GENERIC_KEYS}
     target = node.get("_target_")
     if not target:
-        raise ConfigError("source config has no _target_; pick one with source=synthetic|folder|apod_thumbs|apod")
+        raise ConfigError(
+            "source config has no _target_; pick one with source=synthetic|folder|apod_thumbs|apod"
+        )
     name = node.get("name", target)
     try:
         source = instantiate(node, _convert_="all")
@@ -54,7 +56,9 @@ def build_source(cfg: Mapping) -> ImageSource:
             f"check the source.* keys against {target}"
         ) from None
     if not isinstance(source, ImageSource):
-        raise ConfigError(f"source._target_={target} has no imageset(); point it at a class in astro_exp.sources")
+        raise ConfigError(
+            f"source._target_={target} has no imageset(); point it at a class in astro_exp.sources"
+        )
     return source
 
 
@@ -69,4 +73,11 @@ def build_imageset(cfg: Mapping, source: ImageSource | None = None) -> ImageSet:
     return limit_imageset(source.imageset(), None if limit is None else int(limit))
 
 
-__all__ = ["GENERIC_KEYS", "HasAnomalySet", "ImageSet", "ImageSource", "build_imageset", "build_source"]
+__all__ = [
+    "GENERIC_KEYS",
+    "HasAnomalySet",
+    "ImageSet",
+    "ImageSource",
+    "build_imageset",
+    "build_source",
+]

@@ -53,16 +53,22 @@ def _usable(labs: Sequence[str], classes: list[str], task: Task) -> list[str]:
 
 def _check_classes(labels: list[list[str]], classes: list[str], where: str) -> None:
     if not labels:
-        raise DataError(f"no labelled pictures in {where}; check the label config or source.include_other")
+        raise DataError(
+            f"no labelled pictures in {where}; check the label config or source.include_other"
+        )
     present = {lab for labs in labels for lab in labs}
     if len(present) < 2:
-        raise DataError(f"{where} gives only the labels {sorted(present)}; need at least 2 classes to train")
+        raise DataError(
+            f"{where} gives only the labels {sorted(present)}; need at least 2 classes to train"
+        )
     missing = [c for c in classes if c not in present]
     if missing:
         log.warning("no pictures labelled %s in %s", missing, where)
 
 
-def _fingerprint(shas: list[str], labels: list[list[str]], labeller: Labeller, classes: list[str], task: str) -> str:
+def _fingerprint(
+    shas: list[str], labels: list[list[str]], labeller: Labeller, classes: list[str], task: str
+) -> str:
     digest = hashlib.sha256(f"{labeller.version}|{task}|{','.join(classes)}\n".encode())
     for sha, labs in zip(shas, labels, strict=True):
         digest.update(f"{sha}|{'|'.join(labs)}\n".encode())
@@ -129,21 +135,38 @@ class ApodCatalogSource:
     def request(self) -> ScrapeRequest:
         """The scrape this config describes (raises ConfigError when no days are given)."""
         return ScrapeRequest(
-            source=self.name, kind=self.kind, base_url=self.base_url, api_url=self.api_url,
-            api_key=self.api_key, start_date=self.start_date, end_date=self.end_date,
-            last_days=self.last_days, picture=self.picture, max_bytes=self.max_bytes,
-            max_pixels=self.max_pixels, chunk_days=self.chunk_days,
-        )  # fmt: skip
+            source=self.name,
+            kind=self.kind,
+            base_url=self.base_url,
+            api_url=self.api_url,
+            api_key=self.api_key,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            last_days=self.last_days,
+            picture=self.picture,
+            max_bytes=self.max_bytes,
+            max_pixels=self.max_pixels,
+            chunk_days=self.chunk_days,
+        )
 
     def scrape(self, progress: bool | None = None) -> ScrapeSummary:
         """Fetch the missing days into the catalog (what ``scripts/scrape.py`` runs)."""
         labeller = build_labeller(self.labels_cfg) if self.labels_cfg is not None else None
-        return scrape(self.request(), self.data_dir, labeller=labeller, http=self.http,
-                      progress=self.progress if progress is None else progress)  # fmt: skip
+        return scrape(
+            self.request(),
+            self.data_dir,
+            labeller=labeller,
+            http=self.http,
+            progress=self.progress if progress is None else progress,
+        )
 
     # -- training ---------------------------------------------------------------------------------
     def _rows(self, catalog: Catalog) -> list[dict[str, Any]]:
-        rows = [r for r in catalog.rows(self.sources, status=OK) if r.get("media_type", "image") in ("image", None)]
+        rows = [
+            r
+            for r in catalog.rows(self.sources, status=OK)
+            if r.get("media_type", "image") in ("image", None)
+        ]
         if self.start_date:
             rows = [r for r in rows if r["date"] >= self.start_date.isoformat()]
         if self.end_date:
@@ -168,7 +191,9 @@ class ApodCatalogSource:
             rows = self._rows(catalog)
             corrections = catalog.corrections()
         if not rows:
-            raise DataError(f"no stored pictures of source {', '.join(self.sources)} in {path}; {hint}")
+            raise DataError(
+                f"no stored pictures of source {', '.join(self.sources)} in {path}; {hint}"
+            )
         seen: set[str] = set()
         items: list[tuple[dict[str, Any], list[str]]] = []
         n_fixed = n_relabelled = 0
@@ -177,17 +202,32 @@ class ApodCatalogSource:
                 continue
             if r["id"] in corrections:
                 labs, n_fixed = [corrections[r["id"]]], n_fixed + 1
-            elif isinstance(r.get("labels"), dict) and r["labels"].get("version") == labeller.version:
-                labs = list(r["labels"]["all"]) if self.task == "multilabel" else [r["labels"]["primary"]]
+            elif (
+                isinstance(r.get("labels"), dict) and r["labels"].get("version") == labeller.version
+            ):
+                labs = (
+                    list(r["labels"]["all"])
+                    if self.task == "multilabel"
+                    else [r["labels"]["primary"]]
+                )
             else:
-                res, n_relabelled = labeller.label(r.get("title"), r.get("explanation")), n_relabelled + 1
+                res, n_relabelled = (
+                    labeller.label(r.get("title"), r.get("explanation")),
+                    n_relabelled + 1,
+                )
                 labs = res.all if self.task == "multilabel" else [res.primary]
             labs = _usable(labs, classes, self.task)
             if labs:
                 seen.add(r["sha256"])
                 items.append((r, labs))
-        log.info("%s: %d pictures (%d human corrections, %d labelled now by %s)",
-                 self.name, len(items), n_fixed, n_relabelled, labeller.version)  # fmt: skip
+        log.info(
+            "%s: %d pictures (%d human corrections, %d labelled now by %s)",
+            self.name,
+            len(items),
+            n_fixed,
+            n_relabelled,
+            labeller.version,
+        )
         labels = [labs for _, labs in items]
         _check_classes(labels, classes, f"the catalog {path}")
         paths = [store.abspath(r["path"]) for r, _ in items]
@@ -199,12 +239,20 @@ class ApodCatalogSource:
             return read_image(paths[i])
 
         return ImageSet(
-            name=self.name, classes=classes, task=self.task, ids=ids,
+            name=self.name,
+            classes=classes,
+            task=self.task,
+            ids=ids,
             targets=_targets(labels, classes, self.task),
-            fingerprint=_fingerprint(shas, labels, labeller, classes, self.task), load=load,
-            meta={"paths": [str(p) for p in paths], "sha256": shas, "labeller": labeller.version,
-                  "catalog_ids": [r["id"] for r, _ in items]},
-        )  # fmt: skip
+            fingerprint=_fingerprint(shas, labels, labeller, classes, self.task),
+            load=load,
+            meta={
+                "paths": [str(p) for p in paths],
+                "sha256": shas,
+                "labeller": labeller.version,
+                "catalog_ids": [r["id"] for r, _ in items],
+            },
+        )
 
 
 _INDEX_RE = re.compile(r"^\d+$")
@@ -253,7 +301,9 @@ class ApodThumbsSource:
     ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            raise ConfigError(f"source.root={root!r} is not a folder; point it at the pictures (e.g. ../shared/data/apod-thumbs)")
+            raise ConfigError(
+                f"source.root={root!r} is not a folder; point it at the pictures (e.g. ../shared/data/apod-thumbs)"
+            )
         self.metadata = Path(metadata) if Path(metadata).is_absolute() else self.root / metadata
         if not self.metadata.is_file():
             raise ConfigError(f"source.metadata={metadata!r} not found (looked at {self.metadata})")
@@ -288,11 +338,19 @@ class ApodThumbsSource:
                 raise DataError(f"{self.metadata}:{n}: not valid JSON ({e.msg})") from None
             rel = field_value(row, self.path_field)
             if not isinstance(rel, str):
-                raise ConfigError(f"{self.metadata} row {n} has no '{self.path_field}'; set source.path_field")
+                raise ConfigError(
+                    f"{self.metadata} row {n} has no '{self.path_field}'; set source.path_field"
+                )
             title = self._first(row, self.title_fields)
             if not title and self.title_from_filename:
                 title = _FRAME_RE.sub("", Path(rel).stem).replace("_", " ")
-            out.append({"file": rel, "title": title, "explanation": self._first(row, self.explanation_fields)})
+            out.append(
+                {
+                    "file": rel,
+                    "title": title,
+                    "explanation": self._first(row, self.explanation_fields),
+                }
+            )
         return out
 
     def imageset(self) -> ImageSet:
@@ -316,12 +374,16 @@ class ApodThumbsSource:
             if sha in seen_sha:
                 continue
             res = labeller.label(rec["title"], rec["explanation"])
-            labs = _usable(res.all if self.task == "multilabel" else [res.primary], classes, self.task)
+            labs = _usable(
+                res.all if self.task == "multilabel" else [res.primary], classes, self.task
+            )
             if labs:
                 seen_sha.add(sha)
                 items.append((path, sha, labs))
         if missing:
-            log.warning("%d pictures listed in %s are missing; skipping them", missing, self.metadata)
+            log.warning(
+                "%d pictures listed in %s are missing; skipping them", missing, self.metadata
+            )
         labels = [labs for _, _, labs in items]
         _check_classes(labels, classes, str(self.root))
         paths = [p for p, _, _ in items]
@@ -330,9 +392,14 @@ class ApodThumbsSource:
             return read_image(paths[i])
 
         return ImageSet(
-            name=self.name, classes=classes, task=self.task,
+            name=self.name,
+            classes=classes,
+            task=self.task,
             ids=[str(p.relative_to(self.root)) for p in paths],
             targets=_targets(labels, classes, self.task),
-            fingerprint=_fingerprint([s for _, s, _ in items], labels, labeller, classes, self.task),
-            load=load, meta={"paths": [str(p) for p in paths], "labeller": labeller.version},
-        )  # fmt: skip
+            fingerprint=_fingerprint(
+                [s for _, s, _ in items], labels, labeller, classes, self.task
+            ),
+            load=load,
+            meta={"paths": [str(p) for p in paths], "labeller": labeller.version},
+        )

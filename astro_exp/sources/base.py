@@ -37,7 +37,6 @@ class HasAnomalySet(Protocol):
         ...
 
 
-
 @runtime_checkable
 class CanScrape(Protocol):
     """A source whose pictures are fetched from the web into the catalog first: what

@@ -106,7 +106,9 @@ class FolderSource:
         items = [(p, labs) for p, labs in items if labs]
         missing = [p for p, _ in items if not p.is_file()]
         if missing:
-            log.warning("%d listed pictures are missing, e.g. %s; skipping them", len(missing), missing[0])
+            log.warning(
+                "%d listed pictures are missing, e.g. %s; skipping them", len(missing), missing[0]
+            )
             items = [(p, labs) for p, labs in items if p.is_file()]
         if not items:
             raise DataError(f"no labelled pictures found under {self.root}")
@@ -129,8 +131,15 @@ class FolderSource:
             return read_image(paths[i])  # DataError -> the cache records it and skips it
 
         return ImageSet(
-            name=self.name, classes=classes, task=self.task,
-            ids=[str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p) for p in paths],
-            targets=targets, fingerprint=digest.hexdigest(), load=load,
+            name=self.name,
+            classes=classes,
+            task=self.task,
+            ids=[
+                str(p.relative_to(self.root)) if p.is_relative_to(self.root) else str(p)
+                for p in paths
+            ],
+            targets=targets,
+            fingerprint=digest.hexdigest(),
+            load=load,
             meta={"paths": [str(p) for p in paths]},
-        )  # fmt: skip
+        )

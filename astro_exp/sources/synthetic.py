@@ -76,9 +76,14 @@ class SyntheticSource:
                 return sky_render.render_multilabel(kinds, rng, size)
 
         return ImageSet(
-            name=self.name, classes=self.classes, task=self.task, ids=ids, targets=targets,
-            fingerprint=self._fingerprint("train"), load=load,
-        )  # fmt: skip
+            name=self.name,
+            classes=self.classes,
+            task=self.task,
+            ids=ids,
+            targets=targets,
+            fingerprint=self._fingerprint("train"),
+            load=load,
+        )
 
     def anomaly_set(self, per_kind: int, kinds: Sequence[str] | None = None) -> ImageSet:
         """Pictures of kinds the renderer keeps out of training (comets, trails, flares, ...):
@@ -88,11 +93,16 @@ class SyntheticSource:
         kind_of = [kinds[i % len(kinds)] for i in range(n)]
 
         def load(i: int, size: int) -> np.ndarray:
-            return sky_render.render(kind_of[i], np.random.default_rng([self.seed, 1_000_003, i]), size)
+            return sky_render.render(
+                kind_of[i], np.random.default_rng([self.seed, 1_000_003, i]), size
+            )
 
         return ImageSet(
-            name=f"{self.name}-anomalies", classes=kinds, task="multiclass",
+            name=f"{self.name}-anomalies",
+            classes=kinds,
+            task="multiclass",
             ids=[f"{self.name}-anomaly-{kind_of[i]}-{i:05d}" for i in range(n)],
             targets=np.arange(n, dtype=np.int64) % len(kinds),
-            fingerprint=self._fingerprint(f"anomalies{per_kind}{kinds}"), load=load,
-        )  # fmt: skip
+            fingerprint=self._fingerprint(f"anomalies{per_kind}{kinds}"),
+            load=load,
+        )

@@ -37,7 +37,7 @@ def sqlite_path(storage: str | None) -> Path | None:
     """The database file of an Optuna ``sqlite:///...`` storage URL; None for other storages."""
     if not storage or not str(storage).startswith(_SQLITE):
         return None
-    return Path(str(storage)[len(_SQLITE):])
+    return Path(str(storage)[len(_SQLITE) :])
 
 
 class MakeStorageDir(Callback):
@@ -48,8 +48,12 @@ class MakeStorageDir(Callback):
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        log.info("Optuna study %s in %s (%s)", config.hydra.sweeper.get("study_name"), path,
-                 "continued" if path.exists() else "new")  # fmt: skip
+        log.info(
+            "Optuna study %s in %s (%s)",
+            config.hydra.sweeper.get("study_name"),
+            path,
+            "continued" if path.exists() else "new",
+        )
 
 
 def parse_gpus(gpus: Any) -> list[str]:
@@ -74,8 +78,13 @@ def detect_gpus() -> list[str]:
     if smi is None:
         return []
     try:
-        out = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip().isdigit()]
@@ -138,5 +147,10 @@ class OneGpuPerJob(Callback):
         gpu = ids[slot % len(ids)]
         if os.environ.get("CUDA_VISIBLE_DEVICES") != gpu:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-        log.info("job %s runs on GPU %s (worker slot %d, pid %d)",
-                 config.hydra.job.get("num"), gpu, slot, os.getpid())  # fmt: skip
+        log.info(
+            "job %s runs on GPU %s (worker slot %d, pid %d)",
+            config.hydra.job.get("num"),
+            gpu,
+            slot,
+            os.getpid(),
+        )

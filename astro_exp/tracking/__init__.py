@@ -31,12 +31,19 @@ def build_loggers(
 
         mode = resolve_mode(cfg.get("mode") or "auto")  # WANDB_MODE=disabled counts too
         if mode != "disabled":
-            loggers.append(WandbLogger(
-                run_dir, project=cfg.get("project") or "astro-exp", entity=cfg.get("entity"),
-                group=cfg.get("group") or group, name=name, tags=list(cfg.get("tags") or ()),
-                mode=mode, job_type=cfg.get("job_type") or "train",
-                resume_id=resume_id or cfg.get("resume_id"),
-            ))  # fmt: skip
+            loggers.append(
+                WandbLogger(
+                    run_dir,
+                    project=cfg.get("project") or "astro-exp",
+                    entity=cfg.get("entity"),
+                    group=cfg.get("group") or group,
+                    name=name,
+                    tags=list(cfg.get("tags") or ()),
+                    mode=mode,
+                    job_type=cfg.get("job_type") or "train",
+                    resume_id=resume_id or cfg.get("resume_id"),
+                )
+            )
     return MultiLogger(loggers)
 
 

@@ -18,8 +18,12 @@ import yaml
 
 DEFAULT_METRIC = "test/f1_macro"
 # (metrics.json key, column name): the columns every table shows after the ranking metric
-COLUMNS = (("test/acc", "test/acc"), ("test/f1_macro", "test/f1_macro"), ("test/ece", "test/ece"),
-           ("time/total_s", "time_s"))  # fmt: skip
+COLUMNS = (
+    ("test/acc", "test/acc"),
+    ("test/f1_macro", "test/f1_macro"),
+    ("test/ece", "test/ece"),
+    ("time/total_s", "time_s"),
+)
 _SKIP_PARTS = {"wandb", ".hydra", "checkpoints", "__pycache__"}
 _LOWER_IS_BETTER = ("loss", "ece", "nll", "error", "time", "brier")
 

@@ -94,9 +94,17 @@ class WandbLogger:
         self._step = 0
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         kwargs = dict(
-            dir=str(run_dir), project=project, entity=entity, group=group, name=name, tags=list(tags),
-            job_type=job_type, id=resume_id, resume="allow" if resume_id else None, reinit="finish_previous",
-        )  # fmt: skip
+            dir=str(run_dir),
+            project=project,
+            entity=entity,
+            group=group,
+            name=name,
+            tags=list(tags),
+            job_type=job_type,
+            id=resume_id,
+            resume="allow" if resume_id else None,
+            reinit="finish_previous",
+        )
         try:
             self.run = wandb.init(mode=self.mode, settings=self._settings(), **kwargs)
         except Exception as e:  # server down / timeout: keep training, record offline
@@ -154,8 +162,10 @@ class WandbLogger:
         table = self.wandb.Table(columns=[picture, *columns])
         for img, row in zip(images, rows, strict=False):
             caption = " / ".join(str(row[k]) for k in ("label", "prediction") if k in row) or None
-            table.add_data(self.wandb.Image(np.asarray(img), caption=caption),
-                           *[_scalar(row.get(c)) for c in columns])  # fmt: skip
+            table.add_data(
+                self.wandb.Image(np.asarray(img), caption=caption),
+                *[_scalar(row.get(c)) for c in columns],
+            )
         self.run.log({key: table}, step=self._step)
 
     def log_summary(self, summary: dict[str, float]) -> None:

@@ -77,9 +77,16 @@ class Preprocess(nn.Module):
 def build_preprocess(cfg: Mapping) -> Preprocess:
     """Build from a ``conf/preprocess`` node (keys that only the cache uses are skipped)."""
     keys = (
-        "mean", "std", "stretch", "stretch_strength", "clahe", "clahe_clip_limit",
-        "clahe_grid_size", "denoise", "denoise_kernel",
-    )  # fmt: skip
+        "mean",
+        "std",
+        "stretch",
+        "stretch_strength",
+        "clahe",
+        "clahe_clip_limit",
+        "clahe_grid_size",
+        "denoise",
+        "denoise_kernel",
+    )
     kwargs = {k: cfg[k] for k in keys if k in cfg}
     for k in ("mean", "std", "clahe_grid_size"):
         if k in kwargs:

@@ -57,11 +57,15 @@ class AlertRules:
         if not 0.0 <= conf <= 1.0:
             raise ConfigError(f"alerts.min_confidence={conf} must be between 0 and 1")
         return cls(
-            labels=labels, anomalies=bool(cfg.get("anomalies", True)), min_confidence=conf,
+            labels=labels,
+            anomalies=bool(cfg.get("anomalies", True)),
+            min_confidence=conf,
             webhook_url=str(url) if url else None,
-            webhook_timeout_s=parse_duration(cfg.get("webhook_timeout", 10), "alerts.webhook_timeout"),
+            webhook_timeout_s=parse_duration(
+                cfg.get("webhook_timeout", 10), "alerts.webhook_timeout"
+            ),
             max_attempts=int(cfg.get("max_attempts", 20)),
-        )  # fmt: skip
+        )
 
     def reasons(self, pred: Prediction) -> list[str]:
         """Why this prediction is worth an alert (empty: it is not)."""
@@ -139,6 +143,11 @@ class WebhookSender:
             else:
                 failed += 1
                 left = self.max_attempts - alert["attempts"] - 1
-                log.warning("webhook %s failed for alert %d (%s); %s", self.url, alert["id"], error,
-                            f"will retry ({left} attempts left)" if left > 0 else "giving up on it")  # fmt: skip
+                log.warning(
+                    "webhook %s failed for alert %d (%s); %s",
+                    self.url,
+                    alert["id"],
+                    error,
+                    f"will retry ({left} attempts left)" if left > 0 else "giving up on it",
+                )
         return sent, failed

@@ -107,9 +107,11 @@ class PollResult:
 
     def line(self) -> str:
         new = sum(s == OK for s in self.handled.values())
-        return (f"poll: newest {self.newest}, {len(self.due)} due, {new} classified, "
-                f"{len(self.handled) - new} other, {len(self.alerts)} alerts"
-                + (f", {len(self.pending)} left for the next poll" if self.pending else ""))  # fmt: skip
+        return (
+            f"poll: newest {self.newest}, {len(self.due)} due, {new} classified, "
+            f"{len(self.handled) - new} other, {len(self.alerts)} alerts"
+            + (f", {len(self.pending)} left for the next poll" if self.pending else "")
+        )
 
 
 class Watcher:
@@ -148,9 +150,12 @@ class Watcher:
         self.stop_event = threading.Event()
         self.sleep = sleep or self.stop_event.wait
         self.webhook = (
-            WebhookSender(self.rules.webhook_url, self.rules.webhook_timeout_s, self.rules.max_attempts)
-            if self.rules.webhook_url else None
-        )  # fmt: skip
+            WebhookSender(
+                self.rules.webhook_url, self.rules.webhook_timeout_s, self.rules.max_attempts
+            )
+            if self.rules.webhook_url
+            else None
+        )
         self.polls = self.failures = 0
         self.last_ok: float | None = None
         self.last_error: str | None = None
@@ -174,17 +179,26 @@ class Watcher:
         """Calendar days to handle: from the first day watched (first poll: the newest
         ``backfill_days``) to ``newest``, minus the handled ones, the newest ``max_catchup_days``."""
         watched = catalog.watched_days(self.source)
-        first = (dt.date.fromisoformat(min(watched)) if watched
-                 else newest - dt.timedelta(days=self.settings.backfill_days - 1))  # fmt: skip
+        first = (
+            dt.date.fromisoformat(min(watched))
+            if watched
+            else newest - dt.timedelta(days=self.settings.backfill_days - 1)
+        )
         floor = newest - dt.timedelta(days=self.settings.max_catchup_days - 1)
         if first < floor:
             skipped = sum(
-                1 for i in range((floor - first).days)
+                1
+                for i in range((floor - first).days)
                 if (first + dt.timedelta(days=i)).isoformat() not in watched
-            )  # fmt: skip
+            )
             if skipped:
-                log.warning("%d unhandled days before %s are past watch.max_catchup_days=%d; "
-                            "scrape them with scripts/scrape.py", skipped, floor, self.settings.max_catchup_days)  # fmt: skip
+                log.warning(
+                    "%d unhandled days before %s are past watch.max_catchup_days=%d; "
+                    "scrape them with scripts/scrape.py",
+                    skipped,
+                    floor,
+                    self.settings.max_catchup_days,
+                )
             first = floor
         days = [first + dt.timedelta(days=i) for i in range((newest - first).days + 1)]
         return [d for d in days if d.isoformat() not in watched]
@@ -235,8 +249,15 @@ class Watcher:
             return
         alerts: list[tuple[str, dict[str, Any]]] = []
         if status == OK:
-            preds = predict_catalog(self.clf, catalog, self.run_id, self.data_dir, rows=[row],
-                                    only_missing=False, progress=False)  # fmt: skip
+            preds = predict_catalog(
+                self.clf,
+                catalog,
+                self.run_id,
+                self.data_dir,
+                rows=[row],
+                only_missing=False,
+                progress=False,
+            )
             pred = preds.get(int(row["id"]))
             if pred is None:  # the stored picture could not be read: try again next poll
                 result.pending.append(d.isoformat())
@@ -245,8 +266,16 @@ class Watcher:
             score = (
                 "" if pred.anomaly_score is None else f", anomaly score {pred.anomaly_score:.3g}"
             )
-            log.info("%s %s %r: %s (%s%s)%s", self.source, d, row.get("title"), pred.label, conf, score,
-                     " ANOMALY" if pred.is_anomaly else "")  # fmt: skip
+            log.info(
+                "%s %s %r: %s (%s%s)%s",
+                self.source,
+                d,
+                row.get("title"),
+                pred.label,
+                conf,
+                score,
+                " ANOMALY" if pred.is_anomaly else "",
+            )
             alerts = [
                 (reason, alert_payload(reason, row, pred, self.run_id))
                 for reason in self.rules.reasons(pred)
@@ -274,9 +303,11 @@ class Watcher:
         state = f"last good poll {last}" + (
             f", {self.failures} failed since ({self.last_error})" if self.failures else ""
         )
-        return (f"heartbeat: watching {self.source} ({self.settings.poll}); {state}; next poll in "
-                f"{format_duration(max(next_in, 0.0))}; {n_days} days handled, {n_alerts} alerts"
-                + (f" ({pending} undelivered)" if pending else ""))  # fmt: skip
+        return (
+            f"heartbeat: watching {self.source} ({self.settings.poll}); {state}; next poll in "
+            f"{format_duration(max(next_in, 0.0))}; {n_days} days handled, {n_alerts} alerts"
+            + (f" ({pending} undelivered)" if pending else "")
+        )
 
     def poll_safely(self) -> PollResult | None:
         """One poll; a failure is logged and counted (for the back-off), never raised."""
@@ -286,8 +317,11 @@ class Watcher:
         except (AstroExpError, requests.RequestException, OSError) as e:
             self.failures += 1
             self.last_error = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            log.warning("poll failed (%s); next try in %s", self.last_error,
-                        format_duration(self.settings.backoff(self.failures)))  # fmt: skip
+            log.warning(
+                "poll failed (%s); next try in %s",
+                self.last_error,
+                format_duration(self.settings.backoff(self.failures)),
+            )
             return None
         self.failures = 0
         self.last_error = None

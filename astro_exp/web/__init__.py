@@ -46,7 +46,8 @@ def create_app(config: Mapping[str, Any] | WebSettings | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 64 * 1024,  # room for the form's other fields
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes
+        + 64 * 1024,  # room for the form's other fields
         MAX_FORM_MEMORY_SIZE=64 * 1024,
         WTF_CSRF_ENABLED=settings.csrf,
         WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session (a long labelling session)
@@ -88,12 +89,21 @@ def error_response(code: int, message: str | None = None, title: str | None = No
     message = message or FRIENDLY.get(code, "Something went wrong.")
     if _wants_json():
         return jsonify({"error": message, "status": code}), code
-    return render_template("error.html", code=code, title=title or _title(code), message=message), code
+    return render_template(
+        "error.html", code=code, title=title or _title(code), message=message
+    ), code
 
 
 def _title(code: int) -> str:
-    return {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Method not allowed",
-            413: "Too large", 500: "Server error", 503: "No model loaded"}.get(code, "Error")  # fmt: skip
+    return {
+        400: "Bad request",
+        403: "Not allowed",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Too large",
+        500: "Server error",
+        503: "No model loaded",
+    }.get(code, "Error")
 
 
 def _error_handlers(app: Flask) -> None:
@@ -101,8 +111,11 @@ def _error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(e: CSRFError):  # noqa: ANN202
-        return error_response(400, "The form has expired or did not come from this site; reload the page and try again.",
-                              "Form expired")  # fmt: skip
+        return error_response(
+            400,
+            "The form has expired or did not come from this site; reload the page and try again.",
+            "Form expired",
+        )
 
     @app.errorhandler(NotFound)
     def _not_found(e: NotFound):  # noqa: ANN202
@@ -112,8 +125,12 @@ def _error_handlers(app: Flask) -> None:
     def _catalog(e: sqlite3.Error):  # noqa: ANN202
         log.error("catalog error on %s: %s", request.path, e)
         path = app.extensions["astro_exp"].catalog_path
-        return error_response(500, f"The catalog at {path} could not be read; is it one that scripts/scrape.py made "
-                                   "with this version of astro-exp?", "Catalog unreadable")  # fmt: skip
+        return error_response(
+            500,
+            f"The catalog at {path} could not be read; is it one that scripts/scrape.py made "
+            "with this version of astro-exp?",
+            "Catalog unreadable",
+        )
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):  # noqa: ANN202

@@ -16,20 +16,42 @@ from astro_exp.web.state import NotFound, state
 from astro_exp.web.views import picture_analysis, read_submission
 
 bp = Blueprint("api", __name__)
-PICTURE_FIELDS = ("id", "source", "date", "page_url", "image_url", "hd_url", "title", "explanation", "credit",
-                  "copyright", "media_type", "sha256", "width", "height", "fetched_at", "status")  # fmt: skip
+PICTURE_FIELDS = (
+    "id",
+    "source",
+    "date",
+    "page_url",
+    "image_url",
+    "hd_url",
+    "title",
+    "explanation",
+    "credit",
+    "copyright",
+    "media_type",
+    "sha256",
+    "width",
+    "height",
+    "fetched_at",
+    "status",
+)
 
 
 def _item(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": row["id"], "date": row.get("date"), "title": row.get("title"), "source": row.get("source"),
-        "sha256": row.get("sha256"), "label": row.get("pred_label"), "confidence": row.get("confidence"),
+        "id": row["id"],
+        "date": row.get("date"),
+        "title": row.get("title"),
+        "source": row.get("source"),
+        "sha256": row.get("sha256"),
+        "label": row.get("pred_label"),
+        "confidence": row.get("confidence"),
         "anomaly_score": row.get("anomaly_score"),
         "is_anomaly": None if row.get("is_anomaly") is None else bool(row["is_anomaly"]),
-        "catalog_label": row.get("truth"), "weak_label": row.get("weak_label"),
+        "catalog_label": row.get("truth"),
+        "weak_label": row.get("weak_label"),
         "url": url_for("web.picture", picture_id=row["id"]),
         "thumb_url": url_for("web.thumb", picture_id=row["id"]),
-    }  # fmt: skip
+    }
 
 
 @bp.get("/pictures")
@@ -41,8 +63,16 @@ def pictures():  # noqa: ANN201
     run_id = st.run_id(request.args.get("run"))
     with st.connect() as conn:
         rows, total = queries.list_pictures(conn, f, run_id)
-    return jsonify({"run_id": run_id, "total": total, "page": f.page, "per_page": f.per_page,
-                    "warnings": f.errors, "items": [_item(r) for r in rows]})  # fmt: skip
+    return jsonify(
+        {
+            "run_id": run_id,
+            "total": total,
+            "page": f.page,
+            "per_page": f.per_page,
+            "warnings": f.errors,
+            "items": [_item(r) for r in rows],
+        }
+    )
 
 
 @bp.get("/pictures/<int:picture_id>")
@@ -55,16 +85,24 @@ def picture(picture_id: int):  # noqa: ANN201
     if analysis is not None:
         prediction = dict(analysis.prediction)
         prediction["neighbours"] = [
-            {**{k: v for k, v in n.items() if k != "picture"},
-             "picture_id": (n.get("picture") or {}).get("id")}  # fmt: skip
+            {
+                **{k: v for k, v in n.items() if k != "picture"},
+                "picture_id": (n.get("picture") or {}).get("id"),
+            }
             for n in st.neighbour_refs(prediction.get("neighbours") or [])
         ]
-    return jsonify({
-        **{k: row.get(k) for k in PICTURE_FIELDS}, "labels": row.get("labels"), "catalog_label": row.get("truth"),
-        "corrections": row.get("corrections", []), "run_id": run_id, "prediction": prediction,
-        "threshold": analysis.threshold if analysis else None,
-        "original_url": url_for("web.original", picture_id=picture_id),
-    })  # fmt: skip
+    return jsonify(
+        {
+            **{k: row.get(k) for k in PICTURE_FIELDS},
+            "labels": row.get("labels"),
+            "catalog_label": row.get("truth"),
+            "corrections": row.get("corrections", []),
+            "run_id": run_id,
+            "prediction": prediction,
+            "threshold": analysis.threshold if analysis else None,
+            "original_url": url_for("web.original", picture_id=picture_id),
+        }
+    )
 
 
 @bp.post("/classify")
@@ -89,19 +127,36 @@ def classify():  # noqa: ANN201
     analysis = st.analyse_upload(decoded, views=False)
     pred = dict(analysis.prediction)
     pred["neighbours"] = [
-        {**{k: v for k, v in n.items() if k != "picture"}, "picture_id": (n.get("picture") or {}).get("id")}
+        {
+            **{k: v for k, v in n.items() if k != "picture"},
+            "picture_id": (n.get("picture") or {}).get("id"),
+        }
         for n in st.neighbour_refs(pred.get("neighbours") or [])
     ]
-    return jsonify({"sha256": sha, "width": decoded.size[0], "height": decoded.size[1], "prediction": pred,
-                    "threshold": analysis.threshold, "url": url_for("web.upload", sha=sha)})  # fmt: skip
+    return jsonify(
+        {
+            "sha256": sha,
+            "width": decoded.size[0],
+            "height": decoded.size[1],
+            "prediction": pred,
+            "threshold": analysis.threshold,
+            "url": url_for("web.upload", sha=sha),
+        }
+    )
 
 
 @bp.get("/runs")
 def runs():  # noqa: ANN201
     st = state()
     ranked, metric, mode, axes = st.runs.ranked(request.args.get("metric") or None)
-    return jsonify({"metric": metric, "mode": mode, "axes": axes,
-                    "runs": [runs_mod.summary(e, metric, axes) for e in ranked]})  # fmt: skip
+    return jsonify(
+        {
+            "metric": metric,
+            "mode": mode,
+            "axes": axes,
+            "runs": [runs_mod.summary(e, metric, axes) for e in ranked],
+        }
+    )
 
 
 @bp.get("/runs/<path:run_id>")

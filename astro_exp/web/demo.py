@@ -48,9 +48,16 @@ def render_pool(pool: int, size: int, seed: int = 0) -> list[tuple[str, np.ndarr
     return out
 
 
-def build_demo(data_dir: str | Path, n: int = 40, pool: int | None = None, size: int = 96,
-               classifier: Any = None, run_id: str = "demo", seed: int = 0,
-               anomaly_rate: float = 0.08) -> Path:  # fmt: skip
+def build_demo(
+    data_dir: str | Path,
+    n: int = 40,
+    pool: int | None = None,
+    size: int = 96,
+    classifier: Any = None,
+    run_id: str = "demo",
+    seed: int = 0,
+    anomaly_rate: float = 0.08,
+) -> Path:
     """Create (or extend) the catalog under ``data_dir`` with ``n`` pictures; returns its path.
 
     Pictures go into the data folder's :class:`ImageStore` and rows through :class:`Catalog`,
@@ -61,14 +68,23 @@ def build_demo(data_dir: str | Path, n: int = 40, pool: int | None = None, size:
     rng = np.random.default_rng(seed)
     pictures = render_pool(min(n, pool or n), size, seed)
     store = ImageStore(data_dir)
-    files: list[tuple[str, StoredImage, np.ndarray]] = [(kind, store.add_bytes(_jpeg(px)), px) for kind, px in pictures]
+    files: list[tuple[str, StoredImage, np.ndarray]] = [
+        (kind, store.add_bytes(_jpeg(px)), px) for kind, px in pictures
+    ]
     preds: dict[str, dict[str, Any]] = {}
     if classifier is not None:
-        for (_, stored, _), p in zip(files, classifier.predict([f[2] for f in files], top_k=len(classifier.classes)),
-                                     strict=True):  # fmt: skip
-            preds[stored.sha256] = {"label": p.label, "confidence": p.confidence,
-                                    "probs": {t["label"]: t["probability"] for t in p.top_k},
-                                    "anomaly_score": p.anomaly_score, "is_anomaly": p.is_anomaly}  # fmt: skip
+        for (_, stored, _), p in zip(
+            files,
+            classifier.predict([f[2] for f in files], top_k=len(classifier.classes)),
+            strict=True,
+        ):
+            preds[stored.sha256] = {
+                "label": p.label,
+                "confidence": p.confidence,
+                "probs": {t["label"]: t["probability"] for t in p.top_k},
+                "anomaly_score": p.anomaly_score,
+                "is_anomaly": p.is_anomaly,
+            }
     path = catalog_path(data_dir)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = date(1995, 6, 16)
@@ -79,24 +95,49 @@ def build_demo(data_dir: str | Path, n: int = 40, pool: int | None = None, size:
             i = first + k
             kind, stored, _ = files[k % len(files)]
             # distinct sha per row beyond the pool: a benchmark row needs no file of its own
-            row_sha = stored.sha256 if k < len(files) else hashlib.sha256(f"{stored.sha256}:{k}".encode()).hexdigest()
+            row_sha = (
+                stored.sha256
+                if k < len(files)
+                else hashlib.sha256(f"{stored.sha256}:{k}".encode()).hexdigest()
+            )
             title, text = WORDS[kind]
             day = (start + timedelta(days=i)).isoformat()
-            records.append(PictureRecord(
-                source="demo", date=day, status="ok", media_type="image",
-                page_url=f"https://apod.nasa.gov/apod/ap{day[2:4]}{day[5:7]}{day[8:10]}.html",
-                title=f"{title} {i + 1}", explanation=f"Picture {i + 1}: {text}. {'Lorem ipsum ' * 20}",
-                credit="Image Credit: astro-exp renderer", sha256=row_sha, path=stored.path,
-                width=stored.width, height=stored.height, bytes=stored.bytes, fetched_at=now,
-                labels={"primary": kind, "all": [kind], "scores": {kind: 1.0}, "version": "demo-1"},
-            ))  # fmt: skip
+            records.append(
+                PictureRecord(
+                    source="demo",
+                    date=day,
+                    status="ok",
+                    media_type="image",
+                    page_url=f"https://apod.nasa.gov/apod/ap{day[2:4]}{day[5:7]}{day[8:10]}.html",
+                    title=f"{title} {i + 1}",
+                    explanation=f"Picture {i + 1}: {text}. {'Lorem ipsum ' * 20}",
+                    credit="Image Credit: astro-exp renderer",
+                    sha256=row_sha,
+                    path=stored.path,
+                    width=stored.width,
+                    height=stored.height,
+                    bytes=stored.bytes,
+                    fetched_at=now,
+                    labels={
+                        "primary": kind,
+                        "all": [kind],
+                        "scores": {kind: 1.0},
+                        "version": "demo-1",
+                    },
+                )
+            )
             p = preds.get(stored.sha256)
             if p is None:
                 conf = float(rng.uniform(0.3, 1.0))
                 label = kind if rng.random() < 0.85 else KINDS[int(rng.integers(len(KINDS)))]
                 score = float(rng.normal(0.0, 1.0))
-                p = {"label": label, "confidence": conf, "probs": {label: conf},
-                     "anomaly_score": score, "is_anomaly": bool(rng.random() < anomaly_rate)}  # fmt: skip
+                p = {
+                    "label": label,
+                    "confidence": conf,
+                    "probs": {label: conf},
+                    "anomaly_score": score,
+                    "is_anomaly": bool(rng.random() < anomaly_rate),
+                }
             pred_rows.append({"sha256": row_sha, **p})
         cat.upsert_many(records)
         cat.add_predictions(run_id, pred_rows)

@@ -22,7 +22,9 @@ class UrlRefused(ValueError):
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local)
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local
+    )
 
 
 def check_url(url: str, allow_hosts: list[str]) -> tuple[str, str, int, str]:
@@ -46,7 +48,9 @@ def check_url(url: str, allow_hosts: list[str]) -> tuple[str, str, int, str]:
     addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     allowed = host in allow_hosts or f"{host}:{port}" in allow_hosts
     if not allowed and not all(_public(ip) for ip in addresses):
-        raise UrlRefused(f"{host} is a private, loopback or reserved address; only public hosts can be fetched")
+        raise UrlRefused(
+            f"{host} is a private, loopback or reserved address; only public hosts can be fetched"
+        )
     return parts.scheme, host, port, str(addresses[0])
 
 
@@ -57,13 +61,24 @@ def fetch_picture(url: str, max_bytes: int, allow_hosts: list[str], timeout: flo
         scheme, host, port, ip = check_url(url, allow_hosts)
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {"Host": host if port in (80, 443) else f"{host}:{port}", "User-Agent": "astro-exp-web/0.1",
-                   "Accept": "image/*"}  # fmt: skip
+        headers = {
+            "Host": host if port in (80, 443) else f"{host}:{port}",
+            "User-Agent": "astro-exp-web/0.1",
+            "Accept": "image/*",
+        }
         pool_cls = urllib3.HTTPSConnectionPool if scheme == "https" else urllib3.HTTPConnectionPool
         kwargs = {"server_hostname": host, "assert_hostname": host} if scheme == "https" else {}
-        pool = pool_cls(ip, port, timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False, **kwargs)
+        pool = pool_cls(
+            ip,
+            port,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=False,
+            **kwargs,
+        )
         try:
-            resp = pool.urlopen("GET", target, headers=headers, redirect=False, preload_content=False)
+            resp = pool.urlopen(
+                "GET", target, headers=headers, redirect=False, preload_content=False
+            )
         except urllib3.exceptions.HTTPError as e:
             raise UrlRefused(f"could not fetch {host}: {type(e).__name__}") from None
         try:
@@ -77,7 +92,9 @@ def fetch_picture(url: str, max_bytes: int, allow_hosts: list[str], timeout: flo
                 raise UrlRefused(f"{host} sent {ctype or 'no content type'}, not a picture")
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
-                raise UrlRefused(f"the picture is {int(length):,} bytes, over the {max_bytes:,}-byte limit")
+                raise UrlRefused(
+                    f"the picture is {int(length):,} bytes, over the {max_bytes:,}-byte limit"
+                )
             body = bytearray()
             for chunk in resp.stream(CHUNK):
                 body += chunk

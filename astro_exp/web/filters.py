@@ -53,8 +53,13 @@ def bar_width(value: Any, full: float = 100.0) -> float:
     return round(max(0.0, min(1.0, v)) * full, 2)
 
 
-def polyline(points: list[tuple[float, float]], width: float, height: float, pad: float = 4.0,
-             y_range: tuple[float, float] | None = None) -> str:  # fmt: skip
+def polyline(
+    points: list[tuple[float, float]],
+    width: float,
+    height: float,
+    pad: float = 4.0,
+    y_range: tuple[float, float] | None = None,
+) -> str:
     """SVG ``points`` of an (x, y) series scaled into a width x height box (y up)."""
     if not points:
         return ""
@@ -67,7 +72,9 @@ def polyline(points: list[tuple[float, float]], width: float, height: float, pad
         y0, y1 = y0 - 1.0, y0 + 1.0
     sx = (width - 2 * pad) / ((x1 - x0) or 1.0)
     sy = (height - 2 * pad) / ((y1 - y0) or 1.0)
-    return " ".join(f"{pad + (x - x0) * sx:.1f},{height - pad - (y - y0) * sy:.1f}" for x, y in points)
+    return " ".join(
+        f"{pad + (x - x0) * sx:.1f},{height - pad - (y - y0) * sy:.1f}" for x, y in points
+    )
 
 
 def register(app: Flask) -> None:

@@ -40,7 +40,9 @@ def decode_untrusted(data: bytes, max_pixels: int) -> Decoded:
     ``max_pixels``: a truncated, disguised or oversized file is refused, not half-read.
     (The upload's byte size is limited before: the request body and the URL fetch.)"""
     im = decode_picture(data, max_pixels=max_pixels, max_bytes=None, formats=FORMATS, verify=True)
-    return Decoded(data, hashlib.sha256(data).hexdigest(), f".{FORMATS[str(im.format)]}", np.asarray(im))
+    return Decoded(
+        data, hashlib.sha256(data).hexdigest(), f".{FORMATS[str(im.format)]}", np.asarray(im)
+    )
 
 
 def inside(root: Path, relative: str | os.PathLike[str]) -> Path | None:
@@ -109,8 +111,12 @@ class Thumbnails:
     def render(self, source: Path) -> bytes:
         try:
             # JPEG: decode at a reduced scale, at least twice the thumbnail's size
-            im = decode_picture(source, max_pixels=self.max_pixels, max_bytes=None,
-                                draft_size=(self.size * 2, self.size * 2))  # fmt: skip
+            im = decode_picture(
+                source,
+                max_pixels=self.max_pixels,
+                max_bytes=None,
+                draft_size=(self.size * 2, self.size * 2),
+            )
         except BadImage as e:
             raise BadImage(f"cannot make a thumbnail: {e}") from None
         im.thumbnail((self.size, self.size), Image.Resampling.LANCZOS, reducing_gap=2.0)

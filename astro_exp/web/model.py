@@ -32,7 +32,9 @@ class Analysis:
 class ModelService:
     """Loads a bundle once; analyses are cached by picture hash (pages are revisited)."""
 
-    def __init__(self, ckpt_path: Path | None, device: str = "auto", top_k: int = 5, n_augmented: int = 4) -> None:
+    def __init__(
+        self, ckpt_path: Path | None, device: str = "auto", top_k: int = 5, n_augmented: int = 4
+    ) -> None:
         self.ckpt_path = ckpt_path
         self.top_k = top_k
         self.n_augmented = n_augmented
@@ -60,11 +62,16 @@ class ModelService:
             return {"loaded": False}
         det = clf.detector
         return {
-            "loaded": True, "ckpt_path": str(self.ckpt_path), "classes": clf.classes, "task": clf.task,
-            "image_size": clf.image_size, "temperature": clf.temperature,
+            "loaded": True,
+            "ckpt_path": str(self.ckpt_path),
+            "classes": clf.classes,
+            "task": clf.task,
+            "image_size": clf.image_size,
+            "temperature": clf.temperature,
             "model": clf.bundle.get("model", {}).get("model_name"),
-            "detector": getattr(det, "name", None), "threshold": getattr(det, "threshold", None),
-        }  # fmt: skip
+            "detector": getattr(det, "name", None),
+            "threshold": getattr(det, "threshold", None),
+        }
 
     def analyse(self, key: str, pixels: np.ndarray, views: bool = True) -> Analysis:
         """Classify RGB uint8 (H, W, 3) ``pixels``; ``key`` (content hash) names the cache entry."""
@@ -101,6 +108,8 @@ class ModelService:
                 torch.manual_seed(0)  # the same samples on every visit
                 from astro_exp.vision.augment import augmented_samples
 
-                batch = augmented_samples(self.augment.to(clf.device), prepared[0], self.n_augmented)
+                batch = augmented_samples(
+                    self.augment.to(clf.device), prepared[0], self.n_augmented
+                )
             samples = [png_data_uri(b.cpu().numpy()) for b in batch]
         return view, samples

@@ -177,8 +177,9 @@ def _needs_predictions(f: Filters) -> bool:
     return bool(f.label or f.anomalies or f.conf_min is not None or f.conf_max is not None)
 
 
-def list_pictures(conn: sqlite3.Connection, f: Filters, run_id: str | None,
-                  s: Schema = SCHEMA) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+def list_pictures(
+    conn: sqlite3.Connection, f: Filters, run_id: str | None, s: Schema = SCHEMA
+) -> tuple[list[dict[str, Any]], int]:
     """One page of pictures (with the run's prediction) and the total matching count.
 
     Two steps keep a page cheap at any catalog size: the ids of the page come from a narrow
@@ -192,18 +193,29 @@ def list_pictures(conn: sqlite3.Connection, f: Filters, run_id: str | None,
     source = _join(s) if _needs_predictions(f) else f"{s.pictures} p"
     total = conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {where}", params).fetchone()[0]
     params.update(limit=f.per_page, offset=(f.page - 1) * f.per_page)
-    ids = [r[0] for r in conn.execute(
-        f"SELECT p.id FROM {_join(s)} WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset", params)]  # fmt: skip
+    ids = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT p.id FROM {_join(s)} WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset",
+            params,
+        )
+    ]
     if not ids:
         return [], int(total)
     marks = ",".join("?" * len(ids))
-    rows = {r["id"]: dict(r) for r in conn.execute(
-        f"SELECT {_columns(s)} FROM {_join(s).replace(':run_id', '?')} WHERE p.id IN ({marks})", [run_id, *ids])}  # fmt: skip
+    rows = {
+        r["id"]: dict(r)
+        for r in conn.execute(
+            f"SELECT {_columns(s)} FROM {_join(s).replace(':run_id', '?')} WHERE p.id IN ({marks})",
+            [run_id, *ids],
+        )
+    }
     return [rows[i] for i in ids if i in rows], int(total)
 
 
-def get_picture(conn: sqlite3.Connection, picture_id: int, run_id: str | None,
-                s: Schema = SCHEMA) -> dict[str, Any] | None:  # fmt: skip
+def get_picture(
+    conn: sqlite3.Connection, picture_id: int, run_id: str | None, s: Schema = SCHEMA
+) -> dict[str, Any] | None:
     """Every catalog field of one picture, its run prediction (probs parsed) and corrections."""
     row = conn.execute(
         f"SELECT p.*, {_truth_sql(s)} AS truth, pr.label AS pred_label, pr.confidence, pr.probs, "
@@ -225,19 +237,26 @@ def get_picture(conn: sqlite3.Connection, picture_id: int, run_id: str | None,
     return out
 
 
-def find_by_ref(conn: sqlite3.Connection, refs: list[str], s: Schema = SCHEMA) -> dict[str, dict[str, Any]]:
+def find_by_ref(
+    conn: sqlite3.Connection, refs: list[str], s: Schema = SCHEMA
+) -> dict[str, dict[str, Any]]:
     """Resolve neighbour ids (catalog id, sha256, date or store path) to pictures."""
     found: dict[str, dict[str, Any]] = {}
     for ref in dict.fromkeys(refs):
         ref_s = str(ref)
         row = None
         if ref_s.isdigit():
-            row = conn.execute(f"SELECT id, title, sha256 FROM {s.pictures} WHERE id = ?", (int(ref_s),)).fetchone()
+            row = conn.execute(
+                f"SELECT id, title, sha256 FROM {s.pictures} WHERE id = ?", (int(ref_s),)
+            ).fetchone()
         if row is None and len(ref_s) == 64:
-            row = conn.execute(f"SELECT id, title, sha256 FROM {s.pictures} WHERE sha256 = ? LIMIT 1", (ref_s,)).fetchone()
+            row = conn.execute(
+                f"SELECT id, title, sha256 FROM {s.pictures} WHERE sha256 = ? LIMIT 1", (ref_s,)
+            ).fetchone()
         if row is None:
             row = conn.execute(
-                f"SELECT id, title, sha256 FROM {s.pictures} WHERE path = ? OR date = ? LIMIT 1", (ref_s, ref_s)
+                f"SELECT id, title, sha256 FROM {s.pictures} WHERE path = ? OR date = ? LIMIT 1",
+                (ref_s, ref_s),
             ).fetchone()
         if row is not None:
             found[ref_s] = dict(row)
@@ -248,15 +267,31 @@ def distinct(conn: sqlite3.Connection, column: str, s: Schema = SCHEMA) -> list[
     """Values offered in a filter's drop-down (``source``)."""
     if column not in ("source",):
         raise ValueError(f"no drop-down for {column!r}")
-    return [r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM {s.pictures} WHERE {column} IS NOT NULL ORDER BY 1")]
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT {column} FROM {s.pictures} WHERE {column} IS NOT NULL ORDER BY 1"
+        )
+    ]
 
 
-def label_values(conn: sqlite3.Connection, run_id: str | None, s: Schema = SCHEMA) -> tuple[list[str], list[str]]:
+def label_values(
+    conn: sqlite3.Connection, run_id: str | None, s: Schema = SCHEMA
+) -> tuple[list[str], list[str]]:
     """(predicted labels of the run, catalog labels) for the filter drop-downs."""
-    predicted = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT label FROM {s.predictions} WHERE run_id = ? AND label IS NOT NULL ORDER BY 1", (run_id,))]  # fmt: skip
-    weak = {r[0] for r in conn.execute(
-        f"SELECT DISTINCT json_extract(labels, '$.primary') FROM {s.pictures} WHERE labels IS NOT NULL")}  # fmt: skip
+    predicted = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT label FROM {s.predictions} WHERE run_id = ? AND label IS NOT NULL ORDER BY 1",
+            (run_id,),
+        )
+    ]
+    weak = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT json_extract(labels, '$.primary') FROM {s.pictures} WHERE labels IS NOT NULL"
+        )
+    }
     weak |= {r[0] for r in conn.execute(f"SELECT DISTINCT label FROM {s.corrections}")}
     return predicted, sorted(v for v in weak if v)
 
@@ -264,7 +299,9 @@ def label_values(conn: sqlite3.Connection, run_id: str | None, s: Schema = SCHEM
 def run_ids(conn: sqlite3.Connection, s: Schema = SCHEMA) -> list[str]:
     """Runs with predictions in the catalog, newest first (by their latest row)."""
     try:
-        rows = conn.execute(f"SELECT run_id, MAX(rowid) AS last FROM {s.predictions} GROUP BY run_id ORDER BY last DESC")
+        rows = conn.execute(
+            f"SELECT run_id, MAX(rowid) AS last FROM {s.predictions} GROUP BY run_id ORDER BY last DESC"
+        )
         return [r[0] for r in rows]
     except sqlite3.OperationalError:  # no predictions table yet
         return []

@@ -114,7 +114,11 @@ def summary(entry: RunEntry, metric: str, axes: list[str]) -> dict[str, Any]:
 
 def per_class(run: Run, prefix: str = "test/f1/") -> dict[str, float]:
     """Per-class values (``test/f1/<class>``) in class order of the file."""
-    return {k[len(prefix):]: v for k in run.metrics if k.startswith(prefix) and (v := run.get(k)) is not None}
+    return {
+        k[len(prefix) :]: v
+        for k in run.metrics
+        if k.startswith(prefix) and (v := run.get(k)) is not None
+    }
 
 
 def details(entry: RunEntry) -> dict[str, Any]:
@@ -129,18 +133,26 @@ def details(entry: RunEntry) -> dict[str, Any]:
         except yaml.YAMLError:
             cfg = {}
     highlights = {
-        "model": _dig(cfg, "model", "model_name"), "source": _dig(cfg, "source", "name"),
-        "augment": _dig(cfg, "augment", "name"), "preprocess": _dig(cfg, "preprocess", "name"),
-        "image_size": _dig(cfg, "preprocess", "image_size"), "epochs": _dig(cfg, "trainer", "max_epochs"),
-        "task": _dig(cfg, "task", "name"), "optimized_metric": cfg.get("optimized_metric"),
-    }  # fmt: skip
+        "model": _dig(cfg, "model", "model_name"),
+        "source": _dig(cfg, "source", "name"),
+        "augment": _dig(cfg, "augment", "name"),
+        "preprocess": _dig(cfg, "preprocess", "name"),
+        "image_size": _dig(cfg, "preprocess", "image_size"),
+        "epochs": _dig(cfg, "trainer", "max_epochs"),
+        "task": _dig(cfg, "task", "name"),
+        "optimized_metric": cfg.get("optimized_metric"),
+    }
     scalars = {k: run.get(k) for k in sorted(run.metrics) if run.get(k) is not None}
     return {
-        "id": entry.id, "name": run.path.name, "overrides": run.overrides,
+        "id": entry.id,
+        "name": run.path.name,
+        "overrides": run.overrides,
         "config": {k: v for k, v in highlights.items() if v is not None},
-        "metrics": scalars, "f1": per_class(run), "history": history(run.path),
+        "metrics": scalars,
+        "f1": per_class(run),
+        "history": history(run.path),
         "has_confusion_matrix": (run.path / "confusion_matrix.png").is_file(),
-    }  # fmt: skip
+    }
 
 
 def history(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
@@ -186,6 +198,10 @@ def compare(index: RunIndex, ids: list[str], metric: str | None = None) -> dict[
     axes = differing_keys(runs)
     classes = list(dict.fromkeys(c for e in ranked for c in per_class(e.run)))
     return {
-        "metric": metric, "mode": mode, "axes": axes, "columns": metric_columns(metric),
-        "runs": [summary(e, metric, axes) | {"f1": per_class(e.run)} for e in ranked], "classes": classes,
-    }  # fmt: skip
+        "metric": metric,
+        "mode": mode,
+        "axes": axes,
+        "columns": metric_columns(metric),
+        "runs": [summary(e, metric, axes) | {"f1": per_class(e.run)} for e in ranked],
+        "classes": classes,
+    }

@@ -52,7 +52,9 @@ class WebState:
 
     def connect(self):  # noqa: ANN201 - a context manager of sqlite3.Connection
         if not self.has_catalog:
-            raise NotFound(f"no catalog at {self.catalog_path}; run scripts/scrape.py first (or set catalog_path)")
+            raise NotFound(
+                f"no catalog at {self.catalog_path}; run scripts/scrape.py first (or set catalog_path)"
+            )
         return connect_read_only(self.catalog_path)
 
     def cached(self, key: tuple, compute: Any) -> Any:
@@ -71,9 +73,14 @@ class WebState:
 
     def facets(self, run_id: str | None) -> dict[str, list[str]]:
         """Filter drop-downs: predicted labels of the run, catalog labels, sources."""
-        predicted, truths = self.cached(("labels", run_id), lambda c: queries.label_values(c, run_id))
-        return {"predicted": predicted, "truths": truths,
-                "sources": self.cached(("sources",), lambda c: queries.distinct(c, "source"))}  # fmt: skip
+        predicted, truths = self.cached(
+            ("labels", run_id), lambda c: queries.label_values(c, run_id)
+        )
+        return {
+            "predicted": predicted,
+            "truths": truths,
+            "sources": self.cached(("sources",), lambda c: queries.distinct(c, "source")),
+        }
 
     def forget_facets(self) -> None:
         """After a label correction: the catalog labels may have a new value."""
@@ -143,10 +150,14 @@ def state() -> WebState:
 
 def build_state(settings: WebSettings) -> WebState:
     data_dir = Path(settings.data_dir)
-    catalog_path = Path(settings.catalog_path) if settings.catalog_path else default_catalog_path(data_dir)
+    catalog_path = (
+        Path(settings.catalog_path) if settings.catalog_path else default_catalog_path(data_dir)
+    )
     return WebState(
         settings=settings,
-        model=ModelService(settings.ckpt_path, settings.device, settings.top_k, settings.n_augmented),
+        model=ModelService(
+            settings.ckpt_path, settings.device, settings.top_k, settings.n_augmented
+        ),
         runs=RunIndex(Path(settings.outputs_dir)),
         thumbs=Thumbnails(data_dir / "thumbs", settings.thumb_size, settings.max_pixels),
         uploads=Uploads(data_dir / "uploads"),

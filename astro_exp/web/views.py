@@ -50,17 +50,26 @@ def stored_prediction(row: dict[str, Any], classes: list[str] | None) -> dict[st
         pairs = []
     top = [{"label": k, "probability": v} for k, v in sorted(pairs, key=lambda kv: -kv[1])]
     return {
-        "label": row["pred_label"], "confidence": row.get("confidence"), "top_k": top,
+        "label": row["pred_label"],
+        "confidence": row.get("confidence"),
+        "top_k": top,
         "anomaly_score": row.get("anomaly_score"),
         "is_anomaly": None if row.get("is_anomaly") is None else bool(row["is_anomaly"]),
-        "neighbours": [], "labels": [row["pred_label"]], "error": None, "stored": True,
-    }  # fmt: skip
+        "neighbours": [],
+        "labels": [row["pred_label"]],
+        "error": None,
+        "stored": True,
+    }
 
 
 def picture_analysis(st: WebState, row: dict[str, Any], views: bool) -> Analysis | None:
     """Live analysis when a model is loaded and the file is there, else the stored row."""
     path = st.picture_file(row)
-    live = st.analyse_file(row["sha256"], path, views=views) if path is not None and row.get("sha256") else None
+    live = (
+        st.analyse_file(row["sha256"], path, views=views)
+        if path is not None and row.get("sha256")
+        else None
+    )
     if live is not None:
         return live
     stored = stored_prediction(row, st.model.info().get("classes"))
@@ -85,14 +94,29 @@ def _pages(total: int, per_page: int) -> int:
 def gallery() -> str:
     st = state()
     f = queries.Filters.from_args(request.args, st.settings.page_size)
-    ctx: dict[str, Any] = {"f": f, "rows": [], "total": 0, "sources": [], "predicted": [], "truths": [],
-                           "run_ids": [], "run_id": None, "pages": 1}  # fmt: skip
+    ctx: dict[str, Any] = {
+        "f": f,
+        "rows": [],
+        "total": 0,
+        "sources": [],
+        "predicted": [],
+        "truths": [],
+        "run_ids": [],
+        "run_id": None,
+        "pages": 1,
+    }
     if st.has_catalog:
         run_id = st.run_id(request.args.get("run"))
         with st.connect() as conn:
             rows, total = queries.list_pictures(conn, f, run_id)
-        ctx.update(rows=rows, total=total, run_ids=st.run_ids(), run_id=run_id, pages=_pages(total, f.per_page),
-                   **st.facets(run_id))  # fmt: skip
+        ctx.update(
+            rows=rows,
+            total=total,
+            run_ids=st.run_ids(),
+            run_id=run_id,
+            pages=_pages(total, f.per_page),
+            **st.facets(run_id),
+        )
     return render_template("gallery.html", **ctx)
 
 
@@ -105,10 +129,16 @@ def picture(picture_id: int) -> str:
     analysis = picture_analysis(st, row, views=True)
     neighbours = st.neighbour_refs(analysis.prediction.get("neighbours") or []) if analysis else []
     return render_template(
-        "picture.html", kind="catalog", row=row, analysis=analysis, neighbours=neighbours, run_id=run_id,
-        original_url=url_for(".original", picture_id=picture_id), options=label_options(st, [row.get("truth") or ""]),
+        "picture.html",
+        kind="catalog",
+        row=row,
+        analysis=analysis,
+        neighbours=neighbours,
+        run_id=run_id,
+        original_url=url_for(".original", picture_id=picture_id),
+        options=label_options(st, [row.get("truth") or ""]),
         who=session.get("who", ""),
-    )  # fmt: skip
+    )
 
 
 # -- classify -------------------------------------------------------------------------------------
@@ -128,9 +158,19 @@ def read_submission(st: WebState, url: str | None = None) -> bytes:
         return data
     if url:
         if not st.settings.allow_url_classify:
-            raise UrlRefused("classifying by URL is switched off on this server (allow_url_classify=false)")
-        return fetch_picture(url, st.settings.max_upload_bytes, st.settings.url_allow_hosts, st.settings.url_timeout_s)
-    raise BadImage("choose a picture to upload" + (" or give its URL" if st.settings.allow_url_classify else ""))
+            raise UrlRefused(
+                "classifying by URL is switched off on this server (allow_url_classify=false)"
+            )
+        return fetch_picture(
+            url,
+            st.settings.max_upload_bytes,
+            st.settings.url_allow_hosts,
+            st.settings.url_timeout_s,
+        )
+    raise BadImage(
+        "choose a picture to upload"
+        + (" or give its URL" if st.settings.allow_url_classify else "")
+    )
 
 
 @bp.post("/classify")
@@ -142,9 +182,13 @@ def classify_submit():  # noqa: ANN201 - a redirect or the form again
     try:
         decoded = decode_untrusted(read_submission(st), st.settings.max_pixels)
     except UrlRefused as e:
-        return render_template("classify.html", error=str(e), url=url), 403 if "switched off" in str(e) else 400
+        return render_template(
+            "classify.html", error=str(e), url=url
+        ), 403 if "switched off" in str(e) else 400
     except BadImage as e:
-        return render_template("classify.html", error=f"That picture cannot be classified: {e}.", url=url), 400
+        return render_template(
+            "classify.html", error=f"That picture cannot be classified: {e}.", url=url
+        ), 400
     sha = st.uploads.save(decoded)
     return redirect(url_for(".upload", sha=sha), code=303)
 
@@ -160,9 +204,23 @@ def upload(sha: str) -> str:
     decoded = decode_untrusted(path.read_bytes(), st.settings.max_pixels)
     analysis = st.analyse_upload(decoded)
     neighbours = st.neighbour_refs(analysis.prediction.get("neighbours") or [])
-    row = {"title": "Your picture", "sha256": sha, "width": decoded.size[0], "height": decoded.size[1]}
-    return render_template("picture.html", kind="upload", row=row, analysis=analysis, neighbours=neighbours,
-                           run_id=None, original_url=url_for(".upload_file", sha=sha), options=[], who="")  # fmt: skip
+    row = {
+        "title": "Your picture",
+        "sha256": sha,
+        "width": decoded.size[0],
+        "height": decoded.size[1],
+    }
+    return render_template(
+        "picture.html",
+        kind="upload",
+        row=row,
+        analysis=analysis,
+        neighbours=neighbours,
+        run_id=None,
+        original_url=url_for(".upload_file", sha=sha),
+        options=[],
+        who="",
+    )
 
 
 # -- anomalies ------------------------------------------------------------------------------------
@@ -179,10 +237,19 @@ def anomalies() -> str:
             rows, total = queries.list_pictures(conn, f, run_id)
         for row in rows:
             analysis = picture_analysis(st, row, views=False)
-            neigh = st.neighbour_refs(analysis.prediction.get("neighbours") or []) if analysis else []
+            neigh = (
+                st.neighbour_refs(analysis.prediction.get("neighbours") or []) if analysis else []
+            )
             items.append({"row": row, "neighbours": neigh})
-    return render_template("anomalies.html", items=items, total=total, f=f, run_id=run_id,
-                           pages=_pages(total, f.per_page), threshold=st.model.info().get("threshold"))  # fmt: skip
+    return render_template(
+        "anomalies.html",
+        items=items,
+        total=total,
+        f=f,
+        run_id=run_id,
+        pages=_pages(total, f.per_page),
+        threshold=st.model.info().get("threshold"),
+    )
 
 
 # -- runs -----------------------------------------------------------------------------------------
@@ -190,10 +257,20 @@ def anomalies() -> str:
 def runs() -> str:
     st = state()
     ranked, metric, mode, axes = st.runs.ranked(request.args.get("metric") or None)
-    known = sorted({k for e in st.runs.entries().values() for k in e.run.metrics if e.run.get(k) is not None})
+    known = sorted(
+        {k for e in st.runs.entries().values() for k in e.run.metrics if e.run.get(k) is not None}
+    )
     rows = [runs_mod.summary(e, metric, axes) for e in ranked]
-    return render_template("runs.html", rows=rows, metric=metric, mode=mode, axes=axes, known=known,
-                           columns=runs_mod.metric_columns(metric), skipped=st.runs.skipped)  # fmt: skip
+    return render_template(
+        "runs.html",
+        rows=rows,
+        metric=metric,
+        mode=mode,
+        axes=axes,
+        known=known,
+        columns=runs_mod.metric_columns(metric),
+        skipped=st.runs.skipped,
+    )
 
 
 @bp.get("/runs/compare")
@@ -228,8 +305,16 @@ def labels() -> str:
         run_id = st.run_id(request.args.get("run"))
         with st.connect() as conn:
             rows, total = queries.list_pictures(conn, f, run_id)
-    return render_template("labels.html", rows=rows, total=total, f=f, run_id=run_id, options=label_options(st),
-                           pages=_pages(total, f.per_page), who=session.get("who", ""))  # fmt: skip
+    return render_template(
+        "labels.html",
+        rows=rows,
+        total=total,
+        f=f,
+        run_id=run_id,
+        options=label_options(st),
+        pages=_pages(total, f.per_page),
+        who=session.get("who", ""),
+    )
 
 
 def _safe_next(target: str | None, fallback: str) -> str:

@@ -15,12 +15,16 @@ SHARED_SITE = Path(__file__).resolve().parents[3] / "shared" / "data" / "apod-si
 
 
 _GEN_TOPICS = (
-    ("Spiral Galaxy NGC {n}", "galaxy", "A grand design spiral galaxy, its arms lined with young blue stars"),
+    (
+        "Spiral Galaxy NGC {n}",
+        "galaxy",
+        "A grand design spiral galaxy, its arms lined with young blue stars",
+    ),
     ("The Nebula in Cygnus {n}", "nebula", "Glowing hydrogen gas of an emission nebula"),
     ("Jupiter and Moon {n}", "planet", "The giant planet and one of its moons"),
     ("Star Cluster M{n}", "star", "A rich open cluster of bright stars"),
     ("Aurora over Fjord {n}", "other", "Curtains of aurora shimmer above a quiet landscape"),
-)  # fmt: skip
+)
 _GEN_PAGE = """<!doctype html>
 <html>
 <head>
@@ -116,10 +120,15 @@ def write_site(
             for k in range(6)
         )
         page = _GEN_PAGE.format(
-            long_date=_long_date(d), title=title, picture=rel, alt=f"A {word} picture", n=n,
-            explanation=explanation, prev=f"ap{d - dt.timedelta(days=1):%y%m%d}.html",
+            long_date=_long_date(d),
+            title=title,
+            picture=rel,
+            alt=f"A {word} picture",
+            n=n,
+            explanation=explanation,
+            prev=f"ap{d - dt.timedelta(days=1):%y%m%d}.html",
             next=f"ap{d + dt.timedelta(days=1):%y%m%d}.html",
-        )  # fmt: skip
+        )
         (folder / f"ap{d:%y%m%d}.html").write_text(page, encoding="utf-8")
         archive.append(f'{d.year} {d:%B} {d:%d}:  <a href="ap{d:%y%m%d}.html">{title}</a><br>')
         titles.append((d, title))

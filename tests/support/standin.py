@@ -38,9 +38,18 @@ log = logging.getLogger(__name__)
 
 API_PATH = "/planetary/apod"
 FAULT_KINDS = (
-    "429", "500", "502", "503", "404", "slow", "truncate", "wrong_type", "oversize",
-    "no_length", "reset",
-)  # fmt: skip
+    "429",
+    "500",
+    "502",
+    "503",
+    "404",
+    "slow",
+    "truncate",
+    "wrong_type",
+    "oversize",
+    "no_length",
+    "reset",
+)
 CONTENT_TYPES = {
     ".html": "text/html; charset=UTF-8",
     ".htm": "text/html; charset=UTF-8",

@@ -24,10 +24,16 @@ from astro_exp.cli.command import command, legacy_flags
 from astro_exp.errors import ConfigError
 
 _LEGACY = legacy_flags(
-    {"--steps": "bench.steps", "--warmup": "bench.warmup", "--naive-workers": "bench.naive_workers",
-     "--out": "bench.out", "--n-embeddings": "bench.n_embeddings", "--detectors": "bench.detectors"},
+    {
+        "--steps": "bench.steps",
+        "--warmup": "bench.warmup",
+        "--naive-workers": "bench.naive_workers",
+        "--out": "bench.out",
+        "--n-embeddings": "bench.n_embeddings",
+        "--detectors": "bench.detectors",
+    },
     switches={"--predict": "bench.predict=true"},
-)  # fmt: skip
+)
 
 
 def _names(value: object) -> list[str] | None:
@@ -40,8 +46,10 @@ def _names(value: object) -> list[str] | None:
 
 def _prepare(args: list[str]) -> list[str]:
     if "--scrape" in args or "scrape" in args:
-        raise ConfigError("the scraper benchmark runs over the checkout's test stand-in: "
-                          "python scripts/bench.py --scrape (or scripts/bench_scrape.py) from the repository")  # fmt: skip
+        raise ConfigError(
+            "the scraper benchmark runs over the checkout's test stand-in: "
+            "python scripts/bench.py --scrape (or scripts/bench_scrape.py) from the repository"
+        )
     return _LEGACY(args)
 
 
@@ -53,14 +61,22 @@ def main(cfg: DictConfig) -> dict:
     from astro_exp.cli.bench.latency import detector_figures, predict_figures
 
     b = cfg.bench
-    config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-              for k in cfg if k != "bench"}  # fmt: skip
+    config = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg
+        if k != "bench"
+    }
     if b.predict_only:
         from astro_exp.data.datamodule import build_datamodule
         from astro_exp.sources import build_imageset
 
-        dm = build_datamodule(build_imageset(config["source"]), config["data"], config["preprocess"],
-                              seed=int(config["seed"]), cache_dir=cfg.paths.cache_dir)  # fmt: skip
+        dm = build_datamodule(
+            build_imageset(config["source"]),
+            config["data"],
+            config["preprocess"],
+            seed=int(config["seed"]),
+            cache_dir=cfg.paths.cache_dir,
+        )
         result: dict = {}
     else:
         from astro_exp.cli.bench.pipelines import pipeline_figures
@@ -69,8 +85,14 @@ def main(cfg: DictConfig) -> dict:
         result, dm = pipeline_figures(cfg, config)
     if b.predict or b.predict_only:
         result.update(predict_figures(config["model"], config["preprocess"], dm.classes, dm.images))
-        result.update(detector_figures(result["embedding_dim"], result["model_batch_img_s"], int(b.n_embeddings),
-                                       _names(b.detectors)))  # fmt: skip
+        result.update(
+            detector_figures(
+                result["embedding_dim"],
+                result["model_batch_img_s"],
+                int(b.n_embeddings),
+                _names(b.detectors),
+            )
+        )
     text = json.dumps(result, indent=2)
     print(text)
     if b.out:

@@ -91,14 +91,17 @@ def main(cfg: DictConfig) -> dict:
             thumbs.append((time.perf_counter() - t1) * 1000)
         cached = _time(big_client, "/media/thumb/1.jpg", repeat)
     report = {
-        "rows": rows, "build_catalog_s": round(build_s, 2), "gallery": results,
+        "rows": rows,
+        "build_catalog_s": round(build_s, 2),
+        "gallery": results,
         "thumbnail_first_ms": round(statistics.median(thumbs), 2),
         "thumbnail_cached_ms": round(statistics.median(cached), 2),
-        "thumbnail_cached_over_first": round(statistics.median(cached) / statistics.median(thumbs), 3),
-    }  # fmt: skip
+        "thumbnail_cached_over_first": round(
+            statistics.median(cached) / statistics.median(thumbs), 3
+        ),
+    }
     print(json.dumps(report, indent=1))
     return report
-
 
 
 if __name__ == "__main__":

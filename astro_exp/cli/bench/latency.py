@@ -40,9 +40,16 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def predict_figures(model_cfg: dict, preprocess_cfg: dict, classes: list[str], images: np.ndarray,
-                    n_single: int = 40, n_batch: int = 256, batch_size: int = 32,
-                    detector: str = "knn") -> dict[str, float]:  # fmt: skip
+def predict_figures(
+    model_cfg: dict,
+    preprocess_cfg: dict,
+    classes: list[str],
+    images: np.ndarray,
+    n_single: int = 40,
+    n_batch: int = 256,
+    batch_size: int = 32,
+    detector: str = "knn",
+) -> dict[str, float]:
     """Warm single-picture latency and batch throughput of predict on CPU, with baselines.
 
     ``images`` are uint8 (N, 3, S, S) pictures (the bench's tensor cache); they are written as
@@ -51,28 +58,48 @@ def predict_figures(model_cfg: dict, preprocess_cfg: dict, classes: list[str], i
     torch.manual_seed(0)
     size = int(images.shape[-1])
     model = create_model(model_cfg["model_name"], len(classes), img_size=size)
-    bundle = make_bundle(model, model_cfg=model_cfg, classes=classes, task="multiclass", preprocess=preprocess_cfg,
-                         image_size=size, temperature=1.3)  # fmt: skip
+    bundle = make_bundle(
+        model,
+        model_cfg=model_cfg,
+        classes=classes,
+        task="multiclass",
+        preprocess=preprocess_cfg,
+        image_size=size,
+        temperature=1.3,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         ckpt = save_bundle(bundle, Path(tmp) / "ckpt" / "best.pt")
         clf = Classifier.from_checkpoint(ckpt, device="cpu", anomaly=False)
-        clf.embedding = AnomalySettings.from_config(None).embedding  # the one train.py fits detectors on
+        clf.embedding = AnomalySettings.from_config(
+            None
+        ).embedding  # the one train.py fits detectors on
         # a real detector + reference beside the bundle: predict pays for scoring and neighbours
         ref_n = min(len(images), 2000)
         _, emb = clf.forward(torch.from_numpy(np.ascontiguousarray(images[:ref_n])))
         det = AnomalyDetector(detector_configs()[detector]).fit(emb.numpy())
         det.calibrate(det.score(emb.numpy()), 0.05)
-        det.meta = {"digest": model_digest(clf.model), "n_neighbors": 5, "embedding": clf.embedding.to_meta()}
+        det.meta = {
+            "digest": model_digest(clf.model),
+            "n_neighbors": 5,
+            "embedding": clf.embedding.to_meta(),
+        }
         det.save(ckpt.parent / DETECTOR_FILE)
-        save_reference(ckpt.parent / REFERENCE_FILE, emb.numpy(), ["x"] * ref_n, [str(i) for i in range(ref_n)],
-                       det.meta["digest"])  # fmt: skip
+        save_reference(
+            ckpt.parent / REFERENCE_FILE,
+            emb.numpy(),
+            ["x"] * ref_n,
+            [str(i) for i in range(ref_n)],
+            det.meta["digest"],
+        )
         clf = Classifier.from_checkpoint(ckpt, device="cpu")
         pics = Path(tmp) / "pics"
         pics.mkdir()
         n_files = min(n_batch, len(images))
         for i in range(n_files):
             img = Image.fromarray(np.ascontiguousarray(images[i].transpose(1, 2, 0)))
-            img.resize((size * 4, size * 4), Image.Resampling.BICUBIC).save(pics / f"{i:05d}.jpg", quality=92)
+            img.resize((size * 4, size * 4), Image.Resampling.BICUBIC).save(
+                pics / f"{i:05d}.jpg", quality=92
+            )
         files = sorted(pics.iterdir())
 
         # baselines: the model alone on tensors already in memory
@@ -107,19 +134,28 @@ def predict_figures(model_cfg: dict, preprocess_cfg: dict, classes: list[str], i
     m50 = _pct(single, 50) * 1e3
     p50, p95 = _pct(lat, 50) * 1e3, _pct(lat, 95) * 1e3
     return {
-        "predict_device": "cpu", "predict_torch_threads": torch.get_num_threads(),
-        "predict_input": f"JPEG {size * 4}px -> {size}px", "predict_detector": detector,
+        "predict_device": "cpu",
+        "predict_torch_threads": torch.get_num_threads(),
+        "predict_input": f"JPEG {size * 4}px -> {size}px",
+        "predict_detector": detector,
         "embedding_dim": int(emb.shape[1]),
         "model_single_p50_ms": round(m50, 2),
-        "predict_single_p50_ms": round(p50, 2), "predict_single_p95_ms": round(p95, 2),
+        "predict_single_p50_ms": round(p50, 2),
+        "predict_single_p95_ms": round(p95, 2),
         "predict_single_p50_over_model_only": round(p50 / m50, 2),
-        "model_batch_img_s": round(model_batch, 1), "predict_batch_img_s": round(batch_img_s, 1),
+        "model_batch_img_s": round(model_batch, 1),
+        "predict_batch_img_s": round(batch_img_s, 1),
         "predict_batch_over_model_only": round(batch_img_s / model_batch, 3),
-    }  # fmt: skip
+    }
 
 
-def detector_figures(dim: int, model_batch_img_s: float | None = None, n: int = 10_000,
-                     names: list[str] | None = None, seed: int = 0) -> dict[str, float]:  # fmt: skip
+def detector_figures(
+    dim: int,
+    model_batch_img_s: float | None = None,
+    n: int = 10_000,
+    names: list[str] | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
     """Fit and score seconds of each conf/detector option on ``n`` embeddings of width ``dim``.
 
     The embeddings are clustered like a trained model's (one cluster a class, 4 classes)

@@ -78,11 +78,18 @@ def pipeline_figures(cfg: DictConfig, config: dict[str, Any]) -> tuple[dict[str,
     device = resolve_device(cfg.trainer.accelerator)
     precision = str(cfg.trainer.precision)
     channels_last = resolve_flag(cfg.trainer.channels_last, device)
-    dm = build_datamodule(build_imageset(config["source"]), config["data"], config["preprocess"],
-                          seed=int(config["seed"]), cache_dir=config["paths"]["cache_dir"],
-                          pin_memory=device.type == "cuda")  # fmt: skip
+    dm = build_datamodule(
+        build_imageset(config["source"]),
+        config["data"],
+        config["preprocess"],
+        seed=int(config["seed"]),
+        cache_dir=config["paths"]["cache_dir"],
+        pin_memory=device.type == "cuda",
+    )
     bs, size, n_classes = dm.batch_size, dm.image_size, len(dm.classes)
-    model = create_model(model_name=cfg.model.model_name, num_classes=n_classes, img_size=size).to(device)
+    model = create_model(model_name=cfg.model.model_name, num_classes=n_classes, img_size=size).to(
+        device
+    )
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
@@ -118,14 +125,28 @@ def pipeline_figures(cfg: DictConfig, config: dict[str, Any]) -> tuple[dict[str,
         for i in idx:
             folder = Path(tmp) / dm.classes[int(dm.targets[i])]
             folder.mkdir(exist_ok=True)
-            Image.fromarray(dm.images[i].transpose(1, 2, 0)).resize((size * 4, size * 4)).save(folder / f"{i}.jpg", quality=92)
-        tf = T.Compose([
-            T.Resize(size), T.CenterCrop(size), T.RandomHorizontalFlip(), T.RandomVerticalFlip(),
-            T.RandomRotation(180), T.ToTensor(), T.Normalize(list(cfg.preprocess.mean), list(cfg.preprocess.std)),
-        ])  # fmt: skip
+            Image.fromarray(dm.images[i].transpose(1, 2, 0)).resize((size * 4, size * 4)).save(
+                folder / f"{i}.jpg", quality=92
+            )
+        tf = T.Compose(
+            [
+                T.Resize(size),
+                T.CenterCrop(size),
+                T.RandomHorizontalFlip(),
+                T.RandomVerticalFlip(),
+                T.RandomRotation(180),
+                T.ToTensor(),
+                T.Normalize(list(cfg.preprocess.mean), list(cfg.preprocess.std)),
+            ]
+        )
         ds = ImageFolder(tmp, transform=tf)
-        loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, num_workers=int(b.naive_workers),
-                                             persistent_workers=int(b.naive_workers) > 0)  # fmt: skip
+        loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=bs,
+            shuffle=True,
+            num_workers=int(b.naive_workers),
+            persistent_workers=int(b.naive_workers) > 0,
+        )
 
         def naive_batches(epoch: int):
             for x, y in loader:
@@ -134,16 +155,23 @@ def pipeline_figures(cfg: DictConfig, config: dict[str, Any]) -> tuple[dict[str,
         naive = timed(cycle(naive_batches), step, device, int(b.steps), int(b.warmup))
 
     result: dict[str, Any] = {
-        "model": cfg.model.model_name, "image_size": size, "batch_size": bs, "augment": cfg.augment.name,
+        "model": cfg.model.model_name,
+        "image_size": size,
+        "batch_size": bs,
+        "augment": cfg.augment.name,
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(),
-        "precision": "bf16" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32",
-        "channels_last": channels_last, "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "precision": "bf16"
+        if precision == "bf16" or (precision == "auto" and device.type == "cuda")
+        else "fp32",
+        "channels_last": channels_last,
+        "torch_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
         "steps": int(b.steps),
         "model_only_img_s": round(model_only, 1),
         "end_to_end_img_s": round(end_to_end, 1),
         "naive_img_s": round(naive, 1),
         "end_to_end_over_model_only": round(end_to_end / model_only, 3),
         "end_to_end_over_naive": round(end_to_end / naive, 3),
-    }  # fmt: skip
+    }
 
     return result, dm

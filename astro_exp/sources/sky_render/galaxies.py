@@ -23,8 +23,9 @@ from astro_exp.sources.sky_render.primitives import (
 from astro_exp.sources.sky_render.stars import _add_stars, _blob, _Psf, _psf_for, _sky, _star_field
 
 
-def _galaxy_light(rng: np.random.Generator, n: int, cy: float, cx: float, scale: float,
-                  spiral_p: float = 0.6) -> Image:  # fmt: skip
+def _galaxy_light(
+    rng: np.random.Generator, n: int, cy: float, cx: float, scale: float, spiral_p: float = 0.6
+) -> Image:
     """A galaxy centred at (cy, cx) whose disk reaches about ``scale`` (normalised units);
     ``spiral_p`` is the chance of a spiral (the rest: 5/8 elliptical, 3/8 lenticular)."""
     y, x = _grid(n)
@@ -50,8 +51,14 @@ def _galaxy_light(rng: np.random.Generator, n: int, cy: float, cx: float, scale:
             gy = _to_px(cy + rad * np.sin(ang), n)
             gx = _to_px(cx + rad * np.cos(ang), n)
             amp = rng.uniform(0.03, 0.12, m).astype(F32)
-            _add_stars(img, gy, gx, amp, np.tile(_rgb(1.0, 0.85, 0.65), (m, 1)),
-                       _Psf(2.0 * (n / 128) ** 0.35, 3.0, 0.0, None, 0.0))  # fmt: skip
+            _add_stars(
+                img,
+                gy,
+                gx,
+                amp,
+                np.tile(_rgb(1.0, 0.85, 0.65), (m, 1)),
+                _Psf(2.0 * (n / 128) ** 0.35, 3.0, 0.0, None, 0.0),
+            )
         return img
 
     q = math.sqrt(rng.uniform(0.01, 1.0)) if kind == 0 else rng.uniform(0.1, 1.0)  # cos(i)

@@ -29,8 +29,9 @@ _PALETTES = {  # (H-alpha, OIII, SII) display colours
 }
 
 
-def _nebula_light(rng: np.random.Generator, n: int, cy: float, cx: float,
-                  extent: float) -> tuple[Image, np.ndarray]:  # fmt: skip
+def _nebula_light(
+    rng: np.random.Generator, n: int, cy: float, cx: float, extent: float
+) -> tuple[Image, np.ndarray]:
     """Emission (linear light) and dust optical depth of a nebula around (cy, cx) spread
     over about ``extent``; the caller dims what lies behind by exp(-tau)."""
     y, x = _grid(n)
@@ -75,8 +76,14 @@ def _nebula_light(rng: np.random.Generator, n: int, cy: float, cx: float,
         ] * o3_c
         env = np.exp(-0.5 * (rho / 1.3) ** 2)
         star = _Psf(2.4 * (n / 128) ** 0.35, 2.5, 0.02, None, 0.0)
-        _add_stars(emission, np.array([_to_px(cy, n)]), np.array([_to_px(cx, n)]),
-                   np.array([rng.uniform(0.5, 2.0)], F32), _rgb(0.8, 0.88, 1.0)[None], star)  # fmt: skip
+        _add_stars(
+            emission,
+            np.array([_to_px(cy, n)]),
+            np.array([_to_px(cx, n)]),
+            np.array([rng.uniform(0.5, 2.0)], F32),
+            _rgb(0.8, 0.88, 1.0)[None],
+            star,
+        )
     else:  # reflection nebula: blue dust lit by bright young stars
         env = np.zeros((n, n), F32)
         lit = np.zeros((n, n), F32)
@@ -114,6 +121,15 @@ def _nebula(rng: np.random.Generator, n: int) -> Image:
     emission, tau = _nebula_light(rng, n, cy, cx, rng.uniform(0.7, 1.3))
     img = img * np.exp(-tau[..., None] * _rgb(0.8, 1.0, 1.25)) + emission
     m = int(rng.integers(0, 5))  # young stars born in the cloud, in front of it
-    _star_field(img, rng, m, psf, lo=0.5, hi=6.0, young=True,
-                ys=_to_px(cy + rng.normal(0, 0.3, m), n), xs=_to_px(cx + rng.normal(0, 0.3, m), n))  # fmt: skip
+    _star_field(
+        img,
+        rng,
+        m,
+        psf,
+        lo=0.5,
+        hi=6.0,
+        young=True,
+        ys=_to_px(cy + rng.normal(0, 0.3, m), n),
+        xs=_to_px(cx + rng.normal(0, 0.3, m), n),
+    )
     return img

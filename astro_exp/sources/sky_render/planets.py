@@ -34,14 +34,18 @@ def _ring_density(rr: np.ndarray, s: float, thin: bool) -> np.ndarray:
     if thin:  # ice giant: a few narrow ringlets
         d = sum(np.exp(-(((r - c) / 0.025) ** 2)) for c in (1.6, 1.78, 1.95))
         return d * F32(0.5)
-    d = (0.22 * ((r > 1.24) & (r < 1.53)) + 0.9 * ((r >= 1.53) & (r < 1.95))
-         + 0.6 * ((r >= 2.03) & (r < 2.27))).astype(F32)  # C, B, Cassini gap, A  # fmt: skip
+    d = (
+        0.22 * ((r > 1.24) & (r < 1.53))
+        + 0.9 * ((r >= 1.53) & (r < 1.95))
+        + 0.6 * ((r >= 2.03) & (r < 2.27))
+    ).astype(F32)  # C, B, Cassini gap, A
     d *= 1.0 - 0.8 * ((r > 2.2) & (r < 2.215))  # Encke gap
     return d * (0.85 + 0.15 * np.sin(r * 97.0))
 
 
-def _planet_light(rng: np.random.Generator, n: int, cy: float, cx: float, radius: float,
-                  kind: str | None = None) -> tuple[Image, np.ndarray]:  # fmt: skip
+def _planet_light(
+    rng: np.random.Generator, n: int, cy: float, cx: float, radius: float, kind: str | None = None
+) -> tuple[Image, np.ndarray]:
     """Linear light of a planet (and rings) and its coverage (0..1) of what lies behind."""
     y, x = _grid(n)
     X, Y = (x - cx) / radius, (y - cy) / radius
@@ -49,8 +53,12 @@ def _planet_light(rng: np.random.Generator, n: int, cy: float, cx: float, radius
     inside = (rho2 < 1.0).astype(F32)
     Z = np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
     if kind is None:
-        kind = str(rng.choice(["jupiter", "saturn", "mars", "ice", "rocky", "terran"],
-                              p=[0.22, 0.2, 0.16, 0.16, 0.14, 0.12]))  # fmt: skip
+        kind = str(
+            rng.choice(
+                ["jupiter", "saturn", "mars", "ice", "rocky", "terran"],
+                p=[0.22, 0.2, 0.16, 0.16, 0.14, 0.12],
+            )
+        )
     tilt = rng.uniform(-0.6, 0.6)
     b = (
         rng.uniform(0.12, 0.45) * (1 if rng.uniform() < 0.5 else -1)
@@ -196,7 +204,12 @@ def _planet(rng: np.random.Generator, n: int) -> Image:
     if m:
         ang = rng.uniform(0, TAU, m)
         dist = radius * rng.uniform(1.4, 2.6, m)
-        _add_stars(img, _to_px(cy + dist * np.sin(ang), n), _to_px(cx + dist * np.cos(ang), n),
-                   rng.uniform(0.2, 0.8, m).astype(F32), np.tile(_rgb(0.95, 0.9, 0.85), (m, 1)),
-                   _Psf(1.8 * (n / 128) ** 0.35, 4.0, 0.0, None, 0.0))  # fmt: skip
+        _add_stars(
+            img,
+            _to_px(cy + dist * np.sin(ang), n),
+            _to_px(cx + dist * np.cos(ang), n),
+            rng.uniform(0.2, 0.8, m).astype(F32),
+            np.tile(_rgb(0.95, 0.9, 0.85), (m, 1)),
+            _Psf(1.8 * (n / 128) ** 0.35, 4.0, 0.0, None, 0.0),
+        )
     return img

@@ -41,8 +41,13 @@ def _kgrid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return fy, fx
 
 
-def _fbm(rng: np.random.Generator, shape: tuple[int, int], beta: float,
-         stretch: float = 1.0, angle: float = 0.0) -> np.ndarray:  # fmt: skip
+def _fbm(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    beta: float,
+    stretch: float = 1.0,
+    angle: float = 0.0,
+) -> np.ndarray:
     """Gaussian random field with a 1/f^beta power spectrum (spectral synthesis of fBm),
     standardised to mean 0 and std 1. ``stretch`` > 1 elongates the structures along
     ``angle`` (filaments, zonal bands). It wraps around, which the maps of planets use."""

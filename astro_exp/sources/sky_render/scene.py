@@ -25,10 +25,16 @@ ANOMALY_KINDS: tuple[str, ...] = ("comet", "trail", "lens_flare", "non_sky", "au
 RENDER_VERSION: str = "2"
 
 _RENDERERS: dict[str, Callable[[np.random.Generator, int], Image]] = {
-    "galaxy": _galaxy, "nebula": _nebula, "planet": _planet, "star": _star,
-    "comet": _comet, "trail": _trail, "lens_flare": _lens_flare, "non_sky": _non_sky,
+    "galaxy": _galaxy,
+    "nebula": _nebula,
+    "planet": _planet,
+    "star": _star,
+    "comet": _comet,
+    "trail": _trail,
+    "lens_flare": _lens_flare,
+    "non_sky": _non_sky,
     "aurora": _aurora,
-}  # fmt: skip
+}
 
 
 def _check_size(size: int) -> int:

@@ -71,8 +71,16 @@ def _psf_for(rng: np.random.Generator, n: int, spikes: float = 0.5) -> _Psf:
     )
 
 
-def _stamp(img: Image, ys: np.ndarray, xs: np.ndarray, amp: np.ndarray, rgb: np.ndarray,
-           psf: _Psf, radius: int, fancy: bool) -> None:  # fmt: skip
+def _stamp(
+    img: Image,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    amp: np.ndarray,
+    rgb: np.ndarray,
+    psf: _Psf,
+    radius: int,
+    fancy: bool,
+) -> None:
     """Adds point sources in place, all at once: one (N, k, k) stack of PSF stamps is
     scattered into the picture with ``np.bincount`` (no Python loop over stars)."""
     n = img.shape[0]
@@ -92,8 +100,10 @@ def _stamp(img: Image, ys: np.ndarray, xs: np.ndarray, amp: np.ndarray, rgb: np.
             u, v = c * dx + s * dy, -s * dx + c * dy
             length = (psf.fwhm * (1.0 + 2.0 * np.sqrt(amp))).astype(F32)[:, None, None]
             w2 = F32((0.45 * psf.fwhm) ** 2)
-            prof += psf.spike * (np.exp(-(v * v) / w2 - np.abs(u) / length)
-                                 + np.exp(-(u * u) / w2 - np.abs(v) / length))  # fmt: skip
+            prof += psf.spike * (
+                np.exp(-(v * v) / w2 - np.abs(u) / length)
+                + np.exp(-(u * u) / w2 - np.abs(v) / length)
+            )
     weight = prof * amp[:, None, None]
     rows = np.broadcast_to((iy[:, None] + off[None, :])[:, :, None], weight.shape)
     cols = np.broadcast_to((ix[:, None] + off[None, :])[:, None, :], weight.shape)
@@ -105,8 +115,9 @@ def _stamp(img: Image, ys: np.ndarray, xs: np.ndarray, amp: np.ndarray, rgb: np.
         flat[:, ch] += np.bincount(idx, weights=w, minlength=n * n).astype(F32)
 
 
-def _add_stars(img: Image, ys: np.ndarray, xs: np.ndarray, amp: np.ndarray, rgb: np.ndarray,
-               psf: _Psf) -> None:  # fmt: skip
+def _add_stars(
+    img: Image, ys: np.ndarray, xs: np.ndarray, amp: np.ndarray, rgb: np.ndarray, psf: _Psf
+) -> None:
     """Stamps stars in brightness tiers so faint ones get small, cheap stamps and bright
     ones big stamps with halo and spikes."""
     n = img.shape[0]
@@ -124,10 +135,19 @@ def _add_stars(img: Image, ys: np.ndarray, xs: np.ndarray, amp: np.ndarray, rgb:
         _stamp(img, ys[sel], xs[sel], amp[sel], rgb[sel], psf, radius, fancy)
 
 
-def _star_field(img: Image, rng: np.random.Generator, count: int, psf: _Psf,
-                lo: float = 0.015, hi: float = 6.0, slope: float = 0.8,
-                ys: np.ndarray | None = None, xs: np.ndarray | None = None,
-                young: bool = False, dim: float = 1.0) -> None:  # fmt: skip
+def _star_field(
+    img: Image,
+    rng: np.random.Generator,
+    count: int,
+    psf: _Psf,
+    lo: float = 0.015,
+    hi: float = 6.0,
+    slope: float = 0.8,
+    ys: np.ndarray | None = None,
+    xs: np.ndarray | None = None,
+    young: bool = False,
+    dim: float = 1.0,
+) -> None:
     """A population of stars (uniform over the frame unless positions are given)."""
     n = img.shape[0]
     if ys is None or xs is None:
@@ -162,8 +182,15 @@ def _blob(n: int, cy: float, cx: float, sy: float, sx: float, angle: float) -> n
 
 
 # -- star fields and clusters ---------------------------------------------------------------------
-def _cluster(img: Image, rng: np.random.Generator, psf: _Psf, cy: float, cx: float, size: float,
-             globular: bool) -> None:  # fmt: skip
+def _cluster(
+    img: Image,
+    rng: np.random.Generator,
+    psf: _Psf,
+    cy: float,
+    cx: float,
+    size: float,
+    globular: bool,
+) -> None:
     """An open (loose, few bright blue stars) or globular (dense Plummer sphere of old
     yellow stars, glowing unresolved core) cluster centred at (cy, cx)."""
     n = img.shape[0]
