@@ -471,8 +471,8 @@ def test_anomaly_defaults_are_the_yaml_alone(make_cfg) -> None:
 
 def test_only_sources_with_the_ability_make_their_own_anomaly_set() -> None:
     from astro_exp.anomaly.stage import anomaly_imagesets
-    from astro_exp.sources.base import HasAnomalySet
     from astro_exp.sources.folder import FolderSource
+    from astro_exp.sources.protocols import HasAnomalySet
     from astro_exp.sources.synthetic import SyntheticSource
 
     a = AnomalySettings.from_config(

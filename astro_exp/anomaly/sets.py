@@ -3,7 +3,7 @@
 - held-out classes (``anomaly.holdout_classes``): removed from train/val/test *before*
   training by :func:`split_holdout` (``astro_exp.train`` calls it before the DataModule
   is built), then scored as anomalies;
-- sources that can make them (:class:`~astro_exp.sources.base.HasAnomalySet`, the
+- sources that can make them (:class:`~astro_exp.sources.protocols.HasAnomalySet`, the
   synthetic renderer): kinds kept out of training (comets, trails, lens flares, ...);
 - every other source: scikit-image's bundled non-astronomical photos (a cat, coffee, a
   camera man, bricks, text, ...), each as the whole photo plus random crops.

@@ -47,7 +47,7 @@ from astro_exp.anomaly.settings import AnomalySettings
 from astro_exp.data.cache import build_cache
 from astro_exp.data.imageset import ImageSet
 from astro_exp.errors import ConfigError
-from astro_exp.sources.base import HasAnomalySet
+from astro_exp.sources.protocols import HasAnomalySet
 
 log = logging.getLogger(__name__)
 

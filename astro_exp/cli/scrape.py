@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     # imported after Hydra parsed the command line, so --help stays fast
     from hydra.utils import get_class, instantiate
 
-    from astro_exp.sources.base import CanScrape
+    from astro_exp.sources.protocols import CanScrape
 
     logging.basicConfig(
         level=str(cfg.log_level).upper(), format="%(levelname)s %(name)s: %(message)s"

@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
     from astro_exp.data.labels import build_labeller
     from astro_exp.predict.classifier import Classifier
     from astro_exp.predict.into_catalog import run_id_for
-    from astro_exp.sources.base import CanScrape
+    from astro_exp.sources.protocols import CanScrape
     from astro_exp.watch.alerts import AlertRules
     from astro_exp.watch.watcher import Watcher, WatchSettings
 

@@ -56,8 +56,11 @@ _FRAME_RE = re.compile(r"-\d+$")
 
 def group_key(item_id: str) -> str:
     """Pictures that must stay in one fold: the frames ``X-0.jpg``, ``X-1.jpg`` ... of one
-    animation share the key ``X``."""
+    animation share the key ``X``. Only file names count as frames (an id without a file
+    suffix, such as ``synthetic-0-000001``, is its own group)."""
     path = PurePosixPath(str(item_id).replace("\\", "/"))
+    if not path.suffix:
+        return str(path)
     return str(path.with_name(_FRAME_RE.sub("", path.stem)))
 
 

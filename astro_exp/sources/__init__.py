@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from astro_exp.data.imageset import ImageSet, limit_imageset
 from astro_exp.errors import AstroExpError, ConfigError
-from astro_exp.sources.base import HasAnomalySet, ImageSource
+from astro_exp.sources.protocols import HasAnomalySet, ImageSource
 
 # keys of conf/source read here and never passed to the source's constructor
 GENERIC_KEYS = ("limit",)

@@ -87,7 +87,7 @@ class SyntheticSource:
 
     def anomaly_set(self, per_kind: int, kinds: Sequence[str] | None = None) -> ImageSet:
         """Pictures of kinds the renderer keeps out of training (comets, trails, flares, ...):
-        this source is a :class:`~astro_exp.sources.base.HasAnomalySet`."""
+        this source is a :class:`~astro_exp.sources.protocols.HasAnomalySet`."""
         kinds = list(kinds or sky_render.ANOMALY_KINDS)
         n = per_kind * len(kinds)
         kind_of = [kinds[i % len(kinds)] for i in range(n)]

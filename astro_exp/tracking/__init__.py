@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from astro_exp.tracking.base import Logger, MultiLogger
+from astro_exp.tracking.interface import Logger, MultiLogger
 from astro_exp.tracking.jsonl import JsonlLogger
 
 

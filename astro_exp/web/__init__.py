@@ -39,7 +39,7 @@ FRIENDLY = {
 
 def create_app(config: Mapping[str, Any] | WebSettings | None = None) -> Flask:
     """Build the app; a bad setting or checkpoint fails here, with a one-line error."""
-    from astro_exp.web import api, filters, views
+    from astro_exp.web import filters, json_api, views
     from astro_exp.web.state import build_state
 
     settings = WebSettings.from_mapping(config)
@@ -59,8 +59,8 @@ def create_app(config: Mapping[str, Any] | WebSettings | None = None) -> Flask:
     app.extensions["astro_exp"] = build_state(settings)
     csrf = CSRFProtect(app)
     app.register_blueprint(views.bp)
-    app.register_blueprint(api.bp, url_prefix="/api")
-    csrf.exempt(api.bp)  # JSON for scripts: no cookies are trusted there, nothing to forge
+    app.register_blueprint(json_api.bp, url_prefix="/api")
+    csrf.exempt(json_api.bp)  # JSON for scripts: no cookies are trusted there, nothing to forge
     filters.register(app)
     _error_handlers(app)
 

@@ -1,0 +1,123 @@
+"""The training options the real-picture recipe uses: class weights, a smaller backbone
+learning rate, a head-only warm-up, the test-time flip (and that predict applies it), and
+cross-validation folds as the run's test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from astro_exp.data.splits import TEST, fold_of
+from tests.test_anomaly import RecordingLogger
+
+
+def _trainer(make_cfg, tmp_path: Path, overrides: list[str]):
+    """A Trainer on a small synthetic set (tiny model, 32 px), built the way train() does."""
+    from astro_exp.data.datamodule import build_datamodule
+    from astro_exp.engine.trainer import Trainer
+    from astro_exp.models.checkpoint import make_bundle
+    from astro_exp.models.factory import create_model
+    from astro_exp.sources import build_imageset
+    from astro_exp.vision import build_augment, build_preprocess
+
+    cfg = make_cfg(["debug=fast", *overrides], run_dir=tmp_path / "run")
+    imageset = build_imageset(cfg.source)
+    dm = build_datamodule(
+        imageset, cfg.data, cfg.preprocess, seed=0, cache_dir=cfg.paths.cache_dir, progress=False
+    )
+    torch.manual_seed(0)
+    model = create_model("test_resnet", len(dm.classes))
+
+    def bundle_fn(m, **kw):
+        return make_bundle(
+            m,
+            model_cfg={
+                "name": "tiny",
+                "model_name": "test_resnet",
+                "drop_rate": 0.0,
+                "drop_path_rate": 0.0,
+            },
+            classes=dm.classes,
+            task=dm.task,
+            preprocess=OmegaConf.to_container(cfg.preprocess, resolve=True),
+            image_size=dm.image_size,
+            tta={"hflip": bool(cfg.trainer.tta_flip)},
+            **kw,
+        )
+
+    return Trainer(
+        cfg.trainer,
+        model=model,
+        preprocess=build_preprocess(cfg.preprocess),
+        augment=build_augment(cfg.augment),
+        datamodule=dm,
+        logger=RecordingLogger(),
+        run_dir=cfg.paths.output_dir,
+        device=torch.device("cpu"),
+        task=cfg.task,
+        make_bundle=bundle_fn,
+    )
+
+
+def test_class_weights_balance_the_train_split(make_cfg, tmp_path: Path) -> None:
+    trainer = _trainer(make_cfg, tmp_path, ["trainer.class_weight_power=1.0"])
+    y = np.asarray(trainer.dm.targets)[trainer.dm.indices("train")]
+    counts = np.bincount(y, minlength=len(trainer.classes))
+    w = trainer.class_weights.numpy()
+    assert np.allclose(w * counts, (w * counts)[0])  # every class weighs the same in the loss
+    assert _trainer(make_cfg, tmp_path, []).class_weights is None  # off by default
+
+
+def test_backbone_learns_slower_and_waits_for_the_head(make_cfg, tmp_path: Path) -> None:
+    trainer = _trainer(
+        make_cfg,
+        tmp_path,
+        [
+            "trainer.backbone_lr_scale=0.1",
+            "trainer.freeze_backbone_epochs=1",
+            "trainer.max_epochs=2",
+        ],
+    )
+    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    assert groups["backbone"]["lr"] < groups["head"]["lr"]  # the warm-up ramps both, in proportion
+    assert abs(groups["backbone"]["initial_lr"] / groups["head"]["initial_lr"] - 0.1) < 1e-9
+    head, backbone = trainer._head_and_backbone()
+    before_b = [p.detach().clone() for p in backbone]
+    before_h = [p.detach().clone() for p in head]
+    trainer.train_epoch(0)
+    assert all(
+        torch.equal(a, b) for a, b in zip(before_b, backbone, strict=True)
+    )  # frozen in epoch 1
+    assert any(not torch.equal(a, b) for a, b in zip(before_h, head, strict=True))
+    trainer.train_epoch(1)
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before_b, backbone, strict=True)
+    )  # learns from epoch 2
+
+
+def test_test_time_flip_reaches_the_bundle_and_predict(make_cfg, tmp_path: Path) -> None:
+    from astro_exp.models.checkpoint import save_bundle
+    from astro_exp.predict.classifier import Classifier
+
+    trainer = _trainer(make_cfg, tmp_path, ["trainer.tta_flip=true"])
+    logits, _, idx = trainer.predict_logits("val")
+    trainer.tta_flip = False
+    plain, _, _ = trainer.predict_logits("val")
+    assert not torch.allclose(logits, plain)
+    path = save_bundle(trainer.make_bundle(trainer.model), tmp_path / "tta.pt")
+    clf = Classifier.from_checkpoint(path, device="cpu", anomaly=False)
+    assert clf.tta_flip
+    x = torch.from_numpy(np.ascontiguousarray(trainer.dm.images[idx.numpy()[:4]]))
+    got, _ = clf.forward(x)
+    assert torch.allclose(got, logits[:4], atol=1e-4)  # predict gives what the run evaluated
+
+
+def test_folds_make_the_test_split(make_cfg, tmp_path: Path) -> None:
+    trainer = _trainer(make_cfg, tmp_path, ["data.folds=4", "data.fold=1"])
+    ids = trainer.dm.imageset.ids
+    test = set(trainer.dm.indices("test").tolist())
+    assert test and all((i in test) == (fold_of(ids[i], 4) == 1) for i in range(len(ids)))
+    assert (trainer.dm.split[list(test)] == TEST).all()
