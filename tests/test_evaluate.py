@@ -191,3 +191,34 @@ def test_weak_labels_of_the_shared_thumbnails_against_gold() -> None:
         0.8 < agreement <= 1.0
     )  # measured 0.863 with apod4 (rules tuned on this file: a figure, not a target)
     assert "other" in done.stdout and "precision" in done.stdout
+
+
+@pytest.mark.slow
+def test_crossval_trains_each_fold_on_the_others_and_scores_it(tmp_path: Path) -> None:
+    from tests.test_config import picture_folder
+
+    root = picture_folder(tmp_path / "pics", per_class=8)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    # the "person" disagrees with the folder names on one class: scoring must use this file
+    (tmp_path / "gold.csv").write_text(
+        "file,label\n"
+        + "".join(f"{f},{'other' if f.startswith('star/') else f.split('/')[0]}\n" for f in files)
+    )
+    out = tmp_path / "cv"
+    args = ["scripts/crossval.py", f"out={out}", f"labels={tmp_path / 'gold.csv'}", f"root={root}", "folds=2",
+            f"train='debug=fast source=folder source.root={root} trainer.progress=false anomaly.enabled=false'"]  # fmt: skip
+    done = run_script(args, env={"ASTRO_EXP_ROOT": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((out / "crossval.json").read_text())
+    assert [f["fold"] for f in result["per_fold"]] == [0, 1]
+    assert sum(f["n"] for f in result["per_fold"]) == len(files) == result["pooled"]["n"]
+    for f in result["per_fold"]:  # each fold's test split is exactly its held-out pictures
+        test_files = {p["file"] for p in result["pictures"] if p["fold"] == f["fold"]}
+        assert all(fold_of(name, 2) == f["fold"] for name in test_files)
+        assert (out / f"fold{f['fold']}" / "checkpoints" / "best.pt").is_file()
+    # "star" pictures are "other" to the person, a class the model lacks: always wrong
+    assert result["pooled"]["acc"] <= 0.5 and result["pooled"]["support/star"] == 0
+    best = out / "fold0" / "checkpoints" / "best.pt"
+    stamp = best.stat().st_mtime_ns
+    again = run_script(args, env={"ASTRO_EXP_ROOT": str(tmp_path)})  # finished folds are reused
+    assert again.returncode == 0 and best.stat().st_mtime_ns == stamp
