@@ -61,6 +61,19 @@ def format_table(preds) -> str:
     return text_table(rows, header, rule="line", max_rule=120)
 
 
+def _classifier(cfg: DictConfig):
+    """The bundle of ``ckpt_path`` with the settings of this command (device, anomaly scores)."""
+    from astro_exp.predict.classifier import Classifier
+
+    return Classifier.from_checkpoint(
+        cfg.ckpt_path,
+        device=cfg.device,
+        anomaly=bool(cfg.score_anomalies),
+        n_neighbors=cfg.n_neighbors,
+        max_bytes=int(cfg.max_bytes),
+    )
+
+
 def _prepare(args: list[str]) -> list[str]:
     """``anomaly=false`` -> ``score_anomalies=false``: Hydra takes ``anomaly=`` for the config
     group conf/anomaly, so the key has another name."""
@@ -73,7 +86,6 @@ def _prepare(args: list[str]) -> list[str]:
 def main(cfg: DictConfig) -> None:
     """Exit status: 0 when at least one input was classified, 1 when every input failed."""
     # imported after Hydra parsed the command line, so --help stays fast
-    from astro_exp.predict.classifier import Classifier
 
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise ConfigError(
@@ -87,13 +99,7 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(
             "no inputs; pass inputs=[picture.jpg,folder/,https://...] (or catalog=true)"
         )
-    clf = Classifier.from_checkpoint(
-        cfg.ckpt_path,
-        device=cfg.device,
-        anomaly=bool(cfg.score_anomalies),
-        n_neighbors=cfg.n_neighbors,
-        max_bytes=int(cfg.max_bytes),
-    )
+    clf = _classifier(cfg)
     out = None
     if cfg.output:
         path = Path(cfg.output)
@@ -129,7 +135,6 @@ def classify_catalog(cfg: DictConfig) -> None:
 
     from astro_exp.data.catalog import Catalog, catalog_path
     from astro_exp.errors import DataError
-    from astro_exp.predict.classifier import Classifier
     from astro_exp.predict.into_catalog import predict_catalog, run_id_for
 
     path = catalog_path(cfg.paths.data_dir)
@@ -137,13 +142,7 @@ def classify_catalog(cfg: DictConfig) -> None:
         raise DataError(
             f"no catalog at {path}; run python scripts/scrape.py first or set paths.data_dir"
         )
-    clf = Classifier.from_checkpoint(
-        cfg.ckpt_path,
-        device=cfg.device,
-        anomaly=bool(cfg.score_anomalies),
-        n_neighbors=cfg.n_neighbors,
-        max_bytes=int(cfg.max_bytes),
-    )
+    clf = _classifier(cfg)
     run_id = cfg.run_id or run_id_for(cfg.ckpt_path, cfg.paths.log_dir)
     with Catalog(path) as cat:
         preds = predict_catalog(
