@@ -5,7 +5,9 @@ data.fold=i``: the held-out fold is the run's test split, chosen by a hash of ea
 name so animation frames stay together), then scores that run's ``best.pt`` on the held-out
 fold's pictures against the careful labels (``gold.csv``) through the predict path
 (:func:`astro_exp.predict.scorecard.score_labelled`). The careful labels are used for
-scoring only: no fold's training ever reads them.
+scoring only: no fold's training ever reads them. The labels file names pictures by the
+same relative paths the source uses as ids (``images/X.jpg`` for the shared thumbnails,
+``class/file.jpg`` for a folder source), so both sides hash a picture to the same fold.
 
 Runs are subprocesses (``python -m astro_exp.cli.train``), as a user would start them, so a
 fold that fails or is killed leaves its folder and the next call continues with the folds
