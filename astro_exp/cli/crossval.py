@@ -3,6 +3,7 @@ recipe against a person's labels (:mod:`astro_exp.crossval`), as JSON and a tabl
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -29,7 +30,7 @@ def format_result(result: dict) -> str:
             f"{f['ece_uncalibrated']:.3f}",
             f"{f['ece']:.3f}",
             f"{f['temperature']:.2f}",
-            "-" if f["train_s"] != f["train_s"] else f"{f['train_s']:.0f}",
+            "-" if math.isnan(f["train_s"]) else f"{f['train_s']:.0f}",
         )
         for f in result["per_fold"]
     ]

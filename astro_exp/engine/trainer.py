@@ -179,6 +179,11 @@ class Trainer:
         noisy weak labels from washing them out while the new head learns at full speed."""
         if self.backbone_lr_scale == 1.0 and self.freeze_backbone_epochs == 0:
             return [{"params": list(self.model.parameters())}]
+        if self.freeze_backbone_epochs and distributed.is_distributed():
+            raise ConfigError(
+                "trainer.freeze_backbone_epochs does not work under DDP (frozen parameters get no "
+                "gradient to reduce); set it to 0 and use trainer.backbone_lr_scale instead"
+            )
         if not 0.0 < self.backbone_lr_scale <= 1.0:
             raise ConfigError(
                 f"trainer.backbone_lr_scale={self.backbone_lr_scale} must be in (0, 1]"

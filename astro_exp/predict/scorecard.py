@@ -107,7 +107,8 @@ def _class_metrics(probs: np.ndarray, truth: np.ndarray, classes: list[str]) -> 
 
 def uncalibrated(probs: np.ndarray, truth: np.ndarray, temperature: float) -> dict[str, float]:
     """ECE before temperature scaling, recovered from the calibrated probabilities: with
-    ``p = softmax(z / T)``, ``softmax(T * log p) = softmax(z)`` exactly."""
+    ``p = softmax(z / T)``, ``softmax(T * log p) = softmax(z)`` exactly (multiclass bundles;
+    a multilabel bundle's sigmoid probabilities do not invert that way: NaN)."""
     z = temperature * np.log(np.clip(probs, 1e-12, 1.0))
     raw = np.exp(z - z.max(1, keepdims=True))
     raw /= raw.sum(1, keepdims=True)
@@ -176,7 +177,12 @@ def score_labelled(
     if unknown:
         log.info("labels the model has no class for (always wrong): %s", ", ".join(unknown))
     metrics = _class_metrics(P, y, classes)
-    metrics.update(uncalibrated(P, y, classifier.temperature))
+    if classifier.task == "multiclass":
+        metrics.update(uncalibrated(P, y, classifier.temperature))
+    else:
+        metrics.update(
+            {"ece_uncalibrated": float("nan"), "temperature": float(classifier.temperature)}
+        )
     known = y >= 0
     within = _class_metrics(P[known], y[known], classes) if known.any() else {}
     row_names = classes + unknown
