@@ -168,6 +168,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         fit_s = time.perf_counter() - t_fit
         summary: dict[str, float] = {
             **dm.summary(),
+            # a person's labels that replaced weak ones (catalog sources; 0 elsewhere)
+            "data/n_corrections": float(imageset.meta.get("n_corrections", 0)),
             "model/params": float(n_params),
             "epochs": float(trainer.state.epoch),
             "time/fit_s": fit_s,

@@ -53,7 +53,8 @@ def clustered(seed: int = 0, n: int = 240, dim: int = 16) -> tuple[np.ndarray, .
 def test_the_eight_designed_detectors_exist() -> None:
     assert set(DETECTORS) == {"iforest", "knn", "ecod", "cblof", "lof", "copod", "pca", "hbos"}
     for cfg in detector_configs(seed=7).values():
-        assert "contamination" in cfg and cfg["_target_"].startswith("pyod.models.")
+        assert "contamination" in cfg
+        assert cfg["_target_"].startswith(("pyod.models.", "astro_exp.anomaly.knn."))
         assert cfg.get("random_state", 7) == 7  # ${seed} resolved
 
 
@@ -80,8 +81,35 @@ def test_detector_group_composes_with_hydra(make_cfg) -> None:
         cfg = make_cfg([group("detector", option), group("anomaly", "default"), "seed=3"])
         node = OmegaConf.to_container(cfg.detector, resolve=True)
         assert node["name"] == option
-        assert type(build_pyod(node)).__module__.startswith("pyod.models.")
+        assert type(build_pyod(node)).__module__.startswith(("pyod.models.", "astro_exp.anomaly."))
         assert cfg.anomaly.false_alarm_rate == 0.05 and list(cfg.anomaly.holdout_classes) == []
+
+
+@pytest.mark.parametrize("method", ["mean", "largest", "median"])
+def test_exact_knn_scores_as_pyod_knn_does(method: str) -> None:
+    """conf/detector/knn.yaml's matrix-product KNN against PyOD's KNN, same parameters."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from astro_exp.anomaly.knn import ExactKNN
+
+    train, val, _, anomalies = clustered(n=600, dim=32)
+    queries = np.r_[val, anomalies, train[:5]]  # train[:5]: distance 0 to themselves
+    cfg = {"n_neighbors": 7, "method": method, "contamination": 0.05}
+    ours = AnomalyDetector({"_target_": "astro_exp.anomaly.knn.ExactKNN", **cfg}).fit(train)
+    pyod = AnomalyDetector({"_target_": "pyod.models.knn.KNN", **cfg}).fit(train)
+    np.testing.assert_allclose(ours.score(queries), pyod.score(queries), rtol=1e-5, atol=1e-3)
+    knn = ExactKNN(n_neighbors=7, chunk=50).fit(train)  # several chunks
+    dist, rows = knn.kneighbors(queries)
+    ref_dist, ref_rows = NearestNeighbors(n_neighbors=7).fit(train).kneighbors(queries)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-5, atol=1e-3)
+    assert (rows == ref_rows).mean() > 0.99  # only exact ties may swap
+
+
+def test_exact_knn_refuses_other_metrics() -> None:
+    from astro_exp.anomaly.knn import ExactKNN
+
+    with pytest.raises(ConfigError, match="Euclidean"):
+        ExactKNN(metric="cosine").fit(np.zeros((3, 2)))
 
 
 def test_threshold_flags_the_chosen_share_of_validation_pictures() -> None:

@@ -29,6 +29,9 @@ def test_bench_reports_all_three_pipelines(tmp_path) -> None:
             "0",
             "--out",
             str(out),
+            "bench.real_pictures=4",
+            "bench.real_sizes=[300,500]",
+            "bench.real_steps=1",
         ],
         env={"ASTRO_EXP_ROOT": str(tmp_path)},
     )
@@ -39,3 +42,16 @@ def test_bench_reports_all_three_pipelines(tmp_path) -> None:
     assert figures["end_to_end_over_model_only"] == pytest.approx(
         figures["end_to_end_img_s"] / figures["model_only_img_s"], rel=0.01
     )
+    # where a batch's time goes, and the real-size figures (cache build: full vs draft decode)
+    assert set(figures["train_parts_ms"]) == {
+        "loader",
+        "prepare",
+        "augment",
+        "augment_unfused",
+        "normalize",
+        "step",
+        "end_to_end",
+    }
+    for key in ("naive_real_img_s", "cache_build_full_img_s", "cache_build_draft_img_s"):
+        assert figures[key] > 0
+    assert figures["cache_build_input"].startswith("4 JPEGs")

@@ -120,11 +120,35 @@ def test_migrates_an_old_catalog_and_refuses_a_newer_one(tmp_path: Path) -> None
         assert c.version == SCHEMA_VERSION
         cols = {r[1] for r in c.conn.execute("PRAGMA table_info(pictures)")}
         assert {"thumbnail_url", "bytes"} <= cols and c.count() == 1
+        tables = {r[0] for r in c.conn.execute("SELECT name FROM sqlite_master")}
+        assert {"embeddings", "anomaly_marks", "watched_days"} <= tables
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(DataError, match="newer than this astro-exp"):
         Catalog(path)
+
+
+def test_embeddings_and_anomaly_marks(cat: Catalog) -> None:
+    import numpy as np
+
+    pid = cat.upsert(rec())
+    v = np.arange(6, dtype=np.float64) / 7  # stored as float32, read back as such
+    assert cat.add_embeddings("runs/a", {"s1": v, "s2": -v}) == 2
+    got = cat.embeddings("runs/a")
+    assert set(got) == {"s1", "s2"} and got["s1"].dtype == np.float32
+    assert np.allclose(got["s2"], -v, atol=1e-7) and cat.embeddings("runs/b") == {}
+    cat.add_embeddings("runs/a", {"s1": v * 2})  # a re-run replaces
+    assert np.allclose(cat.embeddings("runs/a")["s1"], v * 2, atol=1e-6)
+
+    cat.add_anomaly_mark(pid, True, "ada")
+    cat.add_anomaly_mark(pid, False, "bob")  # the newest mark of a picture wins
+    assert cat.anomaly_marks() == {pid: False}
+    with pytest.raises(DataError, match="no picture 999"):
+        cat.add_anomaly_mark(999, True, "ada")
+    with pytest.raises(DataError, match="who made it"):
+        cat.add_anomaly_mark(pid, True, " ")
+    assert cat.anomaly_marks() == {pid: False}  # the refused ones stored nothing
 
 
 def test_corrections_newest_wins(cat: Catalog) -> None:

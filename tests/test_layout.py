@@ -27,6 +27,7 @@ STAGES: dict[str, int] = {
     "predict": 10,
     "watch": 11,
     "sharing": 11,
+    "review": 11,
     "web": 12,
     "train": 13,
     "crossval": 14,

@@ -182,6 +182,29 @@ def test_files_folders_globs_pil_and_tensors(clf: Classifier, pics: Path) -> Non
         assert [n["distance"] for n in p.neighbours] == sorted(n["distance"] for n in p.neighbours)
 
 
+def test_one_picture_alone_gets_the_answer_it_gets_in_a_batch(clf: Classifier, pics: Path) -> None:
+    """A single input is decoded inline (no thread pool); the answer is the batch's."""
+    big = pics / "big.jpg"
+    Image.open(picture(pics / "big.png", 5, size=(900, 700))).save(big, quality=90)  # drafted
+    for name in ("a.png", "big.jpg"):
+        (alone,) = clf.predict([pics / name])
+        in_batch = clf.predict([pics / "sub" / "b.jpg", pics / name, pics / "a.png"], batch_size=2)[
+            1
+        ]
+        assert alone.error is None and alone.label == in_batch.label  # to float rounding:
+        for a, b in zip(alone.top_k, in_batch.top_k, strict=True):  # batch size 1 vs 2
+            assert a["label"] == b["label"] and a["probability"] == pytest.approx(b["probability"])
+        assert alone.anomaly_score == pytest.approx(in_batch.anomaly_score, rel=1e-5)
+        assert [n["id"] for n in alone.neighbours] == [n["id"] for n in in_batch.neighbours]
+    # decoding inline (a CPU with no spare core) or on threads beside the model: same answers
+    inline = [p.to_dict() for p in clf.predict([pics], batch_size=2)]
+    clf.decode_workers = 2
+    try:
+        assert [p.to_dict() for p in clf.predict([pics], batch_size=2)] == inline
+    finally:
+        clf.decode_workers = None
+
+
 def test_every_bad_input_is_an_error_row_and_the_rest_go_on(
     clf: Classifier, pics: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -457,6 +480,14 @@ def test_bench_predict_reports_latency_throughput_and_detector_times() -> None:
     assert fig["predict_single_p50_over_model_only"] == pytest.approx(
         fig["predict_single_p50_ms"] / fig["model_single_p50_ms"], rel=0.02
     )
+    parts = ["read_decode", "resize", "preprocess", "forward", "detector", "neighbours"]
+    for key in ("predict_single_parts_ms", "predict_batch_parts_ms_per_img"):
+        got = fig[key]
+        assert list(got) == [*parts, "bookkeeping", "serial_sum", "total"]
+        assert all(got[p] >= 0 for p in parts) and got["total"] > 0
+        assert got["serial_sum"] == pytest.approx(
+            sum(got[p] for p in [*parts, "bookkeeping"]), abs=0.01
+        )
     det = detector_figures(
         fig["embedding_dim"], fig["model_batch_img_s"], n=300, names=["knn", "iforest"]
     )
@@ -465,3 +496,6 @@ def test_bench_predict_reports_latency_throughput_and_detector_times() -> None:
         and det["detector/iforest/score_s"] > 0
         and "detector/ecod/fit_s" not in det
     )
+    # knn.yaml's exact knn against the PyOD KNN it replaced: same scores, timed side by side
+    assert det["detector/pyod_knn/fit_score_s"] > 0 and det["detector/knn_over_pyod_knn"] > 0
+    assert det["detector/knn_vs_pyod_knn_max_abs_diff"] < 1e-3

@@ -453,9 +453,18 @@ def test_catalog_source(scraped, tmp_path: Path) -> None:
     (copy_dir / "images").symlink_to(data / "images")
     with Catalog(catalog_path(copy_dir)) as cat:
         cat.add_correction(cat.get("apod", "2024-03-01")["id"], "galaxy", "tester")
+        cat.add_correction(cat.get("apod", "2014-04-12")["id"], "nebula|star", "tester")
     fixed = ApodCatalogSource(data_dir=str(copy_dir), labels=cfg).imageset()
     assert fixed.classes[fixed.targets[fixed.ids.index("2024-03-01")]] == "galaxy"
     assert fixed.fingerprint != ims.fingerprint
+    # the run's summary reports these (data/n_corrections); a multi-label answer is "a|b"
+    assert fixed.meta["n_corrections"] == 2 and ims.meta["n_corrections"] == 0
+    assert fixed.classes[fixed.targets[fixed.ids.index("2014-04-12")]] == "nebula"
+    multi_fixed = ApodCatalogSource(
+        data_dir=str(copy_dir), labels=cfg, task="multilabel"
+    ).imageset()
+    row = multi_fixed.targets[multi_fixed.ids.index("2014-04-12")]
+    assert [c for c, v in zip(multi_fixed.classes, row, strict=True) if v] == ["nebula", "star"]
     # another label config relabels on the fly (other version)
     ext = ApodCatalogSource(
         data_dir=str(data), labels=load_label_config("apod_extended"), include_other=True

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from astro_exp.apod.scrape import ScrapeRequest, scrape
@@ -349,9 +350,17 @@ def test_predict_catalog_fills_predictions_once(site, clf, tmp_path: Path) -> No
         first = predict_catalog(clf, cat, "runs/x", data, progress=False)
         again = predict_catalog(clf, cat, "runs/x", data, progress=False)
         stored = cat.predictions("runs/x")
-        n_ok = len(cat.rows(status=OK))
+        vectors = cat.embeddings("runs/x")
+        sha_of = {r["id"]: r["sha256"] for r in cat.rows(status=OK)}
+        n_ok = len(sha_of)
     assert len(first) == n_ok == 5 and again == {}  # the second pass has nothing left to do
     assert len(stored) == 5
+    # the detector's embedding of each picture lands beside its prediction (the anomaly marks
+    # are spread over them), exactly what the classifier computed
+    assert set(vectors) == set(stored)
+    for pid, pred in first.items():
+        got = vectors[sha_of[pid]]
+        assert got.dtype == np.float32 and np.allclose(got, pred.embedding, atol=1e-6)
     for p in stored.values():
         assert set(p["probs"]) == set(CLASSES) and abs(sum(p["probs"].values()) - 1) < 1e-5
         assert p["label"] == max(p["probs"], key=p["probs"].get) and p["anomaly_score"] is not None

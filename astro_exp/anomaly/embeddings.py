@@ -209,7 +209,7 @@ def embed_batches(
 def array_batches(images: np.ndarray, batch_size: int) -> Iterable[torch.Tensor]:
     """uint8 (N, 3, S, S) array (or memmap) -> tensor batches."""
     for start in range(0, len(images), batch_size):
-        yield torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+        yield torch.from_numpy(np.array(images[start : start + batch_size]))  # a writable copy
 
 
 def embed_array(

@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "compare_detectors",
         "every anomaly detector on one run's cached embeddings (ROC-AUC, AP, ...)",
     ),
+    "simulate-review": (
+        "simulate_review",
+        "what corrections and anomaly marks are worth, simulated with a labels file",
+    ),
     "compare": ("compare", "rank the runs of run/multirun folders (table, CSV, bar chart)"),
     "bench": ("bench", "throughput figures of the pipeline (and of predict) as JSON"),
     "contact-sheet": (
@@ -39,7 +43,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "a contact sheet of the synthetic sky renderer, one row per class",
     ),
 }
-ALIASES = {"compare_detectors": "compare-detectors", "contact_sheet": "contact-sheet"}
+ALIASES = {
+    "compare_detectors": "compare-detectors",
+    "contact_sheet": "contact-sheet",
+    "simulate_review": "simulate-review",
+}
 
 
 def usage() -> str:

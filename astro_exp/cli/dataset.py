@@ -330,8 +330,12 @@ def cmd_label_sheet(cfg: DictConfig) -> int:
     lines = []
     for i, rec in enumerate(picked):
         res = labeller.label(rec["title"], rec["explanation"])
-        thumb = decode_picture(
-            src.root / rec["file"], max_pixels=None, max_bytes=None, exif_transpose=False
+        thumb = decode_picture(  # decoded at a reduced JPEG scale: it is shrunk to a thumbnail
+            src.root / rec["file"],
+            max_pixels=None,
+            max_bytes=None,
+            exif_transpose=False,
+            draft_size=(2 * tw, 2 * th),
         ).resize((tw - 4, th - 4))
         x, y = (i % cols) * tw, (i // cols) * (th + cap)
         sheet.paste(thumb, (x + 2, y + 2))

@@ -4,6 +4,9 @@ The array is ``(N, 3, S, S)`` uint8 in a ``.npy`` file named by a key of (datase
 image size, resize policy), so the next run with the same data and size maps it in
 instantly and training never decodes a JPEG in the loop. It is written under a temporary
 name and renamed when complete: a killed build leaves no half-written cache behind.
+Sources decode each picture once, at the size it is needed: ``ImageSet.load(i, size)`` gets
+the cache's size, and file sources let a JPEG decode at a reduced scale that still keeps
+twice that (``imageio.read_image(target_size=size)``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from astro_exp.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+# 2: sources decode JPEGs at a reduced scale (imageio.read_image(target_size=...)), which
+# changes the cached pixels by about a grey level: older caches are rebuilt, not mixed in
+CACHE_VERSION = 2
 RESIZE_POLICIES = ("squash", "crop", "pad")
 
 

@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from astro_exp.errors import DataError
 
 CATALOG_FILE = "catalog.sqlite"
@@ -32,6 +34,8 @@ CORRECTIONS = "label_corrections"
 PREDICTIONS = "predictions"
 WATCHED = "watched_days"
 ALERTS = "alerts"
+EMBEDDINGS = "embeddings"
+MARKS = "anomaly_marks"
 
 # Statuses of a row. "Done" rows are not fetched again by a scrape; the others are retried.
 OK = "ok"
@@ -41,7 +45,9 @@ FAILED_STATUSES = ("http_error", "download_error", "bad_image", "not_a_page")
 # Each entry takes the file from version i to i + 1 (user_version counts applied entries).
 # Version 1 is the table layout of DESIGN.md (older web demo files hold it without a version);
 # version 2 adds the video thumbnail, the file size and an index for "what is done";
-# version 3 adds the watcher's state: the days it has handled and its alerts (delivered or not).
+# version 3 adds the watcher's state: the days it has handled and its alerts (delivered or not);
+# version 4 adds the review loop: each run's embeddings of the pictures it classified (what
+# the anomaly marks are spread over) and a person's anomaly marks (interesting or not).
 MIGRATIONS: tuple[str, ...] = (
     f"""
     CREATE TABLE IF NOT EXISTS {PICTURES} (
@@ -73,6 +79,15 @@ MIGRATIONS: tuple[str, ...] = (
       id INTEGER PRIMARY KEY, source TEXT NOT NULL, date TEXT NOT NULL, reason TEXT NOT NULL,
       payload TEXT NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0,
       last_error TEXT, UNIQUE (source, date, reason));
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {EMBEDDINGS} (
+      run_id TEXT NOT NULL, sha256 TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,
+      PRIMARY KEY (run_id, sha256));
+    CREATE TABLE IF NOT EXISTS {MARKS} (
+      id INTEGER PRIMARY KEY, picture_id INTEGER NOT NULL REFERENCES {PICTURES}(id),
+      interesting INTEGER NOT NULL, who TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS marks_picture ON {MARKS} (picture_id, created_at);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -405,10 +420,7 @@ class Catalog:
 
     def corrections(self) -> dict[int, str]:
         """{picture id: the newest corrected label} (ties broken by insertion order)."""
-        rows = self.conn.execute(
-            f"SELECT picture_id, label FROM {CORRECTIONS} ORDER BY created_at, id"
-        )
-        return {int(pid): label for pid, label in rows}  # later rows overwrite earlier ones
+        return read_corrections(self.conn)
 
     def correction_history(self) -> dict[int, list[dict[str, Any]]]:
         """{picture id: every correction (``label``, ``who``, ``created_at``), oldest first}
@@ -447,6 +459,45 @@ class Catalog:
                 f"INSERT OR REPLACE INTO {PREDICTIONS} VALUES (?,?,?,?,?,?,?,?)", data
             )
         return len(data)
+
+    def add_embeddings(self, run_id: str, vectors: Mapping[str, np.ndarray]) -> int:
+        """Store a run's embeddings ``{sha256: (D,) vector}`` (float32) beside its predictions:
+        the anomaly marks are spread over them, so a re-rank needs no forward pass."""
+        data = []
+        for sha, v in vectors.items():
+            a = np.ascontiguousarray(np.asarray(v, dtype=np.float32).ravel())
+            data.append((run_id, str(sha), int(a.size), a.tobytes()))
+        with self.transaction():
+            self.conn.executemany(f"INSERT OR REPLACE INTO {EMBEDDINGS} VALUES (?,?,?,?)", data)
+        return len(data)
+
+    def embeddings(self, run_id: str) -> dict[str, np.ndarray]:
+        """{sha256: float32 vector} of one run (empty when it stored none)."""
+        return read_embeddings(self.conn, run_id)
+
+    # -- anomaly marks ----------------------------------------------------------------------
+    def add_anomaly_mark(self, picture_id: int, interesting: bool, who: str) -> str:
+        """Record a person's verdict on a flagged picture (the newest mark of a picture wins)."""
+        if not who.strip():
+            raise DataError("an anomaly mark needs who made it")
+        when = now_iso()
+        with self.transaction():
+            if (
+                self.conn.execute(
+                    f"SELECT 1 FROM {PICTURES} WHERE id = ?", (int(picture_id),)
+                ).fetchone()
+                is None
+            ):
+                raise DataError(f"no picture {picture_id} in {self.path}; check the id")
+            self.conn.execute(
+                f"INSERT INTO {MARKS} (picture_id, interesting, who, created_at) VALUES (?, ?, ?, ?)",
+                (int(picture_id), int(bool(interesting)), who.strip()[:MAX_WHO], when),
+            )
+        return when
+
+    def anomaly_marks(self) -> dict[int, bool]:
+        """{picture id: interesting?}, the newest mark of each picture."""
+        return read_marks(self.conn)
 
     def predictions(self, run_id: str) -> dict[str, dict[str, Any]]:
         """{sha256: prediction} of one run (probs parsed)."""
@@ -554,6 +605,38 @@ _UPSERT = (
         if c not in ("source", "date")
     )
 )
+
+
+# -- reads that take any connection (the web app's read-only one too) ---------------------------
+def read_corrections(conn: sqlite3.Connection) -> dict[int, str]:
+    """{picture id: the newest corrected label} (ties broken by insertion order)."""
+    rows = conn.execute(f"SELECT picture_id, label FROM {CORRECTIONS} ORDER BY created_at, id")
+    return {int(pid): label for pid, label in rows}  # later rows overwrite earlier ones
+
+
+def read_marks(conn: sqlite3.Connection) -> dict[int, bool]:
+    """{picture id: interesting?}: the newest anomaly mark of each marked picture."""
+    if not _has_table(conn, MARKS):  # a v3 file seen read-only (nothing migrated it yet)
+        return {}
+    rows = conn.execute(f"SELECT picture_id, interesting FROM {MARKS} ORDER BY created_at, id")
+    return {int(pid): bool(flag) for pid, flag in rows}
+
+
+def read_embeddings(conn: sqlite3.Connection, run_id: str) -> dict[str, np.ndarray]:
+    """{sha256: float32 vector} a run stored with :meth:`Catalog.add_embeddings`."""
+    if not _has_table(conn, EMBEDDINGS):
+        return {}
+    rows = conn.execute(f"SELECT sha256, dim, vector FROM {EMBEDDINGS} WHERE run_id = ?", (run_id,))
+    return {
+        str(sha): np.frombuffer(blob, dtype=np.float32, count=int(dim)) for sha, dim, blob in rows
+    }
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the file has ``name``: a read-only connection never migrates, so a catalog
+    of an older schema (v3: no marks, no embeddings) reads as having none of them."""
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return row.fetchone() is not None
 
 
 def _values(record: PictureRecord) -> dict[str, Any]:

@@ -8,7 +8,8 @@ watcher::
     clf = Classifier.from_checkpoint("outputs/.../checkpoints/best.pt")
     preds = clf.predict(["m31.jpg", "new_pics/", "https://example.org/x.jpg", pil_image, batch])
 
-Inputs go through the same steps as training pictures: full decode to RGB uint8, the
+Inputs go through the same steps as training pictures: decode to RGB uint8 (a JPEG at a
+reduced scale that keeps twice the model's size, as the tensor cache does), the
 bundle's resize policy to its image size, then the bundle's Kornia preprocessing on the
 model's device. A bad input (missing, not a picture, truncated, too large, HTTP 404)
 becomes a :class:`Prediction` with ``error`` set; the others go on.
@@ -16,6 +17,7 @@ becomes a :class:`Prediction` with ``error`` set; the others go on.
 
 from __future__ import annotations
 
+import copy
 import glob
 import logging
 import os
@@ -24,7 +26,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +80,12 @@ class Prediction:
     neighbours: list[dict[str, Any]] = field(default_factory=list)  # [{"id", "label", "distance"}]
     labels: list[str] = field(default_factory=list)  # multilabel: every label over its threshold
     error: str | None = None
+    # the detector's embedding of the picture (float32); kept out of to_dict (not JSON)
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with exactly the documented field names."""
-        return asdict(self)
+        """JSON-ready, with exactly the documented field names (no embedding)."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in FIELDS}
 
 
 @dataclass
@@ -171,6 +175,7 @@ class Classifier:
         )
         self._http = http_session
         self._http_lock = threading.Lock()
+        self.decode_workers: int | None = None  # see _decode_workers
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -213,7 +218,7 @@ class Classifier:
     # -- inputs -------------------------------------------------------------------------------
     def _file_item(self, path: Path, name: str | None = None) -> _Item:
         def load() -> np.ndarray:
-            return read_image(path, max_bytes=self.max_bytes)
+            return read_image(path, max_bytes=self.max_bytes, target_size=self.image_size)
 
         return _Item(name or str(path), load)
 
@@ -228,7 +233,7 @@ class Classifier:
                 url, tmp_dir(), max_bytes=self.max_bytes, allowed_types=("image/",)
             )
             try:
-                return read_image(got.path)
+                return read_image(got.path, target_size=self.image_size)
             except DataError as e:
                 raise DataError(f"{url}: {str(e).split(': ', 1)[-1]}") from None
             finally:
@@ -333,19 +338,37 @@ class Classifier:
             items = self.expand(inputs, tmp_dir)
             chunks = list(_chunks(items, max(1, int(batch_size))))
             bar = tqdm(total=len(items), desc="predict", unit="img", disable=not progress)
-            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                # decode the next batch while the model runs on this one
-                pending = [pool.submit(self._load, it) for it in chunks[0]] if chunks else []
-                for k, chunk in enumerate(chunks):
-                    loaded = [f.result() for f in pending]
-                    if k + 1 < len(chunks):
-                        pending = [pool.submit(self._load, it) for it in chunks[k + 1]]
-                    yield from self._predict_loaded(chunk, loaded, top_k)
+            workers = 0 if len(items) <= 1 else self._decode_workers()
+            if workers == 0:  # decode inline: nothing to overlap, or no core to overlap on
+                for chunk in chunks:
+                    yield from self._predict_loaded(chunk, [self._load(it) for it in chunk], top_k)
                     bar.update(len(chunk))
+            else:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    # decode the next batch while the model runs on this one
+                    pending = [pool.submit(self._load, it) for it in chunks[0]]
+                    for k, chunk in enumerate(chunks):
+                        loaded = [f.result() for f in pending]
+                        if k + 1 < len(chunks):
+                            pending = [pool.submit(self._load, it) for it in chunks[k + 1]]
+                        yield from self._predict_loaded(chunk, loaded, top_k)
+                        bar.update(len(chunk))
             bar.close()
         finally:
             if holder:
                 shutil.rmtree(holder[0], ignore_errors=True)
+
+    def _decode_workers(self) -> int:
+        """Threads that decode the next batch while the model runs on this one
+        (``decode_workers``; ``None``: by the device). A GPU leaves the CPU free: up to 4.
+        On the CPU the model already runs on torch's threads, and a decoder beside them on
+        a busy core stalls every op at its barrier: only the cores torch leaves spare."""
+        if self.decode_workers is not None:
+            return max(0, int(self.decode_workers))
+        cpus = os.cpu_count() or 1
+        if self.device.type == "cpu":
+            return max(0, min(4, cpus - torch.get_num_threads()))
+        return min(4, cpus)
 
     def _load(self, item: _Item) -> tuple[np.ndarray | None, str | None]:
         """(uint8 (3, S, S) pixels, None) or (None, one-line error)."""
@@ -371,29 +394,32 @@ class Classifier:
         x = torch.from_numpy(np.stack([loaded[i][0] for i in ok]))
         logits, emb = self.forward(x)
         probs = self.probabilities(logits)
+        emb_np = emb.numpy()
         scores = flags = neigh = None
         if self.detector is not None:
-            scores = self.detector.score(emb.numpy())
+            scores = self.detector.score(emb_np)
             flags = self.detector.flag(scores)
         if self.index is not None and self.n_neighbors > 0:
-            neigh = self.index.neighbours(emb.numpy(), self.n_neighbors)
+            neigh = self.index.neighbours(emb_np, self.n_neighbors)
         k = max(1, min(int(top_k), len(self.classes)))
+        # the batch's sorting and number conversions at once, then only lists per picture
+        orders = np.argsort(-probs, axis=1, kind="stable").tolist()
+        plist, over = probs.tolist(), (probs >= self.thresholds).tolist()
+        classes = self.classes
         for r, i in enumerate(ok):
-            p = probs[r]
-            order = np.argsort(-p, kind="stable")
+            p, order = plist[r], orders[r]
             pred = out[i]
-            pred.label, pred.confidence = self.classes[int(order[0])], float(p[order[0]])
-            pred.top_k = [
-                {"label": self.classes[int(j)], "probability": float(p[j])} for j in order[:k]
-            ]
+            pred.label, pred.confidence = classes[order[0]], p[order[0]]
+            pred.top_k = [{"label": classes[j], "probability": p[j]} for j in order[:k]]
             if self.task == "multiclass":
                 pred.labels = [pred.label]
             else:
-                pred.labels = [self.classes[int(j)] for j in order if p[j] >= self.thresholds[j]]
+                pred.labels = [classes[j] for j in order if over[r][j]]
             if scores is not None and flags is not None:
                 pred.anomaly_score, pred.is_anomaly = float(scores[r]), bool(flags[r])
             if neigh is not None:
                 pred.neighbours = neigh[r]
+            pred.embedding = emb_np[r]
         return out
 
 

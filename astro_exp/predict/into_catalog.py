@@ -1,7 +1,8 @@
 """Classify the catalog's stored pictures with a bundle and keep the answers in its
 ``predictions`` table (what the web gallery, the anomalies page and the watcher read).
 
-Predictions are keyed by (run id, sha256): a picture stored under two days is classified
+Predictions (and the detector's embedding of each picture, which the Anomalies page spreads a
+person's marks over) are keyed by (run id, sha256): a picture stored under two days is classified
 once, a re-run skips pictures this run already has (``only_missing``), and a killed run
 keeps every batch it committed. The run id is the run folder's path under ``outputs/``
 (``runs/2026-11-30/15-41-21_synthetic-resnet-light``), the id the web app's run list uses.
@@ -89,14 +90,18 @@ def predict_catalog(
             preds = clf.predict(
                 [str(path) for _, path in chunk], top_k=len(clf.classes), batch_size=batch_size
             )
-            good = []
+            good, vectors = [], {}
             for (row, _), pred in zip(chunk, preds, strict=True):
                 if pred.error:
                     log.warning("picture %s (%s): %s", row["id"], row.get("date"), pred.error)
                     continue
                 out[int(row["id"])] = pred
                 good.append(prediction_row(str(row["sha256"]), pred))
-            catalog.add_predictions(run_id, good)
+                if pred.embedding is not None:
+                    vectors[str(row["sha256"])] = pred.embedding
+            with catalog.transaction():  # a batch's predictions and embeddings land together
+                catalog.add_predictions(run_id, good)
+                catalog.add_embeddings(run_id, vectors)
             bar.update(len(chunk))
     finally:
         bar.close()

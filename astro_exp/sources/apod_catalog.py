@@ -200,8 +200,10 @@ class ApodCatalogSource:
         for r in rows:
             if r["sha256"] in seen:  # the same picture on two days (or sources) counts once
                 continue
-            if r["id"] in corrections:
-                labs, n_fixed = [corrections[r["id"]]], n_fixed + 1
+            if r["id"] in corrections:  # a multi-label answer is stored as "galaxy|star"
+                fixed = [x.strip() for x in corrections[r["id"]].split("|") if x.strip()]
+                labs = fixed if self.task == "multilabel" else fixed[:1]
+                n_fixed += 1
             elif (
                 isinstance(r.get("labels"), dict) and r["labels"].get("version") == labeller.version
             ):
@@ -236,7 +238,7 @@ class ApodCatalogSource:
         ids = [f"{r['source']}/{r['date']}" if several else r["date"] for r, _ in items]
 
         def load(i: int, size: int) -> np.ndarray:
-            return read_image(paths[i])
+            return read_image(paths[i], target_size=size)  # JPEG draft at the cache size
 
         return ImageSet(
             name=self.name,
@@ -251,6 +253,7 @@ class ApodCatalogSource:
                 "sha256": shas,
                 "labeller": labeller.version,
                 "catalog_ids": [r["id"] for r, _ in items],
+                "n_corrections": n_fixed,
             },
         )
 
@@ -389,7 +392,7 @@ class ApodThumbsSource:
         paths = [p for p, _, _ in items]
 
         def load(i: int, size: int) -> np.ndarray:
-            return read_image(paths[i])
+            return read_image(paths[i], target_size=size)  # JPEG draft at the cache size
 
         return ImageSet(
             name=self.name,

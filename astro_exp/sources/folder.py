@@ -128,7 +128,9 @@ class FolderSource:
         paths = [p for p, _ in items]
 
         def load(i: int, size: int) -> np.ndarray:
-            return read_image(paths[i])  # DataError -> the cache records it and skips it
+            # decoded at the size the cache shrinks it to (JPEG draft); DataError -> the cache
+            # records it and skips it
+            return read_image(paths[i], target_size=size)
 
         return ImageSet(
             name=self.name,

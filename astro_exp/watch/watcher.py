@@ -375,7 +375,10 @@ class Watcher:
 
         def handler(signum: int, _frame: object) -> None:
             log.info("got %s; stopping after the current step", signal.Signals(signum).name)
-            self.stop()
+            # not self.stop() here: the signal may land while this (main) thread holds the
+            # event's lock inside stop_event.wait(), and Event.set() would then wait for that
+            # lock forever; a thread sets it once the main thread is back in its wait
+            threading.Thread(target=self.stop, name="watch-stop", daemon=True).start()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)

@@ -39,7 +39,8 @@ FRIENDLY = {
 
 def create_app(config: Mapping[str, Any] | WebSettings | None = None) -> Flask:
     """Build the app; a bad setting or checkpoint fails here, with a one-line error."""
-    from astro_exp.web import filters, json_api, views
+    # review_api, review_views: imported for their routes (on json_api.bp and views.bp)
+    from astro_exp.web import filters, json_api, review_api, review_views, views  # noqa: F401
     from astro_exp.web.state import build_state
 
     settings = WebSettings.from_mapping(config)

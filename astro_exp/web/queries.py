@@ -200,8 +200,17 @@ def list_pictures(
             params,
         )
     ]
+    return rows_by_id(conn, ids, run_id, s), int(total)
+
+
+def rows_by_id(
+    conn: sqlite3.Connection, ids: list[int], run_id: str | None, s: Schema = SCHEMA
+) -> list[dict[str, Any]]:
+    """The list columns of the pictures ``ids`` (with the run's prediction), in that order:
+    the second step of :func:`list_pictures`, and how a page shows a list ranked elsewhere
+    (the Anomalies page's ranking by a person's marks)."""
     if not ids:
-        return [], int(total)
+        return []
     marks = ",".join("?" * len(ids))
     rows = {
         r["id"]: dict(r)
@@ -210,7 +219,7 @@ def list_pictures(
             [run_id, *ids],
         )
     }
-    return [rows[i] for i in ids if i in rows], int(total)
+    return [rows[i] for i in ids if i in rows]
 
 
 def get_picture(

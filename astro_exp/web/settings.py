@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from astro_exp.errors import ConfigError
+from astro_exp.review.settings import ReviewSettings
 
 
 @dataclass
@@ -40,6 +41,9 @@ class WebSettings:
     secret_key: str | None = None
     # Flask TESTING: exceptions still become friendly pages, but tests may switch CSRF off
     csrf: bool = True
+    # the Review page's queue and the Anomalies page's re-ranking (conf/review/default.yaml);
+    # a mapping (serve.yaml's review group, a test's partial dict) or None, kept typed
+    review: ReviewSettings | Mapping[str, Any] | None = None
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | WebSettings | None) -> WebSettings:
@@ -57,6 +61,7 @@ class WebSettings:
         s.catalog_path = Path(s.catalog_path) if s.catalog_path else None
         s.ckpt_path = Path(s.ckpt_path) if s.ckpt_path else None
         s.url_allow_hosts = [str(h).lower() for h in (s.url_allow_hosts or [])]
+        s.review = ReviewSettings.from_config(s.review)  # a bad review.* fails at start
         for name in ("max_upload_bytes", "max_pixels", "page_size", "thumb_size", "top_k"):
             if int(getattr(s, name)) < 1:
                 raise ConfigError(f"{name}={getattr(s, name)} must be a positive integer")

@@ -19,6 +19,7 @@ from astro_exp.data.catalog import connect_read_only
 from astro_exp.data.store import STORE_DIR
 from astro_exp.errors import DataError
 from astro_exp.imageio import read_image
+from astro_exp.review.settings import ReviewSettings
 from astro_exp.web import queries
 from astro_exp.web.media import Decoded, Thumbnails, Uploads, inside, resolve_store_path
 from astro_exp.web.model import Analysis, ModelService
@@ -44,6 +45,11 @@ class WebState:
     store_root: Path
     _facets: dict[tuple, tuple[float, Any]] = field(default_factory=dict)
     _facets_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def review(self) -> ReviewSettings:
+        """The review loop's settings, typed (``WebSettings.from_mapping`` parsed them)."""
+        return ReviewSettings.from_config(self.settings.review)
 
     # -- catalog ----------------------------------------------------------------------------
     @property

@@ -1,5 +1,6 @@
-"""The pages: Gallery, Picture, Classify, Anomalies, Runs, Labels, and the files they show
-(thumbnails, originals, confusion matrices), each looked up by id, never by a path."""
+"""The pages: Gallery, Picture, Classify, Runs, Labels, and the files they show (thumbnails,
+originals, confusion matrices), each looked up by id, never by a path. Review and Anomalies
+(the person in the loop) are in :mod:`~astro_exp.web.review_views`, on this blueprint."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from astro_exp.web.state import NotFound, WebState, state
 
 bp = Blueprint("web", __name__)
 LABEL_RE = re.compile(r"^[\w][\w \-/+.]{0,59}$")
-ANOMALIES_PER_PAGE = 12
+ANOMALIES_PER_PAGE = 12  # the Anomalies page (review_views.py)
 LABELS_PER_PAGE = 24
 
 
@@ -220,35 +221,6 @@ def upload(sha: str) -> str:
         original_url=url_for(".upload_file", sha=sha),
         options=[],
         who="",
-    )
-
-
-# -- anomalies ------------------------------------------------------------------------------------
-@bp.get("/anomalies")
-def anomalies() -> str:
-    st = state()
-    args = {**request.args.to_dict(), "anomalies": "1", "sort": "anomaly", "order": "desc"}
-    f = queries.Filters.from_args(args, ANOMALIES_PER_PAGE)
-    items: list[dict[str, Any]] = []
-    total, run_id = 0, None
-    if st.has_catalog:
-        run_id = st.run_id(request.args.get("run"))
-        with st.connect() as conn:
-            rows, total = queries.list_pictures(conn, f, run_id)
-        for row in rows:
-            analysis = picture_analysis(st, row, views=False)
-            neigh = (
-                st.neighbour_refs(analysis.prediction.get("neighbours") or []) if analysis else []
-            )
-            items.append({"row": row, "neighbours": neigh})
-    return render_template(
-        "anomalies.html",
-        items=items,
-        total=total,
-        f=f,
-        run_id=run_id,
-        pages=_pages(total, f.per_page),
-        threshold=st.model.info().get("threshold"),
     )
 
 

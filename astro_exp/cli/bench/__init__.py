@@ -4,10 +4,12 @@ measured in the same run, as JSON on stdout.
     python scripts/bench.py                              # the default config (conf/train.yaml)
     python scripts/bench.py model=tiny bench.steps=10    # any train.py override, the bench's keys under bench.
     python scripts/bench.py bench.predict=true           # also predict latency and the detectors (latency.py)
+    python scripts/bench.py trainer.accelerator=cuda trainer.precision=bf16 trainer.channels_last=true
     python scripts/bench_predict.py model=tiny           # only those (bench.predict_only=true)
 
 :mod:`~astro_exp.cli.bench.pipelines` times the training pipelines, :mod:`~astro_exp.cli.bench.latency`
-predict and the detectors, :mod:`~astro_exp.cli.bench.gallery` the web app's gallery. The scraper's
+predict and the detectors, :mod:`~astro_exp.cli.bench.real_size` the tensor cache's build
+from real-size JPEGs, :mod:`~astro_exp.cli.bench.gallery` the web app's gallery. The scraper's
 benchmark runs over the test stand-in and so stays in the checkout (``scripts/bench_scrape.py``,
 ``python scripts/bench.py --scrape``). The older ``--steps 3 --warmup 1 --out x.json --predict``
 spellings still work.
@@ -79,10 +81,24 @@ def main(cfg: DictConfig) -> dict:
         )
         result: dict = {}
     else:
-        from astro_exp.cli.bench.pipelines import pipeline_figures
+        import tempfile
 
-        torch.manual_seed(0)
-        result, dm = pipeline_figures(cfg, config)
+        from astro_exp.cli.bench.pipelines import pipeline_figures
+        from astro_exp.cli.bench.real_size import cache_build_figures, real_jpegs
+
+        with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
+            real_root = None
+            if int(b.real_pictures) > 0:  # real-size JPEGs: the cache build and naive figures
+                real_root = Path(tmp)
+                lo, hi = (int(v) for v in b.real_sizes)
+                real_jpegs(real_root, int(b.real_pictures), (lo, hi), ["a", "b", "c", "d"])
+            torch.manual_seed(0)
+            result, dm = pipeline_figures(cfg, config, real_root)
+            if real_root is not None:
+                pre = config["preprocess"]
+                result.update(
+                    cache_build_figures(real_root, int(pre["image_size"]), str(pre["resize"]))
+                )
     if b.predict or b.predict_only:
         result.update(predict_figures(config["model"], config["preprocess"], dm.classes, dm.images))
         result.update(

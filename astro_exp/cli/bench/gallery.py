@@ -10,15 +10,24 @@ typical filters, sorts and a deep page. Prints JSON: per case the median and p95
 and, as the baseline of the same run, the ratio to the same request on a 500-row catalog
 (1.0 = no slower with 40x the rows). Thumbnails are timed too: first request (made and
 cached) vs later requests (served from the cache). The older ``--rows N --repeat N`` still work.
+
+The Review page's step is timed over HTTP against a real waitress server on a catalog of
+``review_rows`` pictures: an answer POSTed to ``/api/review/<id>`` and then the next
+picture's thumbnail fetched (made on that request, as for a picture nobody viewed yet),
+p50/p95 in ms (target p95 < 150 ms), and the queue batch the page prefetches.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -62,6 +71,64 @@ def _app(folder: Path, rows: int):
     return create_app({"data_dir": folder, "outputs_dir": folder / "outputs", "run_id": "bench"})
 
 
+def _pct(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
+    }
+
+
+def _call(conn: http.client.HTTPConnection, method: str, url: str, body: Any = None) -> bytes:
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    conn.request(method, url, body=data, headers=headers)
+    resp = conn.getresponse()
+    payload = resp.read()
+    if resp.status != 200:
+        raise AstroExpError(f"{method} {url}: HTTP {resp.status} {payload[:200]!r}")
+    return payload
+
+
+def bench_review(folder: Path, rows: int, repeat: int) -> dict[str, Any]:
+    """The Review page's step over HTTP (a keep-alive connection, as a browser keeps)."""
+    from waitress import create_server
+
+    app = _app(folder, rows)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=30)
+    try:
+        first = json.loads(_call(conn, "GET", f"/api/review?n={min(200, repeat + 2)}"))
+        items, label = first["items"], first["classes"][0]
+        if len(items) < repeat + 2:
+            raise AstroExpError(f"review_rows={rows} is too few for review_repeat={repeat}")
+        answers = []
+        for it, nxt in zip(items[: repeat + 1], items[1 : repeat + 2], strict=True):
+            t0 = time.perf_counter()
+            _call(conn, "POST", f"/api/review/{it['id']}", {"label": label, "who": "bench"})
+            _call(conn, "GET", nxt["thumb_url"])
+            answers.append((time.perf_counter() - t0) * 1000)
+        queue = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            _call(conn, "GET", "/api/review?n=20")
+            queue.append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.close()
+        server.task_dispatcher.shutdown()  # its threads first: a closed trigger fails them
+        server.close()
+    return {
+        "rows": rows,
+        "answer_and_next_thumbnail": _pct(answers[1:]),  # the first one warms the caches
+        "queue_batch_of_20": _pct(queue),
+    }
+
+
 @command("bench_web", name="bench-web", prepare=_LEGACY)
 def main(cfg: DictConfig) -> dict:
     """Time the gallery on a big and a small demo catalog; the JSON report on stdout."""
@@ -90,6 +157,7 @@ def main(cfg: DictConfig) -> dict:
             big_client.get(f"/media/thumb/{pid}.jpg")
             thumbs.append((time.perf_counter() - t1) * 1000)
         cached = _time(big_client, "/media/thumb/1.jpg", repeat)
+        review = bench_review(Path(tmp) / "review", int(cfg.review_rows), int(cfg.review_repeat))
     report = {
         "rows": rows,
         "build_catalog_s": round(build_s, 2),
@@ -99,6 +167,7 @@ def main(cfg: DictConfig) -> dict:
         "thumbnail_cached_over_first": round(
             statistics.median(cached) / statistics.median(thumbs), 3
         ),
+        "review": review,
     }
     print(json.dumps(report, indent=1))
     return report

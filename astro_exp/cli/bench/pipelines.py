@@ -5,7 +5,13 @@
 - ``end_to_end_img_s``: the real pipeline: uint8 cache -> loader -> Kornia preprocess and
   augmentation on the device -> train step
 - ``naive_img_s``: the same job through per-sample PIL decoding and torchvision transforms
-  from JPEG files (the usual baseline)
+  from JPEG files (the usual baseline) of 4x the model's size
+- ``naive_real_img_s``: that baseline on JPEGs of real APOD size (``bench.real_sizes``,
+  1-4k px), over ``bench.real_steps`` batches: what skipping the decode in the loop saves
+- ``train_parts_ms``: where an end-to-end batch's time goes (loader, preprocess ``prepare``,
+  ``augment``, ``normalize``, the train ``step``), each part timed alone on the same batches;
+  ``augment_unfused``: the same augmentation as Kornia's separate ops (the baseline of the
+  fused flip + rotate warp, ``augment.fuse_geometry=false``)
 """
 
 from __future__ import annotations
@@ -70,9 +76,65 @@ def cycle(loader_fn):
         epoch += 1
 
 
-def pipeline_figures(cfg: DictConfig, config: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The three throughputs of the composed ``cfg`` (``config``: it resolved, as plain dicts);
-    also returns the datamodule, whose pictures the predict figures reuse."""
+def train_parts(
+    dm: Any,
+    pre: torch.nn.Module,
+    aug: torch.nn.Module,
+    device: torch.device,
+    n: int,
+    unfused: torch.nn.Module | None = None,
+) -> dict[str, float]:
+    """ms per batch of each device-side part of the end-to-end pipeline, each timed alone on
+    the same ``n`` training batches (the loader's time includes its own indexing of the cache);
+    ``unfused``: the augmentation with Kornia's separate ops, timed on the same batches."""
+    loader = cycle(lambda epoch: (x for x, _, _ in dm.loader("train")))
+    t0 = time.perf_counter()
+    batches = [next(loader).to(device) for _ in range(n)]
+    _sync(device)
+    out = {"loader": (time.perf_counter() - t0) / n}
+    with torch.no_grad():
+        steps = [("prepare", pre.prepare), ("augment", aug), ("normalize", pre.normalize)]
+        if unfused is not None:
+            steps.insert(1, ("augment_unfused", unfused))
+        for name, fn in steps:
+            fn(batches[0])  # warm
+            _sync(device)
+            t0 = time.perf_counter()
+            done = [fn(x) for x in batches]
+            _sync(device)
+            out[name] = (time.perf_counter() - t0) / n
+            if name != "augment_unfused":
+                batches = done
+    return {k: round(v * 1e3, 2) for k, v in out.items()}
+
+
+def _naive_loader(root: str, tf: Any, bs: int, workers: int, n_samples: int | None = None):
+    """Per-sample PIL decode + torchvision transforms from the JPEGs under ``root``;
+    ``n_samples``: draw that many with replacement (a few files stand for many)."""
+    from torchvision.datasets import ImageFolder
+
+    ds = ImageFolder(root, transform=tf)
+    sampler = (
+        torch.utils.data.RandomSampler(ds, replacement=True, num_samples=n_samples)
+        if n_samples
+        else None
+    )
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=bs,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+
+
+def pipeline_figures(
+    cfg: DictConfig, config: dict[str, Any], real_root: Path | None = None
+) -> tuple[dict[str, Any], Any]:
+    """The throughputs of the composed ``cfg`` (``config``: it resolved, as plain dicts);
+    ``real_root``: class folders of real-size JPEGs for the naive baseline at real sizes.
+    Also returns the datamodule, whose pictures the predict figures reuse."""
     b = cfg.bench
     torch.manual_seed(0)
     device = resolve_device(cfg.trainer.accelerator)
@@ -115,10 +177,13 @@ def pipeline_figures(cfg: DictConfig, config: dict[str, Any]) -> tuple[dict[str,
             yield x, y.to(device, non_blocking=True)
 
     end_to_end = timed(cycle(e2e_batches), step, device, int(b.steps), int(b.warmup))
+    unfused = build_augment({**config["augment"], "fuse_geometry": False}).to(device)
+    parts = train_parts(dm, pre, aug, device, int(b.steps), unfused)
+    parts["step"] = round(bs / model_only * 1e3, 2)
+    parts["end_to_end"] = round(bs / end_to_end * 1e3, 2)
 
     # 3. naive: JPEG files, per-sample PIL decode + torchvision transforms, default collate
     import torchvision.transforms as T
-    from torchvision.datasets import ImageFolder
 
     with tempfile.TemporaryDirectory(prefix="bench-jpeg-") as tmp:
         idx = dm.indices("train")[: bs * (total + 1)]
@@ -139,20 +204,24 @@ def pipeline_figures(cfg: DictConfig, config: dict[str, Any]) -> tuple[dict[str,
                 T.Normalize(list(cfg.preprocess.mean), list(cfg.preprocess.std)),
             ]
         )
-        ds = ImageFolder(tmp, transform=tf)
-        loader = torch.utils.data.DataLoader(
-            ds,
-            batch_size=bs,
-            shuffle=True,
-            num_workers=int(b.naive_workers),
-            persistent_workers=int(b.naive_workers) > 0,
-        )
+        loader = _naive_loader(tmp, tf, bs, int(b.naive_workers))
 
         def naive_batches(epoch: int):
             for x, y in loader:
                 yield x.to(device), y.to(device)
 
         naive = timed(cycle(naive_batches), step, device, int(b.steps), int(b.warmup))
+
+    naive_real = None
+    if real_root is not None and int(b.real_steps) > 0:
+        real_steps = int(b.real_steps)
+        real = _naive_loader(str(real_root), tf, bs, int(b.naive_workers), bs * (real_steps + 1))
+
+        def real_batches(epoch: int):
+            for x, y in real:
+                yield x.to(device), y.to(device)
+
+        naive_real = timed(cycle(real_batches), step, device, real_steps, 1)
 
     result: dict[str, Any] = {
         "model": cfg.model.model_name,
@@ -172,6 +241,10 @@ def pipeline_figures(cfg: DictConfig, config: dict[str, Any]) -> tuple[dict[str,
         "naive_img_s": round(naive, 1),
         "end_to_end_over_model_only": round(end_to_end / model_only, 3),
         "end_to_end_over_naive": round(end_to_end / naive, 3),
+        "train_parts_ms": parts,
     }
+    if naive_real is not None:
+        result["naive_real_img_s"] = round(naive_real, 1)
+        result["end_to_end_over_naive_real"] = round(end_to_end / naive_real, 3)
 
     return result, dm
