@@ -103,6 +103,20 @@ def test_exact_knn_scores_as_pyod_knn_does(method: str) -> None:
     ref_dist, ref_rows = NearestNeighbors(n_neighbors=7).fit(train).kneighbors(queries)
     np.testing.assert_allclose(dist, ref_dist, rtol=1e-5, atol=1e-3)
     assert (rows == ref_rows).mean() > 0.99  # only exact ties may swap
+    # one picture at a time (the NumPy path predict takes) answers as the batch does
+    for i in (0, 3, len(queries) - 1):
+        d1, r1 = knn.kneighbors(queries[i : i + 1])
+        np.testing.assert_allclose(d1[0], dist[i], rtol=1e-5, atol=1e-4)
+        assert (r1[0] == rows[i]).mean() > 0.8
+    # the detector's own fast scoring (no Pipeline checks) equals the Pipeline's, PCA too
+    with_pca = AnomalyDetector({"_target_": "astro_exp.anomaly.knn.ExactKNN", **cfg}, 8).fit(train)
+    for det in (ours, with_pca):
+        np.testing.assert_allclose(
+            det.score(queries), det.pipeline.decision_function(queries), rtol=1e-4, atol=1e-4
+        )
+        np.testing.assert_allclose(
+            det.score(queries[:1]), det.pipeline.decision_function(queries[:1]), rtol=1e-4
+        )
 
 
 def test_exact_knn_refuses_other_metrics() -> None:
@@ -175,6 +189,9 @@ def test_neighbours_are_exact_nearest_by_cosine_distance() -> None:
         n[0]["distance"] < 1e-5 for n in first
     )
     assert first[1][0]["label"] == "c1" and len(index.neighbours(queries[:1], 999)[0]) == 300
+    for i in range(3):  # one query row (the NumPy path) as in the batch
+        d1, r1 = index.query(queries[i : i + 1], 5)
+        assert np.array_equal(r1[0], rows[i]) and np.allclose(d1[0], dist[i], atol=1e-5)
 
 
 # -- anomaly sets ------------------------------------------------------------------------------------
