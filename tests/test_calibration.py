@@ -83,3 +83,37 @@ def test_multilabel_thresholds_start_from_task_threshold() -> None:
     assert 0.0 <= metrics["val/f1_macro"] <= 1.0
     with pytest.raises(ValueError, match="thresholds"):
         classification_metrics(probs.logit(), targets, "multilabel", ["a", "b", "c"], "val")
+
+
+def _flip(targets: torch.Tensor, k: int, eps: float, seed: int = 3) -> torch.Tensor:
+    """Weak labels: each label replaced by another class with probability ``eps``."""
+    g = torch.Generator().manual_seed(seed)
+    flip = torch.rand(len(targets), generator=g) < eps
+    other = (targets + torch.randint(1, k, targets.shape, generator=g)) % k
+    return torch.where(flip, other, targets)
+
+
+def test_label_noise_fits_the_true_classes_not_the_labeller() -> None:
+    import pytest
+
+    from astro_exp.engine.calibration import fit_temperature_checked
+    from astro_exp.errors import ConfigError
+
+    logits, truth = _calibrated(n=6000, k=5)  # calibrated against the true classes: T = 1
+    weak = _flip(truth, 5, 0.15)
+    plain = fit_temperature(logits, weak, "multiclass")
+    aware = fit_temperature(logits, weak, "multiclass", label_noise=0.15)
+    # fitted to the labeller, the model looks over-confident and is softened (T > 1), which
+    # makes it under-confident about the true classes; the noise-aware fit stays near 1
+    assert plain > 1.25 and abs(aware - 1.0) < 0.1, (plain, aware)
+    fit = fit_temperature_checked(logits * 2.0, weak, "multiclass", label_noise=0.15)
+    assert not fit.fell_back and abs(fit.temperature - 2.0) / 2.0 < 0.15
+    # multilabel: each label flipped
+    g = torch.Generator().manual_seed(4)
+    ml_logits = torch.randn(6000, 3, generator=g) * 2
+    ml_truth = torch.bernoulli(ml_logits.sigmoid(), generator=g)
+    ml_weak = torch.where(torch.rand(6000, 3, generator=g) < 0.1, 1 - ml_truth, ml_truth)
+    t_ml = fit_temperature(ml_logits, ml_weak, "multilabel", label_noise=0.1)
+    assert abs(t_ml - 1.0) < 0.15 and fit_temperature(ml_logits, ml_weak, "multilabel") > 1.2
+    with pytest.raises(ConfigError, match="calibration_label_noise=0.6"):
+        fit_temperature_checked(logits, weak, "multiclass", label_noise=0.6)

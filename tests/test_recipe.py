@@ -121,3 +121,26 @@ def test_folds_make_the_test_split(make_cfg, tmp_path: Path) -> None:
     test = set(trainer.dm.indices("test").tolist())
     assert test and all((i in test) == (fold_of(ids[i], 4) == 1) for i in range(len(ids)))
     assert (trainer.dm.split[list(test)] == TEST).all()
+
+
+def test_last_epoch_as_the_model_and_noise_aware_calibration(make_cfg, tmp_path: Path) -> None:
+    """``checkpoint_monitor: epoch`` (experiment=apod) keeps the last epoch whatever val says;
+    ``calibration_label_noise`` reaches the temperature fit and the metrics."""
+    from astro_exp.engine.final_eval import final_evaluation
+    from astro_exp.models.checkpoint import load_bundle
+
+    trainer = _trainer(
+        make_cfg,
+        tmp_path,
+        [
+            "trainer.max_epochs=3",
+            "trainer.checkpoint_monitor=epoch",
+            "trainer.early_stopping.patience=null",
+            "trainer.calibration_label_noise=0.2",
+        ],
+    )
+    trainer.fit()
+    assert trainer.state.epoch == 3 and trainer.state.best_epoch == 3
+    assert load_bundle(trainer.ckpt_dir / "best.pt")["epoch"] == 3
+    metrics = final_evaluation(trainer, trainer.logger, 0)
+    assert metrics["calibration/label_noise"] == 0.2 and metrics["best_epoch"] == 3.0

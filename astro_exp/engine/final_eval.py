@@ -32,7 +32,9 @@ def final_evaluation(
     task, classes = trainer.task, trainer.classes
 
     val_logits, val_targets, _ = trainer.predict_logits("val")
-    fit = fit_temperature_checked(val_logits, val_targets, task)
+    fit = fit_temperature_checked(
+        val_logits, val_targets, task, label_noise=trainer.calibration_label_noise
+    )
     temperature = fit.temperature
     thresholds = None
     if task == "multilabel":
@@ -59,6 +61,7 @@ def final_evaluation(
     metrics["calibration/temperature"] = temperature
     metrics["calibration/temperature_fitted"] = fit.fitted
     metrics["calibration/fell_back"] = float(fit.fell_back)
+    metrics["calibration/label_noise"] = trainer.calibration_label_noise
     metrics["best_epoch"] = float(trainer.state.best_epoch)
 
     if not distributed.is_main():

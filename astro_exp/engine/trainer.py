@@ -138,6 +138,13 @@ class Trainer:
         self.backbone_lr_scale = float(cfg["backbone_lr_scale"])
         self.freeze_backbone_epochs = int(cfg["freeze_backbone_epochs"])
         self.tta_flip = bool(cfg["tta_flip"])
+        # the share of wrong val labels the temperature fit allows for (calibration.py)
+        self.calibration_label_noise = float(cfg.get("calibration_label_noise", 0.0))
+        if not 0.0 <= self.calibration_label_noise < 0.5:
+            raise ConfigError(
+                f"trainer.calibration_label_noise={self.calibration_label_noise} must be in "
+                "[0, 0.5): the share of val labels that are wrong"
+            )
         self.optimizer = instantiate(cfg["optimizer"])(self._param_groups())
         self.class_weights = self._class_weights(float(cfg["class_weight_power"]))
         sched = cfg["scheduler"]
