@@ -373,19 +373,19 @@ class Catalog:
         }
 
     # -- human corrections ------------------------------------------------------------------
+    def _require_picture(self, picture_id: int) -> None:
+        """A person's answer names a picture that exists (inside the caller's transaction)."""
+        row = self.conn.execute(f"SELECT 1 FROM {PICTURES} WHERE id = ?", (int(picture_id),))
+        if row.fetchone() is None:
+            raise DataError(f"no picture {picture_id} in {self.path}; check the id")
+
     def add_correction(self, picture_id: int, label: str, who: str) -> str:
         """Record a person's label for a picture (training prefers it over the weak label)."""
         if not label.strip() or not who.strip():
             raise DataError("a label correction needs a label and who made it")
         when = now_iso()
         with self.transaction():
-            if (
-                self.conn.execute(
-                    f"SELECT 1 FROM {PICTURES} WHERE id = ?", (int(picture_id),)
-                ).fetchone()
-                is None
-            ):
-                raise DataError(f"no picture {picture_id} in {self.path}; check the id")
+            self._require_picture(picture_id)
             self.conn.execute(
                 f"INSERT INTO {CORRECTIONS} (picture_id, label, who, created_at) VALUES (?, ?, ?, ?)",
                 (int(picture_id), label.strip(), who.strip()[:MAX_WHO], when),
@@ -482,13 +482,7 @@ class Catalog:
             raise DataError("an anomaly mark needs who made it")
         when = now_iso()
         with self.transaction():
-            if (
-                self.conn.execute(
-                    f"SELECT 1 FROM {PICTURES} WHERE id = ?", (int(picture_id),)
-                ).fetchone()
-                is None
-            ):
-                raise DataError(f"no picture {picture_id} in {self.path}; check the id")
+            self._require_picture(picture_id)
             self.conn.execute(
                 f"INSERT INTO {MARKS} (picture_id, interesting, who, created_at) VALUES (?, ?, ?, ?)",
                 (int(picture_id), int(bool(interesting)), who.strip()[:MAX_WHO], when),
