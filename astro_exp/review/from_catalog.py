@@ -138,7 +138,9 @@ def ranked_anomalies(
     marks = read_marks(conn)
     for c in scored:
         c.mark = marks.get(c.picture_id)
-    vectors = read_embeddings(conn, run_id) if run_id else {}
+    # the embeddings are read only when a mark can use them (most pages have none)
+    any_mark = any(c.mark is not None for c in scored)
+    vectors = read_embeddings(conn, run_id) if run_id and any_mark else {}
     scores = np.array([float(c.anomaly_score) for c in scored])  # type: ignore[arg-type]
     with_vec = [i for i, c in enumerate(scored) if c.sha256 in vectors]
     used = [i for i in with_vec if scored[i].mark is not None]
