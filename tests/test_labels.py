@@ -98,6 +98,19 @@ def extended() -> Labeller:
             "other",
         ),
         ("Earthrise", "Astronauts saw planet Earth rise over the lunar horizon.", "other"),
+        # Mars missions show Mars; Ceres is a dwarf planet; our Moon is singular
+        ("Tracks of the Perseverance Rover", "", "planet"),
+        ("Craters on Asteroid Ceres", "", "planet"),
+        ("Saturn and Seven Moons", "", "planet"),
+        # planets as dots in the sky: beside the Moon, as the morning star, in a little-planet panorama
+        ("Jupiter and the Crescent Moon", "", "other"),
+        ("Venus as the Morning Star", "", "other"),
+        ("A Little Planet at Dawn", "", "other"),
+        ("Laser Guide Stars over the Telescopes", "", "other"),
+        # nebulae named as such even beside a galaxy's name or a comet's word
+        ("N44: A Superbubble in the Large Magellanic Cloud", "", "nebula"),
+        ("A Cometary Globule in Puppis", "", "nebula"),
+        ("Centaurus As Jets", "", "galaxy"),
         # nothing recognisable: other
         ("Hypatia of Alexandria", "A mathematician and philosopher of antiquity.", "other"),
         ("", "", "other"),

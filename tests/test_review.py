@@ -208,3 +208,80 @@ def test_simulate_review_refuses_bad_settings(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["orders=[uncertainty,best]", f"out={tmp_path}"])
     assert e.value.code == 2 and "review.order='best'" in capsys.readouterr().err
+
+
+def _thumbs_folder(root: Path) -> Path:
+    """A tiny APOD-like folder: coloured pictures, metadata titles (a quarter of them name the
+    wrong class: wrong weak labels) and the person's labels (the colours' classes)."""
+    from PIL import Image
+
+    colours = {"galaxy": (200, 60, 40), "nebula": (40, 200, 60), "planet": (40, 60, 200)}
+    titles = {
+        "galaxy": "Spiral Galaxy NGC 1232",
+        "nebula": "The Rosette Nebula",
+        "planet": "Jupiter's Great Red Spot",
+    }
+    names = list(colours)
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    meta, gold = [], ["file,label"]
+    for c, colour in colours.items():
+        for i in range(10):
+            rel = f"images/{c}_{i}.jpg"
+            pixels = np.clip(np.array(colour) + rng.normal(0, 25, (36, 48, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / rel)
+            said = names[(names.index(c) + 1) % 3] if i % 4 == 0 else c
+            meta.append(json.dumps({"file": rel, "candidates": [{"title": titles[said]}]}))
+            gold.append(f"{rel},{c}")
+    (root / "metadata.jsonl").write_text("\n".join(meta) + "\n")
+    (root / "gold.csv").write_text("\n".join(gold) + "\n")
+    return root
+
+
+@pytest.mark.slow
+def test_simulate_review_finetune_retrains_with_each_rounds_corrections(tmp_path: Path) -> None:
+    """learner=finetune: round 0 trains on weak labels, each round the queue picks from the
+    last run's predictions and the recipe trains again with every correction so far."""
+    from astro_exp.cli.simulate_review import main
+    from astro_exp.data.splits import fold_of
+
+    root = _thumbs_folder(tmp_path / "thumbs")
+    out = tmp_path / "sim"
+    source = [f"source.root={root}", "source.include_other=false"]
+    recipe = " ".join(["debug=fast", "source=apod_thumbs", *source, "trainer.progress=false", "anomaly.enabled=false"])  # fmt: skip
+    args = [*source, f"gold={root / 'gold.csv'}", "learner=finetune", f"finetune.train='{recipe}'",
+            "folds=2", "held_out=[0]", "rounds=2", "per_round=4", "orders=[disagreement]",
+            f"paths.cache_dir={tmp_path / 'cache'}", "progress=false", f"out={out}"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads((out / "simulate_review.json").read_text())
+    curve = result["corrections"]["curves"]["disagreement"]
+    assert result["corrections"]["learner"] == "finetune" and result["marks"] is None
+    assert [p["corrections"] for p in curve] == [0, 4, 8]
+    assert result["corrections"]["weak_wrong"] == 9  # i % 4 == 0 of 10, for 3 classes
+    person = dict(line.split(",") for line in (root / "gold.csv").read_text().split()[1:])
+    picked: list[dict[str, str]] = []
+    for r in (1, 2):
+        run = out / "runs" / "fold0" / "disagreement" / f"round{r}"
+        rows = dict(line.split(",") for line in (run / "corrections.csv").read_text().split()[1:])
+        assert len(rows) == 4 * r and all(person[f] == lab for f, lab in rows.items())
+        assert all(fold_of(f, 2) == 1 for f in rows)  # never a picture of the held-out fold
+        summary = json.loads((run / "metrics.json").read_text())
+        assert summary["data/n_corrections"] == 4 * r  # the run trained with them
+        picked.append(rows)
+    assert picked[0].items() <= picked[1].items()  # corrections add up over the rounds
+    assert (out / "learning_curve.png").stat().st_size > 5000
+    stamp = (out / "runs" / "fold0" / "round0" / "checkpoints" / "best.pt").stat().st_mtime_ns
+    assert main(args) == 0  # a second call reuses the finished runs
+    assert (
+        out / "runs" / "fold0" / "round0" / "checkpoints" / "best.pt"
+    ).stat().st_mtime_ns == stamp
+
+
+def test_simulate_review_finetune_refuses_the_anomaly_order(tmp_path: Path, capsys) -> None:
+    from astro_exp.cli.simulate_review import main
+
+    root = _thumbs_folder(tmp_path / "thumbs")
+    with pytest.raises(SystemExit) as e:
+        main([f"source.root={root}", f"gold={root / 'gold.csv'}", "learner=finetune",
+              "orders=[anomaly]", f"out={tmp_path / 'sim'}"])  # fmt: skip
+    assert e.value.code == 2 and "learner=finetune orders ['anomaly']" in capsys.readouterr().err

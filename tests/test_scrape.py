@@ -544,15 +544,19 @@ def test_thumbs_source_maps_fields(tmp_path: Path) -> None:
         for rel, color, meta in rows:
             (tmp_path / rel).write_bytes(_jpeg(color))
             fh.write(json.dumps({"path": rel, **meta}) + "\n")
-    src = ApodThumbsSource(
-        str(tmp_path),
-        metadata="meta.jsonl",
-        path_field="path",
-        title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
-        explanation_fields=["candidates.0.explanation"],
-        labels=load_label_config("apod4"),
-    )
-    ims = src.imageset()
+
+    def source(**extra: object) -> ApodThumbsSource:
+        return ApodThumbsSource(
+            str(tmp_path),
+            metadata="meta.jsonl",
+            path_field="path",
+            title_fields=["candidates.0.title", "candidates.0.title_archivepix"],
+            explanation_fields=["candidates.0.explanation"],
+            labels=load_label_config("apod4"),
+            **extra,  # type: ignore[arg-type]
+        )
+
+    ims = source().imageset()
     got = {i: ims.classes[t] for i, t in zip(ims.ids, ims.targets, strict=True)}
     assert got == {
         "images/a.jpg": "galaxy",
@@ -569,6 +573,23 @@ def test_thumbs_source_maps_fields(tmp_path: Path) -> None:
         labels=load_label_config("apod_extended"),
     ).imageset()
     assert other_rules.fingerprint != ims.fingerprint
+
+    # a person's labels file replaces the weak labels of the pictures it lists (and only those)
+    (tmp_path / "mine.csv").write_text(
+        "file,label\nimages/a.jpg,star\nimages/d.jpg,planet\nimages/missing.jpg,galaxy\n"
+    )
+    fixed_src = source(corrections="mine.csv")
+    fixed = fixed_src.imageset()
+    got_fixed = {i: fixed.classes[t] for i, t in zip(fixed.ids, fixed.targets, strict=True)}
+    assert got_fixed == {**got, "images/a.jpg": "star", "images/d.jpg": "planet"}
+    assert fixed.meta["n_corrections"] == 2 and ims.meta["n_corrections"] == 0
+    assert fixed.fingerprint != ims.fingerprint  # the tensor cache follows the labels
+    (tmp_path / "bad.csv").write_text("file,label\nimages/a.jpg,comet\n")
+    fixed_src.corrections = tmp_path / "bad.csv"
+    with pytest.raises(DataError, match="'comet'; use one of"):
+        fixed_src.imageset()
+    with pytest.raises(ConfigError, match="source.corrections='nope.csv' not found"):
+        ApodThumbsSource(str(tmp_path), metadata="meta.jsonl", corrections="nope.csv")
 
 
 def test_configs_compose() -> None:

@@ -65,6 +65,7 @@ def main(cfg: DictConfig) -> int:
         folds=int(cfg.folds),
         only=only,
         batch_size=int(cfg.batch_size),
+        one_per_animation=bool(cfg.one_per_animation),
     )
     print(format_result(result))
     print(f"\nwritten: {Path(str(cfg.out)) / 'crossval.json'}")

@@ -93,7 +93,11 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    m = result["marks"]
+    if m is None:  # learner=finetune: the corrections only
+        fig, a = plt.subplots(figsize=(6.6, 4.2))
+    else:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     for order, curve in result["corrections"]["curves"].items():
         xs = [p["corrections"] for p in curve]
         ys = [p["f1_macro"] for p in curve]
@@ -101,14 +105,23 @@ def plot(result: dict, path: Path) -> None:
         if "f1_macro_sd" in curve[0]:
             sd = np.array([p["f1_macro_sd"] for p in curve])
             a.fill_between(xs, np.array(ys) - sd, np.array(ys) + sd, alpha=0.15)
-    roof = result["corrections"]["all_pool_labels_from_the_person"]["f1_macro"]
-    a.axhline(roof, ls="--", c="grey", label="every pool label from the person")
+    roof = result["corrections"].get("all_pool_labels_from_the_person")
+    if roof:
+        a.axhline(roof["f1_macro"], ls="--", c="grey", label="every pool label from the person")
     a.set_xlabel("corrections (labels from the person); bands: spread over the held-out folds")
     a.set_ylabel("macro-F1 on the held-out fold")
-    a.set_title("review queue: what corrections are worth")
+    learner = result["corrections"].get("learner", "head")
+    a.set_title(f"review queue: what corrections are worth (learner: {learner})")
     a.grid(alpha=0.3)
     a.legend()
-    m = result["marks"]
+    if m is not None:
+        _plot_marks(b, m)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_marks(b, m: dict) -> None:  # noqa: ANN001 - a matplotlib Axes
     key = f"precision_at_{m['top']}"
     xs = [p["marks"] for p in m["points"]]
     b.plot(xs, [p[key] for p in m["points"]], marker="o", label="ranked with the marks")
@@ -120,9 +133,6 @@ def plot(result: dict, path: Path) -> None:
     b.set_ylim(0, 1)
     b.grid(alpha=0.3)
     b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def format_result(result: dict) -> str:
@@ -137,14 +147,19 @@ def format_result(result: dict) -> str:
     ]
     folds = c["held_out"]["held_out_folds"]
     lines = [
-        f"held-out macro-F1 after N corrections (mean over folds {folds}; in brackets: wrong weak "
-        "labels the corrections fixed):",
+        f"held-out macro-F1 after N corrections (learner {c.get('learner', 'head')}; mean over "
+        f"folds {folds}; in brackets: wrong weak labels the corrections fixed):",
         format_table(rows, ("order", *map(str, counts)), rule="columns", align="auto"),
-        "every pool label from the person (the roof of these curves): macro-F1 "
-        f"{c['all_pool_labels_from_the_person']['f1_macro']:.3f}",
-        "",
     ]
+    if c.get("all_pool_labels_from_the_person"):
+        lines.append(
+            "every pool label from the person (the roof of these curves): macro-F1 "
+            f"{c['all_pool_labels_from_the_person']['f1_macro']:.3f}"
+        )
     m = result["marks"]
+    if m is None:
+        return "\n".join(lines)
+    lines.append("")
     key = f"precision_at_{m['top']}"
     lines.append(
         f"anomaly marks (interesting: {', '.join(m['interesting'])}; base rate {m['base_rate']:.2f}), "
@@ -161,7 +176,6 @@ def format_result(result: dict) -> str:
 
 @command("simulate_review", name="simulate-review")
 def main(cfg: DictConfig) -> int:
-    from astro_exp.files import atomic_write
     from astro_exp.progress import progress as progress_bar
     from astro_exp.review.settings import ReviewSettings
     from astro_exp.review.simulate import simulate_corrections, simulate_marks
@@ -172,6 +186,11 @@ def main(cfg: DictConfig) -> int:
         ReviewSettings.from_config({"order": o})  # a wrong name fails here, in one line
     if int(cfg.rounds) < 1 or int(cfg.per_round) < 1:
         raise ConfigError(f"rounds={cfg.rounds} and per_round={cfg.per_round} must be >= 1")
+    learner = str(cfg.learner)
+    if learner not in ("head", "finetune"):
+        raise ConfigError(f"learner={learner!r} must be head or finetune")
+    if learner == "finetune":
+        return _finetune(cfg, settings, orders)
     pool = build_pool(cfg)
     held_out = _held_out(cfg.held_out, int(cfg.folds))
     seeds = [int(s) for s in _list(cfg.seeds)]
@@ -219,7 +238,52 @@ def main(cfg: DictConfig) -> int:
         top=int(cfg.marks.top),
         folds=int(cfg.folds),
     )
+    return _write_result(result, Path(str(cfg.out)))
+
+
+def _finetune(cfg: DictConfig, settings, orders: list[str]) -> int:  # noqa: ANN001
+    """learner=finetune: every round trains the recipe again (astro_exp.crossval.review_rounds)."""
+    from astro_exp.crossval import retrain_rounds
+    from astro_exp.sources import build_imageset
+
+    imageset = build_imageset(cfg.source)
+    if imageset.task != "multiclass":
+        raise ConfigError("simulate-review scores one label per picture: use task=multiclass")
     out = Path(str(cfg.out))
+    train = cfg.finetune.train
+    overrides = str(train).split() if isinstance(train, str) else [str(o) for o in _list(train)]
+    corrections = retrain_rounds(
+        overrides,
+        str(cfg.gold),
+        str(cfg.source.root),
+        out / "runs",
+        ids=list(imageset.ids),
+        weak=[imageset.classes[int(t)] for t in imageset.targets],
+        orders=orders,
+        rounds=int(cfg.rounds),
+        per_round=int(cfg.per_round),
+        folds=int(cfg.folds),
+        held_out_folds=_held_out(cfg.held_out, int(cfg.folds)),
+        uncertainty=settings.uncertainty,
+        seed=int(_list(cfg.seeds)[0]),
+        progress=lambda line: log.info("%s", line),
+    )
+    result = {
+        "gold": str(cfg.gold),
+        "source": str(cfg.source.name),
+        "classes": list(imageset.classes),
+        "n": len(imageset),
+        "labels_note": "the person's labels replace weak ones only for the pictures the queue "
+        "picked; the held-out fold's are used for scoring only",
+        "corrections": corrections,
+        "marks": None,
+    }
+    return _write_result(result, out)
+
+
+def _write_result(result: dict, out: Path) -> int:
+    from astro_exp.files import atomic_write
+
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "simulate_review.json", json.dumps(result, indent=2) + "\n")
     plot(result, out / "learning_curve.png")

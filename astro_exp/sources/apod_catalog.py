@@ -25,6 +25,7 @@ import numpy as np
 from astro_exp.apod.scrape import REQUEST_DEFAULTS, ScrapeRequest, ScrapeSummary, parse_date, scrape
 from astro_exp.data.catalog import OK, Catalog, catalog_path
 from astro_exp.data.imageset import ImageSet, Task
+from astro_exp.data.label_files import read_label_file
 from astro_exp.data.labels import Labeller, build_labeller
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
@@ -301,6 +302,7 @@ class ApodThumbsSource:
         include_other: bool = False,
         task: Task = "multiclass",
         name: str = "apod_thumbs",
+        corrections: str | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
@@ -321,6 +323,30 @@ class ApodThumbsSource:
             raise ConfigError(f"source.task={task!r} must be multiclass or multilabel")
         self.task: Task = task
         self.name = name
+        self.corrections = None
+        if corrections:
+            path = Path(corrections).expanduser()
+            self.corrections = path if path.is_absolute() else self.root / path
+            if not self.corrections.is_file():
+                raise ConfigError(
+                    f"source.corrections={corrections!r} not found (looked at {self.corrections}); "
+                    "give a labels file (file,label CSV or JSON lines) or null"
+                )
+
+    def _corrections(self, classes: list[str], other: str) -> dict[str, list[str]]:
+        """A person's labels by file (as the metadata names it): they replace the weak labels."""
+        if self.corrections is None:
+            return {}
+        known = set(classes) | {other}
+        out: dict[str, list[str]] = {}
+        for row in read_label_file(self.corrections):
+            bad = [lab for lab in row.all if lab not in known]
+            if bad:
+                raise DataError(
+                    f"{self.corrections}: {row.file} is labelled {bad[0]!r}; use one of {sorted(known)}"
+                )
+            out[row.file] = list(row.all) if self.task == "multilabel" else [row.label]
+        return out
 
     def _first(self, row: Mapping[str, Any], paths: list[str]) -> str:
         for p in paths:
@@ -359,10 +385,11 @@ class ApodThumbsSource:
     def imageset(self) -> ImageSet:
         labeller = build_labeller(self.labels_cfg)
         classes = labeller.label_classes(self.include_other)
+        fixes = self._corrections(classes, labeller.other)
         items: list[tuple[Path, str, list[str]]] = []
         seen_sha: set[str] = set()
         seen_anim: set[str] = set()
-        missing = 0
+        missing = n_fixed = 0
         for rec in self.records():
             path = self.root / rec["file"]
             if not path.is_file():
@@ -376,16 +403,27 @@ class ApodThumbsSource:
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
             if sha in seen_sha:
                 continue
-            res = labeller.label(rec["title"], rec["explanation"])
-            labs = _usable(
-                res.all if self.task == "multilabel" else [res.primary], classes, self.task
-            )
+            fixed = fixes.get(rec["file"])
+            if fixed is None:
+                res = labeller.label(rec["title"], rec["explanation"])
+                weak = res.all if self.task == "multilabel" else [res.primary]
+            labs = _usable(weak if fixed is None else fixed, classes, self.task)
             if labs:
                 seen_sha.add(sha)
                 items.append((path, sha, labs))
+                n_fixed += fixed is not None
         if missing:
             log.warning(
                 "%d pictures listed in %s are missing; skipping them", missing, self.metadata
+            )
+        if fixes:
+            log.info(
+                "%s: %d pictures, %d labelled by %s (the rest by %s)",
+                self.name,
+                len(items),
+                n_fixed,
+                self.corrections,
+                labeller.version,
             )
         labels = [labs for _, _, labs in items]
         _check_classes(labels, classes, str(self.root))
@@ -404,5 +442,9 @@ class ApodThumbsSource:
                 [s for _, s, _ in items], labels, labeller, classes, self.task
             ),
             load=load,
-            meta={"paths": [str(p) for p in paths], "labeller": labeller.version},
+            meta={
+                "paths": [str(p) for p in paths],
+                "labeller": labeller.version,
+                "n_corrections": n_fixed,
+            },
         )

@@ -148,7 +148,8 @@ class Watcher:
         self.session = session or build_session(http, self.data_dir)
         self.clock = clock
         self.stop_event = threading.Event()
-        self.sleep = sleep or self.stop_event.wait
+        self.sleep = sleep or self._sleep
+        self._signalled: str | None = None  # set by the signal handler, read by _sleep
         self.webhook = (
             WebhookSender(
                 self.rules.webhook_url, self.rules.webhook_timeout_s, self.rules.max_attempts
@@ -364,6 +365,21 @@ class Watcher:
             if self.sleep(min(left, self.settings.heartbeat_s)) or self.stop_event.is_set():
                 return True
 
+    def _sleep(self, seconds: float) -> bool:
+        """The default sleep: the stop event in half-second slices, turning a signal's flag into
+        the event here, in the main thread (a handler must not touch the event's lock)."""
+        end = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            if self._signalled:
+                log.info("got %s; stopping after the current step", self._signalled)
+                self.stop_event.set()
+                break
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            self.stop_event.wait(min(left, 0.5))
+        return self.stop_event.is_set()
+
     def stop(self) -> None:
         """Ask the loop to stop (it finishes the poll in progress first)."""
         self.stop_event.set()
@@ -374,11 +390,9 @@ class Watcher:
         previous = {}
 
         def handler(signum: int, _frame: object) -> None:
-            log.info("got %s; stopping after the current step", signal.Signals(signum).name)
-            # not self.stop() here: the signal may land while this (main) thread holds the
-            # event's lock inside stop_event.wait(), and Event.set() would then wait for that
-            # lock forever; a thread sets it once the main thread is back in its wait
-            threading.Thread(target=self.stop, name="watch-stop", daemon=True).start()
+            # only a flag: the signal may land while this (main) thread holds the stop event's
+            # lock or logging's, so neither is touched here; _sleep sees the flag within 0.5 s
+            self._signalled = signal.Signals(signum).name
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
