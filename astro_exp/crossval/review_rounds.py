@@ -31,7 +31,7 @@ from astro_exp.data.splits import fold_of
 from astro_exp.errors import ConfigError
 from astro_exp.files import atomic_write
 from astro_exp.predict.classifier import Classifier
-from astro_exp.predict.scorecard import score_labelled
+from astro_exp.predict.scorecard import probability_vector, score_labelled
 from astro_exp.review.queue import review_order
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,7 @@ def _pool_probs(clf: Classifier, root: Path, ids: Sequence[str], batch_size: int
     out = np.full((len(ids), len(index)), np.nan)
     for row, pred in zip(out, preds, strict=True):
         if not pred.error:
-            row[:] = 0.0
-            for entry in pred.top_k:
-                row[index[entry["label"]]] = entry["probability"]
+            row[:] = probability_vector(pred, index)
     return out
 
 

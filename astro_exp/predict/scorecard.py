@@ -25,7 +25,7 @@ import torchmetrics.classification as tmc
 from astro_exp.data.label_files import LabelRow
 from astro_exp.engine.plots import plot_confusion, plot_reliability
 from astro_exp.errors import DataError
-from astro_exp.predict.classifier import Classifier
+from astro_exp.predict.classifier import Classifier, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,14 @@ def score_probabilities(
     return _class_metrics(np.asarray(probs, dtype=float), np.asarray(truth), list(classes))
 
 
+def probability_vector(prediction: Prediction, index: dict[str, int]) -> np.ndarray:
+    """A prediction's top-k probabilities as one (C,) vector in ``index`` order (0 elsewhere)."""
+    p = np.zeros(len(index))
+    for entry in prediction.top_k:
+        p[index[entry["label"]]] = entry["probability"]
+    return p
+
+
 def score_labelled(
     classifier: Classifier,
     rows: list[LabelRow],
@@ -147,9 +155,7 @@ def score_labelled(
         if pred.error:
             failed.append({"file": row.file, "error": pred.error})
             continue
-        p = np.zeros(len(classes))
-        for entry in pred.top_k:
-            p[index[entry["label"]]] = entry["probability"]
+        p = probability_vector(pred, index)
         probs.append(p)
         truth.append(index.get(row.label, -1))
         kept.append(row)

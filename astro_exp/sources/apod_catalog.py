@@ -403,15 +403,17 @@ class ApodThumbsSource:
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
             if sha in seen_sha:
                 continue
-            fixed = fixes.get(rec["file"])
-            if fixed is None:
+            given = fixes.get(rec["file"])
+            if given is None:
                 res = labeller.label(rec["title"], rec["explanation"])
-                weak = res.all if self.task == "multilabel" else [res.primary]
-            labs = _usable(weak if fixed is None else fixed, classes, self.task)
+                given_or_weak = res.all if self.task == "multilabel" else [res.primary]
+            else:
+                given_or_weak = given
+            labs = _usable(given_or_weak, classes, self.task)
             if labs:
                 seen_sha.add(sha)
                 items.append((path, sha, labs))
-                n_fixed += fixed is not None
+                n_fixed += given is not None
         if missing:
             log.warning(
                 "%d pictures listed in %s are missing; skipping them", missing, self.metadata
