@@ -144,3 +144,63 @@ def test_last_epoch_as_the_model_and_noise_aware_calibration(make_cfg, tmp_path:
     assert load_bundle(trainer.ckpt_dir / "best.pt")["epoch"] == 3
     metrics = final_evaluation(trainer, trainer.logger, 0)
     assert metrics["calibration/label_noise"] == 0.2 and metrics["best_epoch"] == 3.0
+
+
+def test_mixup_blends_pictures_and_scores_both_labels(make_cfg, tmp_path: Path) -> None:
+    """trainer.mixup: the batch is blended pairwise, the loss weighs both labels by the blend,
+    reduces to the plain weighted cross-entropy when nothing is blended, and a batch trains."""
+    import torch.nn.functional as F
+
+    from astro_exp.errors import ConfigError
+    from astro_exp.vision.mixup import MixUp
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 16, 16)
+    mixed, pair, lam = MixUp(p=1.0, lambda_max=0.4)(x)
+    assert (lam > 0).all() and (lam <= 0.4).all() and (pair != torch.arange(8)).any()
+    w = lam[:, None, None, None]
+    assert torch.allclose(mixed, (1 - w) * x + w * x[pair], atol=1e-6)
+    same, _, none = MixUp(p=0.0)(x)
+    assert torch.equal(same, x) and not none.any()
+    for bad in ({"p": 1.5}, {"lambda_max": 0.9}):
+        try:
+            MixUp(**bad)
+        except ConfigError as e:
+            assert "trainer.mixup" in str(e)
+        else:
+            raise AssertionError(f"MixUp({bad}) was accepted")
+
+    trainer = _trainer(
+        make_cfg,
+        tmp_path,
+        ["trainer.class_weight_power=1.0", "trainer.mixup.p=1.0", "trainer.mixup.lambda_max=0.5"],
+    )
+    assert trainer.mixup.enabled
+    logits = torch.randn(8, len(trainer.classes))
+    y = torch.arange(8) % len(trainer.classes)
+    plain = trainer.loss(logits, y)
+    zero = trainer.loss(logits, y, (torch.arange(8).flip(0), torch.zeros(8)))
+    assert torch.allclose(plain, zero, atol=1e-6)
+    half = (torch.arange(8).flip(0), torch.full((8,), 0.5))
+    by_hand = F.cross_entropy(
+        logits,
+        y,
+        weight=trainer.class_weights,
+        label_smoothing=trainer.label_smoothing,
+        reduction="none",
+    ) + F.cross_entropy(
+        logits,
+        y.flip(0),
+        weight=trainer.class_weights,
+        label_smoothing=trainer.label_smoothing,
+        reduction="none",
+    )
+    den = trainer.class_weights[y] + trainer.class_weights[y.flip(0)]
+    assert torch.allclose(trainer.loss(logits, y, half), by_hand.sum() / den.sum(), atol=1e-6)
+    assert not torch.allclose(trainer.loss(logits, y, half), plain)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss = trainer.train_epoch(0)
+    assert np.isfinite(loss)
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True)
+    )

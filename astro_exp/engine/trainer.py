@@ -1,4 +1,4 @@
-"""The training loop: AdamW, warm-up + cosine, label smoothing, class weights, a smaller
+"""The training loop: AdamW, warm-up + cosine, the loss of engine/loss.py, MixUp, a smaller
 backbone learning rate or a head-only warm-up, gradient clipping, AMP, test-time flips,
 early stopping, best/last checkpoints and an exact resume.
 
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from timm.scheduler import CosineLRScheduler
 from torch import nn
@@ -26,9 +25,11 @@ from torch import nn
 from astro_exp.data.datamodule import DataModule
 from astro_exp.engine import distributed
 from astro_exp.engine.device import autocast, resolve_flag
+from astro_exp.engine.loss import Criterion, class_weights
 from astro_exp.engine.metrics import classification_metrics
 from astro_exp.errors import ConfigError
 from astro_exp.progress import progress
+from astro_exp.vision.mixup import MixUp
 from astro_exp.vision.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,8 @@ class Trainer:
         self.backbone_lr_scale = float(cfg["backbone_lr_scale"])
         self.freeze_backbone_epochs = int(cfg["freeze_backbone_epochs"])
         self.tta_flip = bool(cfg["tta_flip"])
+        mix = cfg.get("mixup") or {}
+        self.mixup = MixUp(p=float(mix.get("p", 0.0)), lambda_max=float(mix.get("lambda_max", 0.4)))
         # the share of wrong val labels the temperature fit allows for (calibration.py)
         self.calibration_label_noise = float(cfg.get("calibration_label_noise", 0.0))
         if not 0.0 <= self.calibration_label_noise < 0.5:
@@ -146,7 +149,13 @@ class Trainer:
                 "[0, 0.5): the share of val labels that are wrong"
             )
         self.optimizer = instantiate(cfg["optimizer"])(self._param_groups())
-        self.class_weights = self._class_weights(float(cfg["class_weight_power"]))
+        power = float(cfg["class_weight_power"])
+        self.class_weights = None
+        if self.task == "multiclass":
+            y = np.asarray(self.dm.targets)[self.dm.indices("train")]
+            self.class_weights = class_weights(y, self.classes, power, self.device)
+        # the batch loss (engine/loss.py): trainer.loss(logits, y, mix)
+        self.loss = Criterion(self.task, self.label_smoothing, self.class_weights)
         sched = cfg["scheduler"]
         total = self.max_epochs * self.steps_per_epoch
         warmup = int(round(float(sched["warmup_epochs"]) * self.steps_per_epoch))
@@ -216,26 +225,6 @@ class Trainer:
         if frozen:
             log.info("epoch %d: backbone frozen (head-only warm-up)", epoch + 1)
 
-    def _class_weights(self, power: float) -> torch.Tensor | None:
-        """Cross-entropy weights ``(n / n_c) ** power`` over the train split (multiclass).
-
-        Why: real APOD days are 50% "other" and 5% star clusters; without weights the rare
-        classes hardly move the loss. ``power`` 1 balances fully, 0.5 half-way, 0 is off."""
-        if power == 0.0 or self.task != "multiclass":
-            return None
-        if power < 0:
-            raise ConfigError(f"trainer.class_weight_power={power} must be >= 0")
-        y = np.asarray(self.dm.targets)[self.dm.indices("train")].astype(np.int64)
-        counts = np.bincount(y, minlength=len(self.classes)).astype(np.float64)
-        w = np.where(
-            counts > 0, (counts.sum() / np.maximum(counts, 1) / len(self.classes)) ** power, 0.0
-        )
-        log.info(
-            "class weights: %s",
-            ", ".join(f"{c} {v:.2f}" for c, v in zip(self.classes, w, strict=True)),
-        )
-        return torch.tensor(w, dtype=torch.float32, device=self.device)
-
     def default_thresholds(self) -> torch.Tensor | None:
         """``task.threshold`` for every label (multilabel), None for multiclass."""
         if self.threshold is None:
@@ -253,16 +242,6 @@ class Trainer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
-
-    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.task == "multiclass":
-            return F.cross_entropy(
-                logits.float(), y, weight=self.class_weights, label_smoothing=self.label_smoothing
-            )
-        target = y.float()
-        if self.label_smoothing:
-            target = target * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-        return F.binary_cross_entropy_with_logits(logits.float(), target)
 
     @torch.no_grad()
     def predict_logits(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -361,9 +340,13 @@ class Trainer:
         )
         for x, y, _ in bar:
             inputs, y = self._inputs(x, train=True), y.to(self.device, non_blocking=True)
+            mix = None
+            if self.mixup.enabled:
+                inputs, pair, lam = self.mixup(inputs)
+                mix = (pair, lam)
             with autocast(self.device, self.precision):
                 logits = self.forward_model(inputs)
-            loss = self.loss(logits, y)
+            loss = self.loss(logits, y, mix)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss is {loss.item()} at step {self.state.global_step}; lower trainer.optimizer.lr"
