@@ -112,7 +112,7 @@ def test_exact_knn_scores_as_pyod_knn_does(method: str) -> None:
     with_pca = AnomalyDetector({"_target_": "astro_exp.anomaly.knn.ExactKNN", **cfg}, 8).fit(train)
     for det in (ours, with_pca):
         np.testing.assert_allclose(
-            det.score(queries), det.pipeline.decision_function(queries), rtol=1e-4, atol=1e-4
+            det.score(queries), det.pipeline.decision_function(queries), rtol=1e-4, atol=1e-3
         )
         np.testing.assert_allclose(
             det.score(queries[:1]), det.pipeline.decision_function(queries[:1]), rtol=1e-4
