@@ -340,10 +340,7 @@ class Trainer:
         )
         for x, y, _ in bar:
             inputs, y = self._inputs(x, train=True), y.to(self.device, non_blocking=True)
-            mix = None
-            if self.mixup.enabled:
-                inputs, pair, lam = self.mixup(inputs)
-                mix = (pair, lam)
+            inputs, mix = self.mixup(inputs)  # mix: None, or MixUp's (pair, lam)
             with autocast(self.device, self.precision):
                 logits = self.forward_model(inputs)
             loss = self.loss(logits, y, mix)

@@ -16,10 +16,11 @@ from astro_exp.errors import ConfigError
 
 
 class MixUp(nn.Module):
-    """``forward(x) -> (x_mixed, pair, lam)``: ``x_mixed[i] = (1 - lam[i]) x[i] + lam[i] x[pair[i]]``.
+    """``forward(x) -> (x_mixed, (pair, lam))``: ``x_mixed[i] = (1 - lam[i]) x[i] + lam[i] x[pair[i]]``;
+    ``(x, None)`` for a batch left as it is (the loss then is the plain one).
 
     ``p`` is the chance a batch is mixed at all (0 = off), ``lambda_max`` the largest blend
-    weight of the partner (uniform in [0, lambda_max]); an unmixed batch has ``lam`` 0.
+    weight of the partner (uniform in [0, lambda_max]).
     """
 
     def __init__(self, p: float = 0.0, lambda_max: float = 0.4) -> None:
@@ -39,14 +40,10 @@ class MixUp(nn.Module):
             else None
         )
 
-    @property
-    def enabled(self) -> bool:
-        return self._mix is not None
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = x.shape[0]
-        index = torch.arange(n, device=x.device)
-        if self._mix is None or n < 2 or torch.rand(()).item() >= self.p:
-            return x, index, torch.zeros(n, device=x.device)
-        mixed, pairs = self._mix(x, index)
-        return mixed, pairs[:, 1].long(), pairs[:, 2].to(x.dtype)
+    def forward(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        if self._mix is None or x.shape[0] < 2 or torch.rand(()).item() >= self.p:
+            return x, None
+        mixed, pairs = self._mix(x, torch.arange(x.shape[0], device=x.device))
+        return mixed, (pairs[:, 1].long(), pairs[:, 2].to(x.dtype))
