@@ -101,6 +101,39 @@ def test_score_labelled_counts_unknown_labels_as_wrong(tmp_path: Path) -> None:
     assert all(len(r["probs"]) == len(CLASSES) for r in card.rows)
 
 
+def test_colour_views_score_what_a_monochrome_or_false_colour_copy_scores(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from astro_exp.errors import ConfigError
+    from astro_exp.predict.views import colour_view, gray, swap_rb
+
+    px = np.random.default_rng(3).integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    g = gray(px)
+    assert g.shape == px.shape and (g[0] == g[1]).all() and (g[1] == g[2]).all()
+    pil = np.asarray(Image.fromarray(px.transpose(1, 2, 0)).convert("L"), dtype=int)
+    assert np.abs(g[0].astype(int) - pil).max() <= 1  # Pillow's luma, to the rounding
+    assert (swap_rb(px)[0] == px[2]).all() and (swap_rb(px)[2] == px[0]).all()
+    assert colour_view(None) is None and colour_view("gray") is gray
+    with pytest.raises(ConfigError, match="gray, swap_rb"):
+        colour_view("sepia")
+    # scoring a view = scoring copies converted on disk (pictures at the bundle's 32 px, so
+    # the resize leaves the pixels alone)
+    clf = Classifier.from_checkpoint(handmade_bundle(tmp_path), device="cpu", anomaly=False)
+    (tmp_path / "mono").mkdir()
+    for i in range(6):
+        picture(tmp_path / f"p{i}.png", seed=20 + i, size=(32, 32))
+        im = Image.open(tmp_path / f"p{i}.png").convert("L").convert("RGB")
+        im.save(tmp_path / "mono" / f"p{i}.png")
+    rows = [LabelRow(f"p{i}.png", CLASSES[i % 4], (CLASSES[i % 4],)) for i in range(6)]
+    as_gray = score_labelled(clf, rows, tmp_path, view="gray")
+    copies = score_labelled(clf, rows, tmp_path / "mono")
+    plain = score_labelled(clf, rows, tmp_path)
+    assert clf.view is None  # the view was for that call only
+    grey_p = np.asarray([r["probs"] for r in as_gray.rows])
+    assert np.allclose(grey_p, [r["probs"] for r in copies.rows], atol=2e-3)
+    assert not np.allclose(grey_p, [r["probs"] for r in plain.rows], atol=2e-3)
+
+
 @pytest.mark.slow
 def test_evaluate_command_writes_figures_a_person_can_recompute(tmp_path: Path) -> None:
     ckpt = handmade_bundle(tmp_path)
@@ -130,7 +163,16 @@ def test_evaluate_command_writes_figures_a_person_can_recompute(tmp_path: Path) 
     assert (out / "confusion_matrix.png").stat().st_size > 1000 and (
         out / "reliability.png"
     ).stat().st_size > 1000
-    assert "macro-F1" in done.stdout and "galaxy" in done.stdout
+    assert "macro-F1" in done.stdout and "galaxy" in done.stdout and report["view"] is None
+    bad_view = run_script(
+        [
+            "scripts/evaluate.py",
+            f"ckpt_path={ckpt}",
+            f"labels={tmp_path / 'labels.csv'}",
+            "view=sepia",
+        ]
+    )
+    assert bad_view.returncode == 2 and "gray, swap_rb" in bad_view.stderr
     missing = run_script(
         ["scripts/evaluate.py", f"ckpt_path={ckpt}", f"labels={tmp_path / 'nope.csv'}"]
     )
@@ -230,6 +272,11 @@ def test_crossval_trains_each_fold_on_the_others_and_scores_it(tmp_path: Path) -
         assert (out / f"fold{f['fold']}" / "checkpoints" / "best.pt").is_file()
     # "star" pictures are "other" to the person, a class the model lacks: always wrong
     assert result["pooled"]["acc"] <= 0.5 and result["pooled"]["support/star"] == 0
+    # the same held-out pictures again as a monochrome and a red/blue-swapped camera sees them
+    assert set(result["views"]) == {"gray", "swap_rb"} and "as gray pictures" in done.stdout
+    for v in result["views"].values():
+        assert v["pooled"]["n"] == result["pooled"]["n"] and len(v["per_fold"]) == 2
+        assert v["pooled"]["support/star"] == 0 and 0 <= v["pooled"]["acc"] <= 0.5
     best = out / "fold0" / "checkpoints" / "best.pt"
     stamp = best.stat().st_mtime_ns
     again = run_script(args, env={"ASTRO_EXP_ROOT": str(tmp_path)})  # finished folds are reused

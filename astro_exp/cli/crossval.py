@@ -41,15 +41,24 @@ def format_result(result: dict) -> str:
         f"macro-F1 {p['f1_macro']:.3f}  ECE {p['ece']:.3f}"
     )
     lines.append("per class F1: " + "  ".join(f"{c} {p[f'f1/{c}']:.3f}" for c in classes))
+    for name, v in result.get("views", {}).items():
+        q = v["pooled"]
+        lines.append(
+            f"as {name} pictures: acc {q['acc']:.3f}  macro-F1 {q['f1_macro']:.3f}  ECE {q['ece']:.3f}  "
+            + "  ".join(f"{c} {q[f'f1/{c}']:.3f}" for c in classes)
+        )
     return "\n".join(lines)
 
 
 @command("crossval", prepare=_prepare)
 def main(cfg: DictConfig) -> int:
     from astro_exp.crossval import cross_validate
+    from astro_exp.predict.views import colour_view
 
     labels = Path(str(cfg.label_file)).expanduser()
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
+    for v in cfg.views or []:
+        colour_view(str(v))  # a wrong name is a one-line error before any fold trains
     only = None if cfg.only is None else [int(k) for k in OmegaConf.to_container(cfg.only)]
     train = cfg.train
     overrides = (
@@ -66,6 +75,7 @@ def main(cfg: DictConfig) -> int:
         only=only,
         batch_size=int(cfg.batch_size),
         one_per_animation=bool(cfg.one_per_animation),
+        views=[str(v) for v in OmegaConf.to_container(cfg.views or [])],
     )
     print(format_result(result))
     print(f"\nwritten: {Path(str(cfg.out)) / 'crossval.json'}")

@@ -65,22 +65,31 @@ def main(cfg: DictConfig) -> int:
     from astro_exp.files import atomic_write
     from astro_exp.predict.classifier import Classifier
     from astro_exp.predict.scorecard import score_labelled, write_figures
+    from astro_exp.predict.views import colour_view
 
+    view = None if cfg.get("view") in (None, "none") else str(cfg.view)
+    colour_view(view)  # a wrong name is a one-line error before the checkpoint loads
     labels = Path(str(cfg.label_file)).expanduser()
     rows = read_label_file(labels)
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     clf = Classifier.from_checkpoint(ckpt, device=str(cfg.device), anomaly=False)
     card = score_labelled(
-        clf, rows, root, batch_size=int(cfg.batch_size), progress=bool(cfg.progress)
+        clf, rows, root, batch_size=int(cfg.batch_size), progress=bool(cfg.progress), view=view
     )
     out = (
         Path(str(cfg.out)).expanduser()
         if cfg.out
-        else ckpt.parent.parent / "evaluate" / labels.stem
+        else ckpt.parent.parent / "evaluate" / (labels.stem + (f"-{view}" if view else ""))
     )
     out.mkdir(parents=True, exist_ok=True)
-    report = {"checkpoint": str(ckpt), "labels": str(labels), "root": str(root), **card.to_json()}
+    report = {
+        "checkpoint": str(ckpt),
+        "labels": str(labels),
+        "root": str(root),
+        "view": view,
+        **card.to_json(),
+    }
     atomic_write(out / "metrics.json", json.dumps(report, indent=2))
     write_figures(card, out)
     print(format_report(card))

@@ -90,6 +90,11 @@ def train_fold(
     return best, wall
 
 
+def _class_id(classes: list[str], label: str) -> int:
+    """A label's class index; -1 for a label the model has no class for (always wrong)."""
+    return classes.index(label) if label in classes else -1
+
+
 def _trained_with(run_dir: Path) -> list[str] | None:
     """The overrides a fold's run was trained with (its ``.hydra/overrides.yaml``): a folder
     scored again by a later call may have been trained with other overrides than that call's."""
@@ -109,21 +114,33 @@ def cross_validate(
     only: Sequence[int] | None = None,
     batch_size: int = 32,
     one_per_animation: bool = True,
+    views: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train and score every fold (or the ``only`` ones); pooled figures over all held-out
-    pictures, per-fold figures, and the training time of each fold."""
+    pictures, per-fold figures, and the training time of each fold. ``views``: the held-out
+    pictures are scored again as each colour view shows them (``gray``, ``swap_rb``:
+    :mod:`astro_exp.predict.views`), pooled and per fold under ``views``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_label_file(labels)
     per_fold: list[dict[str, Any]] = []
     pooled_probs, pooled_truth, pictures = [], [], []
     classes: list[str] = []
+    by_view: dict[str, dict[str, list]] = {
+        v: {"per_fold": [], "probs": [], "truth": []} for v in views
+    }
     for k in only if only is not None else range(folds):
         best, wall = train_fold(overrides, folds, k, out_dir / f"fold{k}")
         clf = Classifier.from_checkpoint(best, anomaly=False)
-        card = score_labelled(
-            clf, held_out(rows, folds, k, one_per_animation), root, batch_size=batch_size
-        )
+        fold_rows = held_out(rows, folds, k, one_per_animation)
+        card = score_labelled(clf, fold_rows, root, batch_size=batch_size)
+        for v in views:
+            seen = score_labelled(clf, fold_rows, root, batch_size=batch_size, view=v)
+            by_view[v]["per_fold"].append(
+                {"fold": k, **{m: seen.metrics[m] for m in ("acc", "f1_macro", "ece")}}
+            )
+            by_view[v]["probs"] += [r["probs"] for r in seen.rows]
+            by_view[v]["truth"] += [_class_id(seen.classes, r["label"]) for r in seen.rows]
         classes = card.classes
         metrics = json.loads((best.parent.parent / "metrics.json").read_text())
         per_fold.append(
@@ -138,10 +155,9 @@ def cross_validate(
                 "within_classes": card.within_classes,
             }
         )
-        index = {c: i for i, c in enumerate(classes)}
         for r in card.rows:
             pooled_probs.append(r["probs"])
-            pooled_truth.append(index.get(r["label"], -1))
+            pooled_truth.append(_class_id(classes, r["label"]))
             pictures.append(
                 {
                     "fold": k,
@@ -170,6 +186,15 @@ def cross_validate(
         if per_fold
         else float("nan"),
         "per_fold": per_fold,
+        "views": {
+            v: {
+                "pooled": score_probabilities(
+                    np.asarray(d["probs"]), np.asarray(d["truth"]), classes
+                ),
+                "per_fold": d["per_fold"],
+            }
+            for v, d in by_view.items()
+        },
         "pictures": pictures,
     }
     atomic_write(out_dir / "crossval.json", json.dumps(result, indent=2))

@@ -176,6 +176,8 @@ class Classifier:
         self._http = http_session
         self._http_lock = threading.Lock()
         self.decode_workers: int | None = None  # see _decode_workers
+        # a colour view on every picture's pixels (astro_exp.predict.views; evaluate's view=)
+        self.view: Callable[[np.ndarray], np.ndarray] | None = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -310,7 +312,8 @@ class Classifier:
 
     def _pixels(self, item: _Item) -> np.ndarray:
         assert item.load is not None
-        return resize_image(item.load(), self.image_size, self.resize).transpose(2, 0, 1)
+        px = resize_image(item.load(), self.image_size, self.resize).transpose(2, 0, 1)
+        return px if self.view is None else self.view(px)
 
     # -- prediction -------------------------------------------------------------------------------
     def predict(

@@ -26,6 +26,7 @@ from astro_exp.data.label_files import LabelRow
 from astro_exp.engine.plots import plot_confusion, plot_reliability
 from astro_exp.errors import DataError
 from astro_exp.predict.classifier import Classifier, Prediction
+from astro_exp.predict.views import colour_view
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,10 @@ def score_labelled(
     *,
     batch_size: int = 32,
     progress: bool = False,
+    view: str | None = None,
 ) -> Scorecard:
-    """Predict every row's picture (``root / row.file``) and score it against the row's label."""
+    """Predict every row's picture (``root / row.file``) and score it against the row's label;
+    ``view``: score a colour view of the pictures instead (:mod:`astro_exp.predict.views`)."""
     root = Path(root).expanduser()
     classes = list(classifier.classes)
     index = {c: i for i, c in enumerate(classes)}
@@ -149,7 +152,13 @@ def score_labelled(
         raise DataError(
             f"none of the {len(paths)} pictures of the labels file is under root={root}; set root="
         )
-    preds = classifier.predict(paths, top_k=len(classes), batch_size=batch_size, progress=progress)
+    before, classifier.view = classifier.view, colour_view(view)
+    try:
+        preds = classifier.predict(
+            paths, top_k=len(classes), batch_size=batch_size, progress=progress
+        )
+    finally:
+        classifier.view = before
     probs, truth, kept, failed, per_picture = [], [], [], [], []
     for row, pred in zip(rows, preds, strict=True):
         if pred.error:
