@@ -57,8 +57,10 @@ def main(cfg: DictConfig) -> int:
 
     labels = Path(str(cfg.label_file)).expanduser()
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
-    for v in cfg.views or []:
-        colour_view(str(v))  # a wrong name is a one-line error before any fold trains
+    views = cfg.views or []
+    views = [str(views)] if isinstance(views, str) else [str(v) for v in views]  # views=gray too
+    for v in views:
+        colour_view(v)  # a wrong name is a one-line error before any fold trains
     only = None if cfg.only is None else [int(k) for k in OmegaConf.to_container(cfg.only)]
     train = cfg.train
     overrides = (
@@ -75,7 +77,7 @@ def main(cfg: DictConfig) -> int:
         only=only,
         batch_size=int(cfg.batch_size),
         one_per_animation=bool(cfg.one_per_animation),
-        views=[str(v) for v in OmegaConf.to_container(cfg.views or [])],
+        views=views,
     )
     print(format_result(result))
     print(f"\nwritten: {Path(str(cfg.out)) / 'crossval.json'}")

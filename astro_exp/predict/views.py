@@ -8,7 +8,8 @@ measures how much of what it learnt is the colour of one kind of camera, with th
 careful labels and no new pictures.
 
 A view maps a uint8 (3, H, W) array to another one; it runs after the bundle's resize, on
-the pixels the model sees (both views are per-pixel, so the order does not matter).
+the pixels the model sees. Both views are per-pixel, so this matches converting the files
+first up to the rounding of the resize (tests/test_evaluate.py checks it).
 """
 
 from __future__ import annotations
