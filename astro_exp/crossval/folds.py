@@ -90,11 +90,6 @@ def train_fold(
     return best, wall
 
 
-def _class_id(classes: list[str], label: str) -> int:
-    """A label's class index; -1 for a label the model has no class for (always wrong)."""
-    return classes.index(label) if label in classes else -1
-
-
 def _trained_with(run_dir: Path) -> list[str] | None:
     """The overrides a fold's run was trained with (its ``.hydra/overrides.yaml``): a folder
     scored again by a later call may have been trained with other overrides than that call's."""
@@ -126,9 +121,9 @@ def cross_validate(
     per_fold: list[dict[str, Any]] = []
     pooled_probs, pooled_truth, pictures = [], [], []
     classes: list[str] = []
-    by_view: dict[str, dict[str, list]] = {
-        v: {"per_fold": [], "probs": [], "truth": []} for v in views
-    }
+    # per view: its per-fold figures and probabilities; the truth is the pooled one (the same
+    # rows in the same order: a picture that cannot be read fails in every view)
+    by_view: dict[str, dict[str, list]] = {v: {"per_fold": [], "probs": []} for v in views}
     for k in only if only is not None else range(folds):
         best, wall = train_fold(overrides, folds, k, out_dir / f"fold{k}")
         clf = Classifier.from_checkpoint(best, anomaly=False)
@@ -140,7 +135,6 @@ def cross_validate(
                 {"fold": k, **{m: seen.metrics[m] for m in ("acc", "f1_macro", "ece")}}
             )
             by_view[v]["probs"] += [r["probs"] for r in seen.rows]
-            by_view[v]["truth"] += [_class_id(seen.classes, r["label"]) for r in seen.rows]
         classes = card.classes
         metrics = json.loads((best.parent.parent / "metrics.json").read_text())
         per_fold.append(
@@ -155,9 +149,10 @@ def cross_validate(
                 "within_classes": card.within_classes,
             }
         )
+        index = {c: i for i, c in enumerate(classes)}
         for r in card.rows:
             pooled_probs.append(r["probs"])
-            pooled_truth.append(_class_id(classes, r["label"]))
+            pooled_truth.append(index.get(r["label"], -1))
             pictures.append(
                 {
                     "fold": k,
@@ -188,9 +183,7 @@ def cross_validate(
         "per_fold": per_fold,
         "views": {
             v: {
-                "pooled": score_probabilities(
-                    np.asarray(d["probs"]), np.asarray(d["truth"]), classes
-                ),
+                "pooled": score_probabilities(np.asarray(d["probs"]), y, classes),
                 "per_fold": d["per_fold"],
             }
             for v, d in by_view.items()
