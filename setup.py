@@ -14,6 +14,12 @@ from setuptools import find_namespace_packages, setup
 CONF_GROUPS = [f"astro_exp.conf.{name}" for name in find_namespace_packages(where="conf")]
 
 setup(
-    packages=[*find_namespace_packages(include=["astro_exp*"]), "astro_exp.conf", *CONF_GROUPS],
+    # hydra_plugins.astro_exp_sweeper: the shim that registers the Optuna sweeper with Hydra,
+    # which loads plugins only from the hydra_plugins namespace
+    packages=[
+        *find_namespace_packages(include=["astro_exp*", "hydra_plugins.*"]),
+        "astro_exp.conf",
+        *CONF_GROUPS,
+    ],
     package_dir={"astro_exp.conf": "conf"},
 )

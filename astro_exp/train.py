@@ -30,7 +30,9 @@ from astro_exp.engine.trainer import Trainer
 from astro_exp.errors import CheckpointError
 from astro_exp.models.checkpoint import load_bundle, make_bundle
 from astro_exp.models.factory import create_model
+from astro_exp.predict.fusion_stage import FusionSettings, fusion_stage
 from astro_exp.sources import build_imageset, build_source
+from astro_exp.sweep.trial import epoch_hook
 from astro_exp.tracking import MultiLogger, build_loggers
 from astro_exp.vision import build_augment, build_preprocess
 
@@ -152,6 +154,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             device=device,
             task=cfg.task,
             make_bundle=bundle_fn,
+            epoch_hook=epoch_hook(),  # an Optuna trial's reports and pruning; None otherwise
         )
         if resume is not None:
             trainer.restore(resume)
@@ -174,11 +177,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "epochs": float(trainer.state.epoch),
             "time/fit_s": fit_s,
         }
-        if trainer.interrupted:
+        if trainer.pruned_epoch is not None:  # pruned by a search: no final evaluation
+            summary["pruned_epoch"] = float(trainer.pruned_epoch)
+        elif trainer.interrupted:
             summary["interrupted"] = 1.0
+        if trainer.interrupted or trainer.pruned_epoch is not None:
             summary[cfg.optimized_metric] = float(trainer.state.best_score or float("nan"))
         else:
             summary.update(final_evaluation(trainer, logger, int(cfg.data.num_logged_predictions)))
+            if distributed.is_main():  # which text model the bundle fuses with (and from what)
+                summary.update(
+                    fusion_stage(
+                        trainer, FusionSettings.from_config(cfg.get("fusion")), cfg.get("labels")
+                    )
+                )
             if anomaly.enabled and distributed.is_main():
                 summary.update(
                     anomaly_stage(

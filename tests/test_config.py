@@ -161,7 +161,10 @@ def source_overrides(option: str, tmp_path: Path) -> list[str] | None:
         return (
             [f"source.root={APOD_THUMBS}"] if (APOD_THUMBS / "metadata.jsonl").is_file() else None
         )
-    if option in ("apod", "apod_api"):
+    if option == "apod_archive":
+        archive = SHARED_DATA / "apod-archive"
+        return [f"source.root={archive}"] if (archive / "metadata.jsonl").is_file() else None
+    if option in ("apod", "apod_api", "apod_mirror"):
         return [
             f"paths.data_dir={tmp_path / 'data'}"
         ]  # an empty catalog folder: builds, has no pictures
@@ -181,7 +184,7 @@ def test_debug_fast_composes_and_builds_with_every_source(
     cfg = make_cfg(["debug=fast", f"source={option}", *extra])
     assert cfg.source.limit == 96 and cfg.model.name == "tiny"
     source = build_source(cfg.source)  # no TypeError about a key another source has
-    if option in ("apod", "apod_api"):
+    if option in ("apod", "apod_api", "apod_mirror"):
         with pytest.raises(DataError, match="no catalog"):
             build_imageset(cfg.source, source)
         return

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from astro_exp.data.catalog import Catalog, catalog_path
+from astro_exp.review.queue import QUEUE_ORDERS as ORDERS
 from astro_exp.review.queue import shuffle_key
-from astro_exp.review.settings import ORDERS
 from astro_exp.web import create_app
 
 CLASSES = ["galaxy", "nebula", "planet", "star"]
@@ -124,6 +124,7 @@ def expected_order(c: Crafted, order: str, ids: list[int]) -> list[int]:
         return dis + sorted((i for i in ids if not disagrees(i)), key=margin)
     if order == "anomaly":
         return sorted(ids, key=lambda i: -c.score[i])
+    # random, and text_picture without texts (no text: every picture last, in random order)
     return sorted(ids, key=lambda i: shuffle_key(c.sha[i], 0))
 
 

@@ -74,6 +74,19 @@ def test_optuna_config_resolves_direction_storage_and_search_space(
         and sweeper["sampler"]["seed"] == 42
     )
     assert sweeper["max_failure_rate"] == 1.0
+    assert sweeper["_target_"] == "hydra_plugins.astro_exp_sweeper.AstroOptunaSweeper"
+    assert sweeper["pruner"]["name"] == "median" and sweeper["n_jobs"] == 1
+    assert cfg.hydra.callbacks.optuna_trial._target_ == "astro_exp.sweep.trial.TrialReporter"
+    assert (
+        compose_hydra(
+            ["hparams_search=optuna", "hydra/sweeper/pruner=hyperband"]
+        ).hydra.sweeper.pruner.name
+        == "hyperband"
+    )
+    assert (
+        compose_hydra(["hparams_search=optuna", "hydra.sweeper.pruner=none"]).hydra.sweeper.pruner
+        == "none"
+    )
     assert (
         compose_hydra(["hparams_search=optuna", "optimized_mode=min"]).hydra.sweeper.direction
         == "minimize"
@@ -179,13 +192,13 @@ def test_each_live_process_claims_its_own_slot(tmp_path: Path, monkeypatch) -> N
 
 
 def test_trial_seeded_tpe_continues_a_study_without_repeating_it() -> None:
-    from optuna.distributions import LogUniformDistribution
+    from optuna.distributions import FloatDistribution
 
     from astro_exp.sweep.sampler import TrialSeededTPESampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.InMemoryStorage()
-    lr = LogUniformDistribution(1e-4, 1e-2)
+    lr = FloatDistribution(1e-4, 1e-2, log=True)
 
     def invocation(n: int) -> list[float]:  # a fresh sampler per invocation, like a new process
         study = optuna.create_study(
@@ -365,3 +378,150 @@ def test_submitit_local_launcher_runs_one_job(tmp_path: Path) -> None:
     (job,) = job_dirs(sweep)
     assert "test/f1_macro" in json.loads((job / "metrics.json").read_text())
     assert any((sweep / ".submitit").glob("*/*_result.pkl"))  # it went through submitit
+
+
+# ---------------------------------------------------------------- the sweeper's parts (fast)
+
+
+def test_search_space_reads_hydra_grammar_and_the_command_line_wins() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from astro_exp.sweep.sweeper import search_space
+
+    space, fixed = search_space(
+        [
+            "trainer.optimizer.lr=tag(log, interval(1e-4, 1e-2))",
+            "augment=choice(none, light, heavy)",
+            "model=choice(resnet, mobilenet)",
+            "data.batch_size=range(16, 80, 16)",
+            "model=tiny",  # the command line fixes a key of hydra.sweeper.params
+        ]
+    )
+    assert space["trainer.optimizer.lr"] == FloatDistribution(1e-4, 1e-2, log=True)
+    assert space["augment"] == CategoricalDistribution(["none", "light", "heavy"])
+    assert space["data.batch_size"] == IntDistribution(16, 64, step=16)  # range() excludes 80
+    assert "model" not in space and fixed == {"model": "tiny"}
+
+
+def test_pruner_settings_and_bad_ones() -> None:
+    from astro_exp.errors import ConfigError
+    from astro_exp.sweep.study import build_pruner
+
+    median = build_pruner({"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1})
+    assert isinstance(median, optuna.pruners.MedianPruner) and median._n_startup_trials == 2
+    assert isinstance(build_pruner("hyperband"), optuna.pruners.HyperbandPruner)
+    assert isinstance(build_pruner("none"), optuna.pruners.NopPruner)
+    with pytest.raises(ConfigError, match="no such pruner; use one of none, median"):
+        build_pruner("bogus")
+    with pytest.raises(ConfigError, match="hydra.sweeper.pruner=median"):
+        build_pruner({"name": "median", "n_startup": 2})
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_trial_whose_worker_stops_beating_is_failed(tmp_path: Path, kind: str) -> None:
+    """A real storage and a real heartbeat thread: a beating trial stays RUNNING, one whose
+    beats stopped (its worker died) is FAIL after the grace period, one never started is
+    left alone (its job may still wait in a queue)."""
+    import time
+
+    from astro_exp.sweep.study import Heartbeat, fail_stale_trials, open_storage
+
+    url = f"sqlite:///{tmp_path}/s.db" if kind == "sqlite" else f"journal:{tmp_path}/s.log"
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="s", storage=storage)
+    dead, alive, queued = study.ask(), study.ask(), study.ask()
+    beats = [Heartbeat(storage, t._trial_id, 1) for t in (dead, alive)]
+    time.sleep(0.5)
+    beats[0].stop()  # the worker of `dead` dies
+    time.sleep(3.2)
+    assert fail_stale_trials(study, grace_period=2) == [dead.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    beats[1].stop()
+    assert states[dead.number] == optuna.trial.TrialState.FAIL
+    assert states[alive.number] == states[queued.number] == optuna.trial.TrialState.RUNNING
+
+
+def test_bad_sweeper_settings_are_one_line_errors(tmp_path: Path) -> None:
+    env = {"ASTRO_EXP_ROOT": str(tmp_path)}
+    for override, message in (
+        ("hydra.sweeper.pruner=bogus", "error: hydra.sweeper.pruner=bogus: no such pruner"),
+        (
+            "hydra.sweeper.storage=nowhere",
+            "error: hydra.sweeper.storage=nowhere is not a storage URL",
+        ),
+    ):
+        proc = run_script(["train.py", "-m", "hparams_search=optuna", override, *FAST], env=env)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith(message), proc.stderr[-500:]
+
+
+# ---------------------------------------------------------------- two workers + pruning (slow)
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_study_and_prune_hopeless_trials(tmp_path: Path) -> None:
+    """8 trials, 2 at a time in worker processes, median pruning from the first epoch: every
+    trial runs once, none stays RUNNING, the workers overlap, pruned trials stop early and say
+    so in their run folder, and compare lists them with their state."""
+    env = {"ASTRO_EXP_ROOT": str(tmp_path)}
+    proc = run_script(
+        [
+            "train.py",
+            "-m",
+            "hparams_search=optuna",
+            "model=tiny",
+            "hydra.sweeper.n_trials=8",
+            "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.pruner.n_startup_trials=2",
+            "hydra.sweeper.pruner.n_warmup_steps=1",
+            "hydra.sweeper.study_name=two",
+            "trainer.max_epochs=3",
+            "anomaly.enabled=false",
+            *FAST,
+        ],
+        env=env,
+    )
+    ok(proc)
+    study = optuna.load_study(
+        study_name="two", storage=f"sqlite:///{tmp_path}/outputs/optuna/two.db"
+    )
+    trials = study.trials
+    states = [t.state for t in trials]
+    assert len(trials) == 8 and optuna.trial.TrialState.RUNNING not in states, states
+    assert len({t.params["trainer.optimizer.lr"] for t in trials}) == 8  # no trial run twice
+    assert any(
+        a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete
+        for a in trials
+        for b in trials
+        if a.number < b.number
+    ), "two trials ran at the same time"
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
+
+    (sweep,) = sweep_dirs(tmp_path)
+    folders = {
+        int(p.name.split("_")[0]): p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit()
+    }
+    assert sorted(folders) == list(range(8))  # one run folder per trial, named by its number
+    for t in trials:
+        record = json.loads((folders[t.number] / "trial.json").read_text())
+        metrics = json.loads((folders[t.number] / "metrics.json").read_text())
+        assert record["trial"] == t.number and record["state"] == t.state.name
+        if t.state == optuna.trial.TrialState.PRUNED:
+            epoch = record["pruned_epoch"]
+            assert metrics["pruned_epoch"] == epoch == max(t.intermediate_values) < 3
+            assert metrics["epochs"] == epoch and "test/f1_macro" not in metrics
+            assert (
+                "pruned by the median pruner after epoch"
+                in (folders[t.number] / "train.log").read_text()
+            )
+        else:
+            assert sorted(t.intermediate_values) == [1, 2, 3]
+            assert t.value == pytest.approx(metrics["val/f1_macro"])
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["this_sweep"]["pruned"] == len(pruned)
+    assert results["best_value"] == pytest.approx(study.best_value)
+
+    ranked = run_script([str(ROOT / "scripts" / "compare.py"), str(sweep)])
+    ok(ranked)
+    assert f"{len(pruned)} pruned" in ranked.stdout and "pruned@" in ranked.stdout

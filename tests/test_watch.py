@@ -589,3 +589,39 @@ def test_api_source_polls_the_api(site, clf, tmp_path: Path) -> None:
     assert any(
         path.startswith("/planetary/apod") for _, path, _, _ in standin.requests_log
     )  # the API, not the pages
+
+
+def test_after_an_import_the_watcher_carries_on_from_the_newest_imported_day(
+    site, clf, hooks, tmp_path: Path
+) -> None:
+    """A catalog filled by an import (here three days, as ``scrape source=apod_mirror``
+    leaves them) up to two days before the newest: the first poll handles exactly the two
+    days after it (not only the newest, not the imported ones), alerts each once with the
+    answer's evidence, and a second poll adds nothing."""
+    from astro_exp.data.catalog import PictureRecord
+
+    _, standin = site
+    data = tmp_path / "data"
+    imported = [(D0 - dt.timedelta(days=k)).isoformat() for k in (4, 3, 2)]
+    with Catalog(catalog_path(data)) as cat:
+        cat.upsert_many(
+            PictureRecord(source="apod", date=d, status="video", media_type="video", title=d)
+            for d in imported
+        )
+        assert cat.newest_day("apod") == imported[-1]
+    w = make_watcher(standin, data, clf, hooks.url)
+    first = w.poll()
+    after = [(D0 - dt.timedelta(days=1)).isoformat(), D0.isoformat()]
+    assert sorted(first.handled) == after and first.due == [dt.date.fromisoformat(d) for d in after]
+    assert sorted(a["payload"]["date"] for a in first.alerts) == after
+    for alert in first.alerts:
+        p = alert["payload"]
+        assert p["evidence"] in ("picture", "picture+text") and p["label"] in CLASSES
+        if p["evidence"] == "picture+text":  # the fused label, with what each side said
+            assert p["text"]["label"] and p["picture"]["label"]
+    again = w.poll()
+    assert again.due == [] and again.alerts == [] and len(hooks.bodies) == 2
+    w.close()
+    with Catalog(catalog_path(data)) as cat:
+        assert set(cat.watched_days("apod")) == set(after)  # the imported days untouched
+        assert len(cat.alerts()) == 2

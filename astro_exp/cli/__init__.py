@@ -38,12 +38,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "compare": ("compare", "rank the runs of run/multirun folders (table, CSV, bar chart)"),
     "bench": ("bench", "throughput figures of the pipeline (and of predict) as JSON"),
+    "bench-web": (
+        "bench.gallery",
+        "the web app's response times: a demo catalog, or the APOD archive's 10k/100k rows under load",
+    ),
+    "bench-search": ("bench_search", "an Optuna search with and without pruning, as JSON"),
     "contact-sheet": (
         "contact_sheet",
         "a contact sheet of the synthetic sky renderer, one row per class",
     ),
 }
 ALIASES = {
+    "bench_web": "bench-web",
+    "bench_search": "bench-search",
     "compare_detectors": "compare-detectors",
     "contact_sheet": "contact-sheet",
     "simulate_review": "simulate-review",

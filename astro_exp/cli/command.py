@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from omegaconf import DictConfig
@@ -113,12 +113,6 @@ def hydra_message(
     return f"{name}: {one_line(text + detail)}"
 
 
-def _multirun(args: Sequence[str]) -> bool:
-    return any(
-        a in ("-m", "--multirun") or a.replace(" ", "") == "hydra.mode=MULTIRUN" for a in args
-    )
-
-
 def _in_multirun_job() -> bool:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -189,7 +183,9 @@ def command(
                     fail(str(e))
             label = name(args) if callable(name) else (name or config_name)
             saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-            own_report = saved_env != "1" and not _multirun(args)
+            # multiruns too: a sweeper's own setting errors are one line (jobs' errors stay
+            # inside the sweep: the job wrapper above logs and re-raises them to the sweeper)
+            own_report = saved_env != "1"
             sys.argv = [f"{PROG} {name if isinstance(name, str) else config_name}", *args]
             if own_report:
                 os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing
@@ -314,3 +310,19 @@ def legacy_flags(
         return out
 
     return rewrite
+
+
+def metadata_shorthand(args: list[str]) -> list[str]:
+    """``metadata=x.jsonl`` -> ``metadata.file=x.jsonl`` (conf/metadata is a config group, so
+    the plain key would pick a group option), and ``text=<free text>`` quoted for Hydra's
+    grammar (a day's words hold spaces, colons and commas)."""
+    out = []
+    for a in args:
+        key, _, value = a.partition("=")
+        if key == "metadata" and value and value not in ("texts", "null"):
+            out.append(f"metadata.file={quote(value)}")
+        elif key == "text" and value and not value.startswith(("'", '"')) and value != "null":
+            out.append(f"text={quote(value)}")
+        else:
+            out.append(a)
+    return out

@@ -5,7 +5,8 @@ folders: a table, comparison.csv and comparison.png.
     python scripts/compare.py outputs/runs/ metric=test/acc
     python scripts/compare.py dirs=[sweep_a,sweep_b] metric=test/ece out=reports/
 
-A run is any folder holding a metrics.json; the columns after the run are the Hydra
+A run is any folder holding a metrics.json (or a search trial's trial.json: failed and pruned
+trials are listed too, with their state); the columns after the run are the Hydra
 overrides that differ between the runs. The default ranking metric is the runs'
 optimized_metric (.hydra/config.yaml) when metrics.json has it, else test/f1_macro.
 Bare folders on the command line are ``dirs``; ``--metric``, ``--mode`` and ``--out`` still work.
@@ -40,6 +41,7 @@ def main(cfg: DictConfig) -> int:
         load_run,
         plot_bar,
         rank_runs,
+        state_counts,
         table,
         write_csv,
     )
@@ -86,6 +88,9 @@ def main(cfg: DictConfig) -> int:
     csv_path = write_csv(header, rows, out / "comparison.csv")
     png_path = plot_bar(ranked, metric, out / "comparison.png", root=root)
     print(f"\n{len(runs)} runs ranked by {metric} ({mode}); wrote {csv_path} and {png_path}")
+    counts = state_counts(runs)
+    if counts:  # an Optuna search: finished, pruned and failed trials
+        print("trials: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0
 
 

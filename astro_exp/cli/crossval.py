@@ -8,12 +8,25 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from astro_exp.cli.command import command
+from astro_exp.cli.command import command, metadata_shorthand
 
 
 def _prepare(args: list[str]) -> list[str]:
-    """``labels=gold.csv`` -> ``label_file=gold.csv`` (conf/labels is a config group)."""
-    return [f"label_file={a.partition('=')[2]}" if a.startswith("labels=") else a for a in args]
+    """``labels=gold.csv`` -> ``label_file=gold.csv`` (conf/labels is a config group);
+    ``metadata=x.jsonl`` -> ``metadata.file=x.jsonl``."""
+    return metadata_shorthand(
+        [f"label_file={a.partition('=')[2]}" if a.startswith("labels=") else a for a in args]
+    )
+
+
+FUSED_ROWS = (
+    ("picture", "the picture alone"),
+    ("rules", "the rules' label alone"),
+    ("text", "the text model alone"),
+    ("em", "text + picture, no careful labels (EM)"),
+    ("corrections", "text + picture, other folds' labels as corrections"),
+    ("default", "text + picture, shipped default (not held out)"),
+)
 
 
 def format_result(result: dict) -> str:
@@ -41,6 +54,28 @@ def format_result(result: dict) -> str:
         f"macro-F1 {p['f1_macro']:.3f}  ECE {p['ece']:.3f}"
     )
     lines.append("per class F1: " + "  ".join(f"{c} {p[f'f1/{c}']:.3f}" for c in classes))
+    fused = result.get("fused")
+    if fused:
+        lines += [
+            "",
+            f"text and picture ({fused['with_text']:.0%} of the pictures have a text naming a class):",
+        ]
+        rows = []
+        for mode, what in FUSED_ROWS:
+            f = fused[mode]
+            q = f["pooled"]
+            rows.append(
+                (
+                    what,
+                    f"{q['acc']:.3f}",
+                    f"{q['f1_macro']:.3f}",
+                    *(f"{q[f'f1/{c}']:.3f}" for c in classes),
+                    f"{f['ece_pooled']:.3f}",
+                    "-" if f.get("map") is None else f"{f['map']:.3f}",
+                )
+            )
+        head = ("labelled by", "acc", "macro-F1", *classes, "ECE", "mAP")
+        lines.append(format_table(rows, head, rule="columns", align="auto"))
     for name, v in result.get("views", {}).items():
         q = v["pooled"]
         lines.append(
@@ -48,6 +83,17 @@ def format_result(result: dict) -> str:
             + "  ".join(f"{c} {q[f'f1/{c}']:.3f}" for c in classes)
         )
     return "\n".join(lines)
+
+
+def _metadata(node, labels: Path):  # noqa: ANN001, ANN202 - a config node -> MetadataSpec
+    """``metadata.file: auto``: the labels file's neighbour ``metadata.jsonl``, if there."""
+    from astro_exp.predict.texts import MetadataSpec
+
+    spec = MetadataSpec.from_cfg(node)
+    if spec.file == "auto":
+        beside = labels.parent / "metadata.jsonl"
+        spec.file = str(beside) if beside.is_file() else None
+    return spec
 
 
 @command("crossval", prepare=_prepare)
@@ -78,6 +124,7 @@ def main(cfg: DictConfig) -> int:
         batch_size=int(cfg.batch_size),
         one_per_animation=bool(cfg.one_per_animation),
         views=views,
+        metadata=_metadata(cfg.metadata, labels),
     )
     print(format_result(result))
     print(f"\nwritten: {Path(str(cfg.out)) / 'crossval.json'}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from astro_exp.cli.command import command
+from astro_exp.cli.command import command, metadata_shorthand
 
 
 def format_report(card) -> str:
@@ -34,6 +34,14 @@ def format_report(card) -> str:
         )
     if card.multilabel:
         lines.append(f"multi-label (against `all`): mAP {card.multilabel['map']:.3f}")
+    if card.picture_only:
+        q, fusion = card.picture_only["metrics"], card.picture_only.get("fusion") or {}
+        lines.insert(0, f"text and picture together ({fusion.get('source', 'no')} text model):")
+        lines.append(
+            f"the picture alone: acc {q['acc']:.3f}  macro-F1 {q['f1_macro']:.3f}  ECE {q['ece']:.3f}"
+            + (f"  mAP {card.picture_only['map']:.3f}" if card.picture_only.get("map") else "")
+            + f"  ({card.picture_only['with_text']:.0%} of the pictures had a text naming a class)"
+        )
     rows = [
         (
             c,
@@ -54,9 +62,11 @@ def format_report(card) -> str:
 
 
 def _prepare(args: list[str]) -> list[str]:
-    """``labels=x.csv`` -> ``label_file=x.csv``: Hydra takes ``labels=`` for the config group
-    conf/labels, so the key has another name."""
-    return [f"label_file={a.partition('=')[2]}" if a.startswith("labels=") else a for a in args]
+    """``labels=x.csv`` -> ``label_file=x.csv`` (Hydra takes ``labels=`` for the config group
+    conf/labels, so the key has another name); ``metadata=x.jsonl`` -> ``metadata.file=x.jsonl``."""
+    return metadata_shorthand(
+        [f"label_file={a.partition('=')[2]}" if a.startswith("labels=") else a for a in args]
+    )
 
 
 @command("evaluate", prepare=_prepare)
@@ -64,7 +74,9 @@ def main(cfg: DictConfig) -> int:
     from astro_exp.data.label_files import read_label_file
     from astro_exp.files import atomic_write
     from astro_exp.predict.classifier import Classifier
+    from astro_exp.predict.fusion import set_fusion
     from astro_exp.predict.scorecard import score_labelled, write_figures
+    from astro_exp.predict.texts import MetadataSpec, read_texts
     from astro_exp.predict.views import colour_view
 
     view = None if cfg.get("view") in (None, "none") else str(cfg.view)
@@ -73,9 +85,17 @@ def main(cfg: DictConfig) -> int:
     rows = read_label_file(labels)
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
+    texts = read_texts(MetadataSpec.from_cfg(cfg.metadata)) or None
     clf = Classifier.from_checkpoint(ckpt, device=str(cfg.device), anomaly=False)
+    set_fusion(clf, str(cfg.fusion))
     card = score_labelled(
-        clf, rows, root, batch_size=int(cfg.batch_size), progress=bool(cfg.progress), view=view
+        clf,
+        rows,
+        root,
+        batch_size=int(cfg.batch_size),
+        progress=bool(cfg.progress),
+        view=view,
+        texts=texts,
     )
     out = (
         Path(str(cfg.out)).expanduser()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from astro_exp.cli.command import command
+from astro_exp.cli.command import command, metadata_shorthand
 from astro_exp.errors import ConfigError
 
 
@@ -36,6 +36,13 @@ def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
+def _why(p) -> str:
+    """`` (text nebula, picture star)`` when text and picture together decided the label."""
+    if p.evidence != "picture+text" or not p.text or not p.picture:
+        return ""
+    return f" (text {p.text['label']}, picture {p.picture['label']})"
+
+
 def format_table(preds) -> str:
     """One row per input: label, calibrated confidence, anomaly score and flag, or the error."""
     from astro_exp.tables import format_table as text_table
@@ -49,7 +56,7 @@ def format_table(preds) -> str:
         rows.append(
             (
                 p.input,
-                ";".join(p.labels) if len(p.labels) > 1 else str(p.label),
+                (";".join(p.labels) if len(p.labels) > 1 else str(p.label)) + _why(p),
                 f"{p.confidence:.3f}",
                 "-" if p.anomaly_score is None else f"{p.anomaly_score:.4g}",
                 "-" if p.is_anomaly is None else ("ANOMALY" if p.is_anomaly else "ok"),
@@ -64,22 +71,46 @@ def format_table(preds) -> str:
 def _classifier(cfg: DictConfig):
     """The bundle of ``ckpt_path`` with the settings of this command (device, anomaly scores)."""
     from astro_exp.predict.classifier import Classifier
+    from astro_exp.predict.fusion import set_fusion
 
-    return Classifier.from_checkpoint(
+    clf = Classifier.from_checkpoint(
         cfg.ckpt_path,
         device=cfg.device,
         anomaly=bool(cfg.score_anomalies),
         n_neighbors=cfg.n_neighbors,
         max_bytes=int(cfg.max_bytes),
     )
+    set_fusion(clf, str(cfg.get("fusion", "auto")))
+    return clf
 
 
 def _prepare(args: list[str]) -> list[str]:
-    """``anomaly=false`` -> ``score_anomalies=false``: Hydra takes ``anomaly=`` for the config
-    group conf/anomaly, so the key has another name."""
-    return [
-        f"score_anomalies={a.partition('=')[2]}" if a.startswith("anomaly=") else a for a in args
-    ]
+    """``anomaly=false`` -> ``score_anomalies=false`` (Hydra takes ``anomaly=`` for the config
+    group conf/anomaly, so the key has another name); ``metadata=x.jsonl`` and ``text=...``
+    as :func:`~astro_exp.cli.command.metadata_shorthand` reads them."""
+    return metadata_shorthand(
+        [f"score_anomalies={a.partition('=')[2]}" if a.startswith("anomaly=") else a for a in args]
+    )
+
+
+def _texts(cfg: DictConfig, inputs: list[str]):
+    """The texts of this call's pictures: ``text=`` for a single input, else ``metadata=``'s
+    rows by path (absolute, so a folder input finds its files' rows). None without either."""
+    from astro_exp.predict.texts import MetadataSpec, read_texts
+
+    if cfg.get("text"):
+        if len(inputs) != 1:
+            raise ConfigError(
+                f"text= is one picture's words, but there are {len(inputs)} inputs; "
+                "give one input, or metadata=file.jsonl for many"
+            )
+        return [str(cfg.text)]
+    spec = MetadataSpec.from_cfg(cfg.get("metadata"))
+    rows = read_texts(spec)
+    if not rows:
+        return None
+    base = Path(str(spec.file)).expanduser().resolve().parent
+    return {str((base / f).resolve()): t for f, t in rows.items()}
 
 
 @command("predict", prepare=_prepare)
@@ -99,7 +130,13 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(
             "no inputs; pass inputs=[picture.jpg,folder/,https://...] (or catalog=true)"
         )
+    texts = _texts(cfg, inputs)
     clf = _classifier(cfg)
+    if texts is not None and clf.fusion is None:
+        print(
+            "note: this bundle has no text model for its classes; the picture alone decides",
+            file=sys.stderr,
+        )
     out = None
     if cfg.output:
         path = Path(cfg.output)
@@ -112,6 +149,7 @@ def main(cfg: DictConfig) -> None:
             top_k=int(cfg.top_k),
             batch_size=int(cfg.batch_size),
             progress=bool(cfg.progress),
+            texts=texts,
         ):
             preds.append(p)
             if out is not None:
@@ -153,7 +191,7 @@ def classify_catalog(cfg: DictConfig) -> None:
             batch_size=int(cfg.batch_size),
             progress=bool(cfg.progress),
         )
-        total = len(cat.predictions(run_id))
+        total = len(cat.predicted_shas(run_id))
     labels = Counter(p.label for p in preds.values())
     flagged = sum(bool(p.is_anomaly) for p in preds.values())
     print(

@@ -34,7 +34,10 @@ def main(cfg: DictConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from astro_exp.web import create_app  # after Hydra parsed the command line: --help stays fast
+    from astro_exp.web import (
+        create_app,
+        warm,
+    )  # after Hydra parsed the command line: --help stays fast
 
     settings = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(settings, dict)
@@ -43,6 +46,10 @@ def main(cfg: DictConfig) -> None:
     if cfg.ckpt_path and not cfg.run_id:
         web["run_id"] = _catalog_run(cfg)
     app = create_app(web)
+    import threading
+
+    # the review queue and anomaly ranking of a large catalog, computed before the first visitor
+    threading.Thread(target=warm, args=(app,), daemon=True).start()
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this address can use the app", host)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"

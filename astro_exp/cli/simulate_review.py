@@ -76,6 +76,7 @@ def build_pool(cfg: DictConfig):  # noqa: ANN201 - a review.simulate.Pool
             len(imageset),
         )
     k = np.array(keep)
+    text_features, has_text = _text_evidence(cfg, [imageset.ids[i] for i in keep], imageset.classes)
     return Pool(
         ids=[imageset.ids[i] for i in keep],
         classes=list(imageset.classes),
@@ -83,7 +84,32 @@ def build_pool(cfg: DictConfig):  # noqa: ANN201 - a review.simulate.Pool
         anomaly_features=anomaly[k],
         weak=np.asarray(imageset.targets)[k].astype(np.int64),
         person=np.array([index[person[imageset.ids[i].replace("\\", "/")]] for i in keep]),
+        text_features=text_features,
+        has_text=has_text,
     )
+
+
+def _text_evidence(cfg: DictConfig, ids: list[str], classes: list[str]):  # noqa: ANN202
+    """(N, C) text features and (N,) has-text of the pool's pictures, from the source's
+    records (title, explanation) and the label config's labeller; (None, None) when the
+    source has no texts or ``fusion=false``."""
+    from astro_exp.data.labels import build_labeller
+    from astro_exp.predict.fusion import Fusion, TextModel
+    from astro_exp.sources import build_source
+
+    if not cfg.get("fusion", True):
+        return None, None
+    source = build_source(cfg.source)
+    if not hasattr(source, "records"):
+        log.info("source %s keeps no texts: the picture alone", cfg.source.name)
+        return None, None
+    texts = {r["file"]: (r["title"], r["explanation"]) for r in source.records()}
+    c = len(classes)
+    probe = Fusion(
+        build_labeller(cfg.labels), TextModel(classes, np.eye(c), np.zeros(c), np.ones(c))
+    )
+    scores = probe.scores([texts.get(i) for i in ids])
+    return probe.text.features(scores), probe.has_evidence(scores)
 
 
 def plot(result: dict, path: Path) -> None:
@@ -101,7 +127,16 @@ def plot(result: dict, path: Path) -> None:
     for order, curve in result["corrections"]["curves"].items():
         xs = [p["corrections"] for p in curve]
         ys = [p["f1_macro"] for p in curve]
-        a.plot(xs, ys, marker="o", label=order)
+        line = a.plot(xs, ys, marker="o", label=order)[0]
+        if "fused_f1_macro" in curve[0]:
+            a.plot(
+                xs,
+                [p["fused_f1_macro"] for p in curve],
+                marker="s",
+                ls="--",
+                color=line.get_color(),
+                label=f"{order}, text + picture",
+            )
         if "f1_macro_sd" in curve[0]:
             sd = np.array([p["f1_macro_sd"] for p in curve])
             a.fill_between(xs, np.array(ys) - sd, np.array(ys) + sd, alpha=0.15)
@@ -145,12 +180,23 @@ def format_result(result: dict) -> str:
         (o, *(f"{p['f1_macro']:.3f} ({p['weak_fixed']:.0f})" for p in curve))
         for o, curve in curves.items()
     ]
+    fused = [
+        (o, *(f"{p['fused_f1_macro']:.3f} ±{p.get('fused_f1_macro_sd', 0):.3f}" for p in curve))
+        for o, curve in curves.items()
+        if "fused_f1_macro" in curve[0]
+    ]
     folds = c["held_out"]["held_out_folds"]
     lines = [
         f"held-out macro-F1 after N corrections (learner {c.get('learner', 'head')}; mean over "
         f"folds {folds}; in brackets: wrong weak labels the corrections fixed):",
         format_table(rows, ("order", *map(str, counts)), rule="columns", align="auto"),
     ]
+    if fused:
+        lines += [
+            "",
+            "text and picture together: held-out macro-F1 (± spread over folds and seeds):",
+            format_table(fused, ("order", *map(str, counts)), rule="columns", align="auto"),
+        ]
     if c.get("all_pool_labels_from_the_person"):
         lines.append(
             "every pool label from the person (the roof of these curves): macro-F1 "
@@ -177,13 +223,15 @@ def format_result(result: dict) -> str:
 @command("simulate_review", name="simulate-review")
 def main(cfg: DictConfig) -> int:
     from astro_exp.progress import progress as progress_bar
+    from astro_exp.review.queue import QUEUE_ORDERS
     from astro_exp.review.settings import ReviewSettings
     from astro_exp.review.simulate import simulate_corrections, simulate_marks
 
     settings = ReviewSettings.from_config(cfg.review)
     orders = [str(o) for o in _list(cfg.orders)]
-    for o in orders:
-        ReviewSettings.from_config({"order": o})  # a wrong name fails here, in one line
+    bad = [o for o in orders if o not in QUEUE_ORDERS]
+    if bad:  # a wrong name fails here, in one line
+        raise ConfigError(f"orders: {bad[0]!r} is no queue order; use {', '.join(QUEUE_ORDERS)}")
     if int(cfg.rounds) < 1 or int(cfg.per_round) < 1:
         raise ConfigError(f"rounds={cfg.rounds} and per_round={cfg.per_round} must be >= 1")
     learner = str(cfg.learner)

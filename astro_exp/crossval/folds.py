@@ -27,12 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from astro_exp.crossval.fused import fused_figures
 from astro_exp.data.label_files import LabelRow, read_label_file
 from astro_exp.data.splits import fold_of, group_key
 from astro_exp.errors import DataError
 from astro_exp.files import atomic_write
 from astro_exp.predict.classifier import Classifier
+from astro_exp.predict.fusion import fusion_of_bundle
 from astro_exp.predict.scorecard import score_labelled, score_probabilities
+from astro_exp.predict.texts import MetadataSpec, read_texts
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +113,15 @@ def cross_validate(
     batch_size: int = 32,
     one_per_animation: bool = True,
     views: Sequence[str] = (),
+    metadata: MetadataSpec | None = None,
 ) -> dict[str, Any]:
     """Train and score every fold (or the ``only`` ones); pooled figures over all held-out
     pictures, per-fold figures, and the training time of each fold. ``views``: the held-out
     pictures are scored again as each colour view shows them (``gray``, ``swap_rb``:
-    :mod:`astro_exp.predict.views`), pooled and per fold under ``views``."""
+    :mod:`astro_exp.predict.views`), pooled and per fold under ``views``. ``metadata``: the
+    pictures' texts; the held-out pictures are then also labelled from text and picture
+    together, each fold's fusion fitted on the other folds (:mod:`astro_exp.crossval.fused`),
+    under ``fused``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_label_file(labels)
@@ -150,6 +157,7 @@ def cross_validate(
             }
         )
         index = {c: i for i, c in enumerate(classes)}
+        every = {r.file: list(r.all) for r in fold_rows}
         for r in card.rows:
             pooled_probs.append(r["probs"])
             pooled_truth.append(index.get(r["label"], -1))
@@ -157,6 +165,8 @@ def cross_validate(
                 {
                     "fold": k,
                     **{key: r[key] for key in ("file", "label", "prediction", "confidence")},
+                    "all": every.get(r["file"], [r["label"]]),
+                    "probs": r["probs"],
                 }
             )
         log.info(
@@ -190,5 +200,12 @@ def cross_validate(
         },
         "pictures": pictures,
     }
+    texts = read_texts(metadata) if metadata is not None else {}
+    if texts:
+        fusion = fusion_of_bundle(clf.bundle)
+        if fusion is None:
+            log.warning("no text model fits classes %s: no fused figures", classes)
+        else:
+            result["fused"] = fused_figures(pictures, texts, fusion, classes)
     atomic_write(out_dir / "crossval.json", json.dumps(result, indent=2))
     return result

@@ -36,6 +36,10 @@ WATCHED = "watched_days"
 ALERTS = "alerts"
 EMBEDDINGS = "embeddings"
 MARKS = "anomaly_marks"
+SEARCH = "pictures_fts"  # FTS5 index of titles and explanations (external content: pictures)
+# the weak labeller's primary label of ``p``: an indexed expression (pictures_weak), so the
+# gallery's "catalog label" filter reads an index; every reader must spell it exactly so
+WEAK_SQL = "json_extract(p.labels, '$.primary')"
 
 # Statuses of a row. "Done" rows are not fetched again by a scrape; the others are retried.
 OK = "ok"
@@ -47,7 +51,13 @@ FAILED_STATUSES = ("http_error", "download_error", "bad_image", "not_a_page")
 # version 2 adds the video thumbnail, the file size and an index for "what is done";
 # version 3 adds the watcher's state: the days it has handled and its alerts (delivered or not);
 # version 4 adds the review loop: each run's embeddings of the pictures it classified (what
-# the anomaly marks are spread over) and a person's anomaly marks (interesting or not).
+# the anomaly marks are spread over) and a person's anomaly marks (interesting or not);
+# version 5 is the catalog at the size users have (10,000+ days) and the text+picture
+# answer: what the picture alone and the text alone said and which decided (evidence), the
+# text_picture review order's score stored with each prediction (how much text and picture
+# disagree: 1 - sum_c min(p_text, p_picture); NULL without a text), indexes for every gallery
+# sort and filter,
+# and the FTS5 table of titles and explanations that the search box reads.
 MIGRATIONS: tuple[str, ...] = (
     f"""
     CREATE TABLE IF NOT EXISTS {PICTURES} (
@@ -89,8 +99,63 @@ MIGRATIONS: tuple[str, ...] = (
       interesting INTEGER NOT NULL, who TEXT NOT NULL, created_at TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS marks_picture ON {MARKS} (picture_id, created_at);
     """,
+    f"""
+    ALTER TABLE {PREDICTIONS} ADD COLUMN picture_label TEXT;
+    ALTER TABLE {PREDICTIONS} ADD COLUMN picture_confidence REAL;
+    ALTER TABLE {PREDICTIONS} ADD COLUMN picture_probs TEXT;
+    ALTER TABLE {PREDICTIONS} ADD COLUMN text_probs TEXT;
+    ALTER TABLE {PREDICTIONS} ADD COLUMN evidence TEXT;
+    ALTER TABLE {PREDICTIONS} ADD COLUMN text_picture REAL;
+    UPDATE {PREDICTIONS} SET picture_label = label, picture_confidence = confidence,
+      picture_probs = probs, evidence = 'picture' WHERE evidence IS NULL;
+    CREATE INDEX IF NOT EXISTS predictions_run_conf ON {PREDICTIONS} (run_id, confidence);
+    CREATE INDEX IF NOT EXISTS predictions_run_anomaly ON {PREDICTIONS} (run_id, anomaly_score);
+    CREATE INDEX IF NOT EXISTS predictions_run_flag
+      ON {PREDICTIONS} (run_id, is_anomaly, anomaly_score);
+    CREATE INDEX IF NOT EXISTS predictions_run_text_picture
+      ON {PREDICTIONS} (run_id, text_picture);
+    CREATE INDEX IF NOT EXISTS pictures_gallery_date ON {PICTURES} (date, id)
+      WHERE sha256 IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS pictures_gallery_title ON {PICTURES} (title COLLATE NOCASE, id)
+      WHERE sha256 IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS pictures_weak ON {PICTURES} (json_extract(labels, '$.primary'));
+    CREATE INDEX IF NOT EXISTS corrections_label ON {CORRECTIONS} (label, picture_id);
+    CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH} USING fts5(
+      title, explanation, content='{PICTURES}', content_rowid='id', tokenize='porter unicode61');
+    CREATE TRIGGER IF NOT EXISTS pictures_fts_insert AFTER INSERT ON {PICTURES} BEGIN
+      INSERT INTO {SEARCH} (rowid, title, explanation) VALUES (new.id, new.title, new.explanation);
+    END;
+    CREATE TRIGGER IF NOT EXISTS pictures_fts_delete AFTER DELETE ON {PICTURES} BEGIN
+      INSERT INTO {SEARCH} ({SEARCH}, rowid, title, explanation)
+        VALUES ('delete', old.id, old.title, old.explanation);
+    END;
+    CREATE TRIGGER IF NOT EXISTS pictures_fts_update AFTER UPDATE OF title, explanation
+      ON {PICTURES} BEGIN
+      INSERT INTO {SEARCH} ({SEARCH}, rowid, title, explanation)
+        VALUES ('delete', old.id, old.title, old.explanation);
+      INSERT INTO {SEARCH} (rowid, title, explanation) VALUES (new.id, new.title, new.explanation);
+    END;
+    INSERT INTO {SEARCH} ({SEARCH}) VALUES ('rebuild');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# the predictions table's columns in order (v5); every writer names them
+PREDICTION_COLUMNS = (
+    "run_id",
+    "sha256",
+    "label",
+    "confidence",
+    "probs",
+    "anomaly_score",
+    "is_anomaly",
+    "created_at",
+    "picture_label",
+    "picture_confidence",
+    "picture_probs",
+    "text_probs",
+    "evidence",
+    "text_picture",
+)
 MAX_WHO = 80  # characters of a correction's "who" that are kept
 _URL_RE = re.compile(r"\bhttps?://\S+?(?=:\s|[\s;,]|$)")
 
@@ -323,6 +388,16 @@ class Catalog:
             )
         }
 
+    def newest_day(self, source: str) -> str | None:
+        """The newest day of ``source`` the catalog holds done (fetched, or a video/no-image
+        day): where a watcher carries on after an import. One index lookup."""
+        row = self.conn.execute(
+            f"SELECT MAX(date) FROM {PICTURES} WHERE source = ? AND status IN "
+            f"({','.join('?' * len(DONE_STATUSES))})",
+            (source, *DONE_STATUSES),
+        ).fetchone()
+        return row[0] if row and row[0] else None
+
     def count(self) -> int:
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {PICTURES}").fetchone()[0])
 
@@ -438,27 +513,48 @@ class Catalog:
     def add_predictions(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Store a run's predictions keyed by (run_id, sha256); a re-run of predict replaces them.
 
-        Each row: sha256, label, confidence, probs (dict), anomaly_score, is_anomaly.
+        Each row: sha256, label, confidence, probs (dict), anomaly_score, is_anomaly, and
+        from a text+picture answer picture_label, picture_confidence, picture_probs (dict),
+        text_probs (dict or None), evidence. A row without the picture's own answer is a
+        picture-only one (the picture's fields are the answer's, evidence ``picture``).
+        ``text_picture`` (the review order) is computed here, so every writer stores it alike.
         """
         when = now_iso()
-        data = [
-            (
-                run_id,
-                str(r["sha256"]),
-                r.get("label"),
-                _float(r.get("confidence")),
-                json.dumps(r.get("probs")) if r.get("probs") is not None else None,
-                _float(r.get("anomaly_score")),
-                None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])),
-                when,
+        data = []
+        for r in rows:
+            probs = r.get("probs")
+            picture_probs = r.get("picture_probs", probs)
+            text_probs = r.get("text_probs")
+            data.append(
+                (
+                    run_id,
+                    str(r["sha256"]),
+                    r.get("label"),
+                    _float(r.get("confidence")),
+                    _json_or_none(probs),
+                    _float(r.get("anomaly_score")),
+                    None if r.get("is_anomaly") is None else int(bool(r["is_anomaly"])),
+                    when,
+                    r.get("picture_label", r.get("label")),
+                    _float(r.get("picture_confidence", r.get("confidence"))),
+                    _json_or_none(picture_probs),
+                    _json_or_none(text_probs),
+                    r.get("evidence") or ("picture+text" if text_probs else "picture"),
+                    text_picture_gap(text_probs, picture_probs),
+                )
             )
-            for r in rows
-        ]
         with self.transaction():
             self.conn.executemany(
-                f"INSERT OR REPLACE INTO {PREDICTIONS} VALUES (?,?,?,?,?,?,?,?)", data
+                f"INSERT OR REPLACE INTO {PREDICTIONS} ({', '.join(PREDICTION_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})",
+                data,
             )
         return len(data)
+
+    def predicted_shas(self, run_id: str) -> set[str]:
+        """The pictures (sha256) a run has an answer for: what a resumed predict skips."""
+        rows = self.conn.execute(f"SELECT sha256 FROM {PREDICTIONS} WHERE run_id = ?", (run_id,))
+        return {r[0] for r in rows}
 
     def add_embeddings(self, run_id: str, vectors: Mapping[str, np.ndarray]) -> int:
         """Store a run's embeddings ``{sha256: (D,) vector}`` (float32) beside its predictions:
@@ -494,11 +590,12 @@ class Catalog:
         return read_marks(self.conn)
 
     def predictions(self, run_id: str) -> dict[str, dict[str, Any]]:
-        """{sha256: prediction} of one run (probs parsed)."""
+        """{sha256: prediction} of one run (probs, picture_probs, text_probs parsed)."""
         out = {}
         for r in self.conn.execute(f"SELECT * FROM {PREDICTIONS} WHERE run_id = ?", (run_id,)):
             d = dict(r)
-            d["probs"] = json.loads(d["probs"]) if d["probs"] else None
+            for key in ("probs", "picture_probs", "text_probs"):
+                d[key] = json.loads(d[key]) if d.get(key) else None
             d["is_anomaly"] = None if d["is_anomaly"] is None else bool(d["is_anomaly"])
             out[d["sha256"]] = d
         return out
@@ -643,7 +740,34 @@ def _values(record: PictureRecord) -> dict[str, Any]:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """A migration's statements, split where SQLite says one is complete (a trigger's body
+    holds semicolons of its own)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if current.strip() and sqlite3.complete_statement(current):
+            out.append(current.strip().rstrip(";").strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
+
+
+def text_picture_gap(
+    text_probs: Mapping[str, float] | None, picture_probs: Mapping[str, float] | None
+) -> float | None:
+    """How much the text and the picture disagree: 1 - sum_c min(p_text(c), p_picture(c))
+    (0: the same distribution, 1: no class in common); None when either is missing."""
+    if not text_probs or not picture_probs:
+        return None
+    overlap = sum(
+        min(float(p), float(picture_probs.get(k, 0.0) or 0.0)) for k, p in text_probs.items()
+    )
+    return round(max(0.0, 1.0 - overlap), 6)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _float(value: Any) -> float | None:

@@ -256,8 +256,12 @@ def _lower_pattern(pattern: str) -> str:
 
 
 def _digest(cfg: Mapping[str, Any]) -> str:
+    """The rules' version: every key but the prose and the text model fitted on top of them
+    (``evidence``: refitting it does not change a single weak label)."""
     blob = json.dumps(
-        {k: v for k, v in cfg.items() if k != "description"}, sort_keys=True, default=str
+        {k: v for k, v in cfg.items() if k not in ("description", "evidence")},
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -93,8 +93,13 @@ class Trainer:
         device: torch.device,
         task: Mapping,
         make_bundle: Callable[..., dict],
+        epoch_hook: Callable[[int, dict[str, float]], bool] | None = None,
     ) -> None:
         self.cfg = cfg
+        # called after each epoch with (epoch, val metrics); True stops training: a
+        # hyperparameter search's pruner (astro_exp.sweep.trial) ends a hopeless trial early
+        self.epoch_hook = epoch_hook
+        self.pruned_epoch: int | None = None
         self.device = device
         self.dm = datamodule
         self.task = datamodule.task
@@ -368,6 +373,13 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
         return distributed.mean_over_ranks(total, count)
 
+    def _hook_says_stop(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """The epoch hook's verdict, taken on rank 0 and shared so every rank stops together."""
+        if self.epoch_hook is None:
+            return False
+        stop = bool(self.epoch_hook(epoch, metrics)) if distributed.is_main() else False
+        return bool(distributed.broadcast_object(stop))
+
     def fit(self) -> FitState:
         start_epoch = self.state.epoch
         stop_after = self.cfg.get("stop_after_epoch")
@@ -419,6 +431,10 @@ class Trainer:
                 {k: v for k, v in metrics.items() if "/" not in k or k.startswith("val/")}
             )
             self.save("last.pt", metrics, with_resume=True)
+            if self._hook_says_stop(epoch + 1, metrics):
+                self.pruned_epoch = epoch + 1
+                log.info("stopping after epoch %d: the search pruned this trial", epoch + 1)
+                break
             if self.es_patience is not None and self.state.bad_epochs > int(self.es_patience):
                 log.info(
                     "early stopping: %s did not improve for %d epochs",

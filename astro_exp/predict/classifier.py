@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ from astro_exp.engine.device import autocast, resolve_device
 from astro_exp.errors import AstroExpError, DataError
 from astro_exp.imageio import read_image
 from astro_exp.models.checkpoint import load_bundle, model_from_bundle
+from astro_exp.predict.fusion import Fusion, fusion_of_bundle
 from astro_exp.sources.folder import IMAGE_EXTENSIONS
 from astro_exp.vision import build_preprocess
 
@@ -62,6 +63,9 @@ FIELDS = (
     "is_anomaly",
     "neighbours",
     "labels",
+    "picture",
+    "text",
+    "evidence",
     "error",
 )
 GLOB_CHARS = set("*?[")
@@ -79,6 +83,15 @@ class Prediction:
     is_anomaly: bool | None = None  # score over the threshold set on val
     neighbours: list[dict[str, Any]] = field(default_factory=list)  # [{"id", "label", "distance"}]
     labels: list[str] = field(default_factory=list)  # multilabel: every label over its threshold
+    # what the picture alone says: {"label", "confidence", "probs": {class: p}} (label,
+    # confidence and top_k above are the picture and the day's text together when a text
+    # was given and named something: see astro_exp.predict.fusion)
+    picture: dict[str, Any] | None = None
+    # what the text alone says: {"label", "probs": {class: P(class | text)}, "scores":
+    # the labeller's per-class scores}; None when no text was given or it named nothing
+    text: dict[str, Any] | None = None
+    # what decided the label: "picture+text", or "picture" (no text, or a text naming nothing)
+    evidence: str | None = None
     error: str | None = None
     # the detector's embedding of the picture (float32); kept out of to_dict (not JSON)
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -95,6 +108,7 @@ class _Item:
     name: str
     load: Callable[[], np.ndarray] | None = None
     error: str | None = None
+    text: tuple[str | None, str | None] | str | None = None  # the day's words, if given
 
 
 def _is_url(s: str) -> bool:
@@ -178,6 +192,10 @@ class Classifier:
         self.decode_workers: int | None = None  # see _decode_workers
         # a colour view on every picture's pixels (astro_exp.predict.views; evaluate's view=)
         self.view: Callable[[np.ndarray], np.ndarray] | None = None
+        # the day's text and the picture together (astro_exp.predict.fusion): the bundle's own
+        # fusion, else the shipped default of the label config it was trained with; None for
+        # multilabel bundles and classes no label config knows (the picture alone then)
+        self.fusion: Fusion | None = fusion_of_bundle(bundle)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -317,15 +335,43 @@ class Classifier:
 
     # -- prediction -------------------------------------------------------------------------------
     def predict(
-        self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False
+        self,
+        inputs: Any,
+        top_k: int = 3,
+        batch_size: int = 32,
+        progress: bool = False,
+        texts: Texts = None,
     ) -> list[Prediction]:
-        """One :class:`Prediction` per picture, in input order (folders and globs sorted)."""
+        """One :class:`Prediction` per picture, in input order (folders and globs sorted).
+
+        Args:
+            inputs: paths, folders, globs, URLs, PIL images, arrays or tensors (or one of them).
+            top_k: how many classes each prediction lists.
+            batch_size: pictures per forward pass.
+            progress: a progress bar.
+            texts: the day's words of each picture: a sequence with one ``(title,
+                explanation)``, string or None per picture (after folders are expanded), or a
+                mapping from the picture's name (the path as given or found) to it. With a
+                text that names a class, ``label``, ``confidence`` and ``top_k`` are the
+                picture and the text together (``evidence="picture+text"``); ``picture``
+                keeps what the picture alone says.
+
+        Returns:
+            The predictions; a bad input has ``error`` set and the others go on.
+        """
         return list(
-            self.predict_iter(inputs, top_k=top_k, batch_size=batch_size, progress=progress)
+            self.predict_iter(
+                inputs, top_k=top_k, batch_size=batch_size, progress=progress, texts=texts
+            )
         )
 
     def predict_iter(
-        self, inputs: Any, top_k: int = 3, batch_size: int = 32, progress: bool = False
+        self,
+        inputs: Any,
+        top_k: int = 3,
+        batch_size: int = 32,
+        progress: bool = False,
+        texts: Texts = None,
     ) -> Iterator[Prediction]:
         """Like :meth:`predict`, yielding as batches finish (for streaming consumers)."""
         holder: list[str] = []
@@ -339,6 +385,7 @@ class Classifier:
 
         try:
             items = self.expand(inputs, tmp_dir)
+            _attach_texts(items, texts)
             chunks = list(_chunks(items, max(1, int(batch_size))))
             bar = tqdm(total=len(items), desc="predict", unit="img", disable=not progress)
             workers = 0 if len(items) <= 1 else self._decode_workers()
@@ -405,6 +452,11 @@ class Classifier:
         if self.index is not None and self.n_neighbors > 0:
             neigh = self.index.neighbours(emb_np, self.n_neighbors)
         k = max(1, min(int(top_k), len(self.classes)))
+        picture_probs = probs
+        text_probs, text_scores, has_text = None, None, np.zeros(len(ok), dtype=bool)
+        given = [chunk[i].text for i in ok]
+        if self.fusion is not None and any(t is not None for t in given):
+            probs, text_probs, text_scores, has_text = self.fusion.fuse(picture_probs, given)
         # the batch's sorting and number conversions at once, then only lists per picture
         orders = np.argsort(-probs, axis=1, kind="stable").tolist()
         plist, over = probs.tolist(), (probs >= self.thresholds).tolist()
@@ -423,7 +475,45 @@ class Classifier:
             if neigh is not None:
                 pred.neighbours = neigh[r]
             pred.embedding = emb_np[r]
+            pp = picture_probs[r]
+            pred.picture = {
+                "label": classes[int(pp.argmax())],
+                "confidence": float(pp.max()),
+                "probs": {c: float(v) for c, v in zip(classes, pp, strict=True)},
+            }
+            if has_text[r]:
+                assert text_probs is not None and text_scores is not None
+                tp = text_probs[r]
+                pred.text = {
+                    "label": classes[int(tp.argmax())],
+                    "probs": {c: float(v) for c, v in zip(classes, tp, strict=True)},
+                    "scores": text_scores[r],
+                }
+                pred.evidence = "picture+text"
+            else:
+                pred.evidence = "picture"
         return out
+
+
+Texts = Sequence[Any] | Mapping[str, Any] | None
+
+
+def _attach_texts(items: list[_Item], texts: Texts) -> None:
+    """Give each item its day's words: by position (one per picture) or by name."""
+    if texts is None:
+        return
+    if isinstance(texts, Mapping):
+        for it in items:
+            it.text = texts.get(it.name, texts.get(str(Path(it.name).expanduser().resolve())))
+        return
+    texts = list(texts)
+    if len(texts) != len(items):
+        raise DataError(
+            f"{len(texts)} texts for {len(items)} pictures; give one text (or None) per picture, "
+            "or a mapping from picture path to text"
+        )
+    for it, t in zip(items, texts, strict=True):
+        it.text = t
 
 
 def _is_pil(x: Any) -> bool:

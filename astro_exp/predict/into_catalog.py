@@ -10,6 +10,7 @@ keeps every batch it committed. The run id is the run folder's path under ``outp
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -37,20 +38,40 @@ def run_id_for(ckpt_path: str | Path, outputs_dir: str | Path | None = None) -> 
 
 
 def prediction_row(sha256: str, pred: Prediction) -> dict[str, Any]:
-    """The ``predictions`` table's columns of one prediction."""
+    """The ``predictions`` table's columns of one prediction: the answer (fused when the
+    day's text was given), what the picture alone said, what the text alone said (None
+    without a text) and which decided; a prediction without ``picture`` is a picture-only one."""
+    probs = {t["label"]: t["probability"] for t in pred.top_k}
+    picture = getattr(pred, "picture", None) or {}
+    text = getattr(pred, "text", None) or None
+    text_probs = dict(text["probs"]) if text and text.get("probs") else None
     return {
         "sha256": sha256,
         "label": pred.label,
         "confidence": pred.confidence,
-        "probs": {t["label"]: t["probability"] for t in pred.top_k},
+        "probs": probs,
         "anomaly_score": pred.anomaly_score,
         "is_anomaly": pred.is_anomaly,
+        "picture_label": picture.get("label", pred.label),
+        "picture_confidence": picture.get("confidence", pred.confidence),
+        "picture_probs": dict(picture["probs"]) if picture.get("probs") else probs,
+        "text_probs": text_probs,
+        "evidence": getattr(pred, "evidence", None)
+        or ("picture+text" if text_probs else "picture"),
     }
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+def accepts_texts(clf: Classifier) -> bool:
+    """Whether this classifier takes the day's texts (``predict(..., texts=)``)."""
+    try:
+        return "texts" in inspect.signature(clf.predict_iter).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def predict_catalog(
@@ -62,50 +83,79 @@ def predict_catalog(
     only_missing: bool = True,
     batch_size: int = 64,
     progress: bool = True,
+    keep: bool = True,
 ) -> dict[int, Prediction]:
     """Classify stored pictures (``rows``, default: every ``ok`` row) and store the answers.
 
-    Returns ``{picture id: Prediction}`` of the pictures classified now. All classes are
-    kept in ``probs`` (top-k = every class), so the gallery can filter by any of them.
-    Each batch is one catalog transaction; a picture that cannot be read is logged and
-    left without a prediction (the next run tries it again).
+    Returns ``{picture id: Prediction}`` of the pictures classified now (``keep=False``: an
+    empty dict, so 10,000 predictions are not held in memory by a caller that only counts).
+    All classes are kept in ``probs`` (top-k = every class), so the gallery can filter by any.
+    One stream over every picture (the classifier decodes the next batch while the model
+    runs on this one), committed batch by batch: a killed run keeps every batch it
+    committed, and the re-run skips them. Each row's (title, explanation) goes with it when
+    the classifier reads texts. A picture that cannot be read is logged and left without a
+    prediction (the next run tries it again).
     """
     store = ImageStore(data_dir)
-    rows = list(catalog.rows(status=OK) if rows is None else rows)
-    done = set(catalog.predictions(run_id)) if only_missing else set()
-    todo: list[tuple[dict[str, Any], Path]] = []
+    rows = catalog.rows(status=OK) if rows is None else rows
+    done = catalog.predicted_shas(run_id) if only_missing else set()
+    todo: list[tuple[int, str, str | None, Path, tuple[str, str] | None]] = []
     seen: set[str] = set()
     for row in rows:
         sha, rel = row.get("sha256"), row.get("path")
         if not sha or not rel or row.get("status") != OK or sha in done or sha in seen:
             continue
         seen.add(sha)
-        todo.append((row, store.abspath(str(rel))))
+        text = (row.get("title") or "", row.get("explanation") or "")
+        todo.append(
+            (
+                int(row["id"]),
+                str(sha),
+                row.get("date"),
+                store.abspath(str(rel)),
+                text if any(text) else None,
+            )
+        )
+    del rows, done, seen
     out: dict[int, Prediction] = {}
+    batch_size = max(1, int(batch_size))
+    kwargs: dict[str, Any] = {"top_k": len(clf.classes), "batch_size": batch_size}
+    if accepts_texts(clf):
+        kwargs["texts"] = [t[4] for t in todo]
     bar = progress_bar(
         total=len(todo), enabled=progress, unit="img", desc=f"classifying the catalog ({run_id})"
     )
+    good: list[dict[str, Any]] = []
+    vectors: dict[str, Any] = {}
+    pending = 0
+
+    def commit() -> None:
+        nonlocal good, vectors, pending
+        with catalog.transaction():  # a batch's predictions and embeddings land together
+            catalog.add_predictions(run_id, good)
+            catalog.add_embeddings(run_id, vectors)
+        bar.update(pending)
+        good, vectors, pending = [], {}, 0
+
     try:
-        for chunk in _batches(todo, max(1, int(batch_size))):
-            preds = clf.predict(
-                [str(path) for _, path in chunk], top_k=len(clf.classes), batch_size=batch_size
-            )
-            good, vectors = [], {}
-            for (row, _), pred in zip(chunk, preds, strict=True):
-                if pred.error:
-                    log.warning("picture %s (%s): %s", row["id"], row.get("date"), pred.error)
-                    continue
-                out[int(row["id"])] = pred
-                good.append(prediction_row(str(row["sha256"]), pred))
+        preds = clf.predict_iter([str(t[3]) for t in todo], **kwargs)
+        for (pid, sha, day, _, _), pred in zip(todo, preds, strict=True):
+            pending += 1
+            if pred.error:
+                log.warning("picture %s (%s): %s", pid, day, pred.error)
+            else:
+                if keep:
+                    out[pid] = pred
+                good.append(prediction_row(sha, pred))
                 if pred.embedding is not None:
-                    vectors[str(row["sha256"])] = pred.embedding
-            with catalog.transaction():  # a batch's predictions and embeddings land together
-                catalog.add_predictions(run_id, good)
-                catalog.add_embeddings(run_id, vectors)
-            bar.update(len(chunk))
+                    vectors[sha] = pred.embedding
+            if pending >= batch_size:
+                commit()
+        if pending:
+            commit()
     finally:
         bar.close()
     return out
 
 
-__all__ = ["predict_catalog", "prediction_row", "run_id_for"]
+__all__ = ["accepts_texts", "predict_catalog", "prediction_row", "run_id_for"]

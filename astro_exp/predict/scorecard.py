@@ -14,6 +14,7 @@ label the model knows are reported beside them (``within_classes``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class Scorecard:
     confusion_rows: list[str]
     multilabel: dict[str, float] = field(default_factory=dict)  # mAP against `all`, per class AP
     rows: list[dict[str, Any]] = field(default_factory=list)  # per picture: file, label, prediction
+    # with texts: the figures of the picture alone (the main ones are text + picture), the mAP
+    # of the picture alone, the share of pictures whose text named a class, and the fusion used
+    picture_only: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class Scorecard:
                 "columns": self.classes,
                 "counts": self.confusion,
             },
+            "picture_only": self.picture_only,
             "pictures": self.rows,
         }
 
@@ -77,6 +82,11 @@ def _ece(probs: np.ndarray, truth: np.ndarray, bins: int = 15) -> tuple[float, n
             table[b] = conf[m].mean(), right[m].mean(), m.sum()
             ece += m.mean() * abs(right[m].mean() - conf[m].mean())
     return float(ece), table
+
+
+def ece(probs: np.ndarray, truth: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error (l1, 15 equal-width bins) of (N, C) probabilities."""
+    return _ece(np.asarray(probs, dtype=float), np.asarray(truth), bins)[0]
 
 
 def _class_metrics(probs: np.ndarray, truth: np.ndarray, classes: list[str]) -> dict[str, float]:
@@ -140,9 +150,22 @@ def score_labelled(
     batch_size: int = 32,
     progress: bool = False,
     view: str | None = None,
+    texts: Mapping[str, Any] | None = None,
 ) -> Scorecard:
-    """Predict every row's picture (``root / row.file``) and score it against the row's label;
-    ``view``: score a colour view of the pictures instead (:mod:`astro_exp.predict.views`)."""
+    """Predict every row's picture (``root / row.file``) and score it against the row's label.
+
+    Args:
+        classifier: the bundle to score.
+        rows: the labelled pictures.
+        root: the folder their paths start from.
+        batch_size, progress: as :meth:`Classifier.predict`.
+        view: score a colour view of the pictures instead (:mod:`astro_exp.predict.views`).
+        texts: ``{file: (title, explanation)}`` (files as the rows name them): the figures are
+            then of text and picture together, and ``picture_only`` holds the picture's alone.
+
+    Returns:
+        The :class:`Scorecard`.
+    """
     root = Path(root).expanduser()
     classes = list(classifier.classes)
     index = {c: i for i, c in enumerate(classes)}
@@ -155,17 +178,22 @@ def score_labelled(
     before, classifier.view = classifier.view, colour_view(view)
     try:
         preds = classifier.predict(
-            paths, top_k=len(classes), batch_size=batch_size, progress=progress
+            paths,
+            top_k=len(classes),
+            batch_size=batch_size,
+            progress=progress,
+            texts=None if texts is None else [texts.get(r.file) for r in rows],
         )
     finally:
         classifier.view = before
-    probs, truth, kept, failed, per_picture = [], [], [], [], []
+    probs, truth, kept, failed, per_picture, alone = [], [], [], [], [], []
     for row, pred in zip(rows, preds, strict=True):
         if pred.error:
             failed.append({"file": row.file, "error": pred.error})
             continue
         p = probability_vector(pred, index)
         probs.append(p)
+        alone.append([pred.picture["probs"][c] for c in classes] if pred.picture else p)
         truth.append(index.get(row.label, -1))
         kept.append(row)
         per_picture.append(
@@ -176,6 +204,15 @@ def score_labelled(
                 "confidence": pred.confidence,
                 "right": pred.label == row.label,
                 "probs": [round(float(v), 6) for v in p],
+                **(
+                    {
+                        "evidence": pred.evidence,
+                        "picture": (pred.picture or {}).get("label"),
+                        "text": (pred.text or {}).get("label"),
+                    }
+                    if texts is not None
+                    else {}
+                ),
             }
         )
     if not kept:
@@ -204,18 +241,17 @@ def score_labelled(
     confusion = np.zeros((len(row_names), len(classes)), dtype=np.int64)
     for r, k in zip(kept, P.argmax(1), strict=True):
         confusion[row_names.index(r.label), k] += 1
-    multilabel: dict[str, float] = {}
-    if any(len(r.all) > 1 for r in kept):
-        t = torch.tensor([[int(c in r.all) for c in classes] for r in kept])
-        present = t.sum(0) > 0
-        if present.any():
-            ap = tmc.MultilabelAveragePrecision(len(classes), average="none")(
-                torch.from_numpy(P).float(), t
-            )
-            for k, name in enumerate(classes):
-                if present[k]:
-                    multilabel[f"ap/{name}"] = float(ap[k])
-            multilabel["map"] = float(np.mean([v for v in multilabel.values()]))
+    multilabel = _multilabel(P, kept, classes)
+    picture_only: dict[str, Any] = {}
+    if texts is not None:
+        A = np.asarray(alone, dtype=float)
+        picture_only = {
+            "metrics": _class_metrics(A, y, classes),
+            "with_text": float(np.mean([r.get("evidence") == "picture+text" for r in per_picture])),
+            "fusion": None if classifier.fusion is None else classifier.fusion.describe(),
+        }
+        if multilabel:
+            picture_only["map"] = _multilabel(A, kept, classes).get("map")
     return Scorecard(
         classes=classes,
         n=len(kept),
@@ -226,7 +262,26 @@ def score_labelled(
         confusion_rows=row_names,
         multilabel=multilabel,
         rows=per_picture,
+        picture_only=picture_only,
     )
+
+
+def _multilabel(P: np.ndarray, kept: list[LabelRow], classes: list[str]) -> dict[str, float]:
+    """AP of each class against the rows' ``all`` labels and their mean (``map``); empty when
+    no row has more than one label."""
+    out: dict[str, float] = {}
+    if any(len(r.all) > 1 for r in kept):
+        t = torch.tensor([[int(c in r.all) for c in classes] for r in kept])
+        present = t.sum(0) > 0
+        if present.any():
+            ap = tmc.MultilabelAveragePrecision(len(classes), average="none")(
+                torch.from_numpy(P).float(), t
+            )
+            for k, name in enumerate(classes):
+                if present[k]:
+                    out[f"ap/{name}"] = float(ap[k])
+            out["map"] = float(np.mean(list(out.values())))
+    return out
 
 
 def write_figures(card: Scorecard, out_dir: str | Path, probs_title: str = "") -> dict[str, Path]:

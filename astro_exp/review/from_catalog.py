@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,12 @@ class Candidate:
     is_anomaly: bool | None = None
     rank_score: float | None = None  # the anomaly ranking's score (with the marks)
     mark: bool | None = None  # the person's anomaly mark, if any
+    # the text+picture answer's parts (predict with the day's text): what each said alone
+    picture_label: str | None = None
+    picture_probs: dict[str, float] = field(default_factory=dict)
+    text_probs: dict[str, float] | None = None
+    evidence: str | None = None
+    text_picture: float | None = None  # 1 - sum_c min(p_text, p_picture): disagreement
 
     def to_dict(self) -> dict[str, Any]:
         top = sorted(self.probs.items(), key=lambda kv: -kv[1])
@@ -56,16 +62,58 @@ class Candidate:
             "is_anomaly": self.is_anomaly,
             "rank_score": self.rank_score,
             "mark": self.mark,
+            "evidence": self.evidence,
+            "picture": {"label": self.picture_label, "probs": self.picture_probs}
+            if self.picture_label is not None
+            else None,
+            "text": {
+                "label": max(self.text_probs, key=self.text_probs.get),
+                "probs": self.text_probs,
+            }
+            if self.text_probs
+            else None,
+            "text_picture": self.text_picture,
         }
 
 
-def candidates(conn: sqlite3.Connection, run_id: str | None) -> list[Candidate]:
-    """Every stored picture (one per sha256, the lowest id) with the run's prediction."""
+_CANDIDATE_SQL = (
+    "SELECT p.id, p.sha256, p.date, p.title, p.labels, pr.label AS pred, pr.confidence, "
+    "pr.probs, pr.anomaly_score, pr.is_anomaly, pr.picture_label, pr.picture_probs, "
+    "pr.text_probs, pr.evidence, pr.text_picture "
+    f"FROM {PICTURES} p LEFT JOIN {PREDICTIONS} pr ON pr.sha256 = p.sha256 AND pr.run_id = ? "
+)
+
+
+def _candidate(r: sqlite3.Row, full: bool = True) -> Candidate:
+    """One row as a candidate; ``full=False`` leaves out what only a shown item needs (the
+    picture's and the text's own probabilities): a ranking of 100,000 keeps no dicts of them."""
+    return Candidate(
+        picture_id=int(r["id"]),
+        sha256=str(r["sha256"]),
+        date=r["date"],
+        title=r["title"],
+        weak_label=_weak(r["labels"]),
+        label=r["pred"],
+        confidence=r["confidence"],
+        probs=_probs(r["probs"]),
+        anomaly_score=r["anomaly_score"],
+        is_anomaly=None if r["is_anomaly"] is None else bool(r["is_anomaly"]),
+        picture_label=r["picture_label"],
+        picture_probs=_probs(r["picture_probs"]) if full else {},
+        text_probs=(_probs(r["text_probs"]) or None) if full else None,
+        evidence=r["evidence"],
+        text_picture=r["text_picture"],
+    )
+
+
+def candidates(conn: sqlite3.Connection, run_id: str | None, full: bool = True) -> list[Candidate]:
+    """Every stored picture (one per sha256, the lowest id) with the run's prediction.
+
+    This reads the whole catalog: the web app keeps what is ranked from it (the review
+    queue, the anomaly ranking) until the catalog changes, and reads a page's pictures
+    back with :func:`candidates_by_id`."""
     rows = conn.execute(
-        f"SELECT p.id, p.sha256, p.date, p.title, p.labels, pr.label AS pred, pr.confidence, "
-        f"pr.probs, pr.anomaly_score, pr.is_anomaly FROM {PICTURES} p LEFT JOIN {PREDICTIONS} pr "
-        f"ON pr.sha256 = p.sha256 AND pr.run_id = ? "
-        f"WHERE p.status = ? AND p.sha256 IS NOT NULL ORDER BY p.id",
+        _CANDIDATE_SQL + "WHERE p.status = ? AND p.sha256 IS NOT NULL ORDER BY p.id",
         (run_id or "", OK),
     ).fetchall()
     out: list[Candidate] = []
@@ -74,34 +122,39 @@ def candidates(conn: sqlite3.Connection, run_id: str | None) -> list[Candidate]:
         if r["sha256"] in seen:
             continue
         seen.add(r["sha256"])
-        out.append(
-            Candidate(
-                picture_id=int(r["id"]),
-                sha256=str(r["sha256"]),
-                date=r["date"],
-                title=r["title"],
-                weak_label=_weak(r["labels"]),
-                label=r["pred"],
-                confidence=r["confidence"],
-                probs=_probs(r["probs"]),
-                anomaly_score=r["anomaly_score"],
-                is_anomaly=None if r["is_anomaly"] is None else bool(r["is_anomaly"]),
-            )
-        )
+        out.append(_candidate(r, full))
     return out
 
 
-def review_queue(
-    conn: sqlite3.Connection,
+def candidates_by_id(
+    conn: sqlite3.Connection, run_id: str | None, ids: list[int]
+) -> list[Candidate]:
+    """The pictures ``ids`` (primary-key lookups) with the run's prediction, in that order."""
+    if not ids:
+        return []
+    rows = conn.execute(
+        _CANDIDATE_SQL + f"WHERE p.id IN ({','.join('?' * len(ids))})",
+        [run_id or "", *ids],
+    ).fetchall()
+    found = {int(r["id"]): _candidate(r) for r in rows}
+    return [found[i] for i in ids if i in found]
+
+
+def queue_ranking(
+    conn: sqlite3.Connection | None,
     run_id: str | None,
     settings: ReviewSettings,
     order: str | None = None,
     classes: list[str] | None = None,
     multilabel: bool = False,
-) -> tuple[list[Candidate], int]:
-    """(the pictures not corrected yet, the one to label first first; how many are corrected)."""
-    corrected = read_corrections(conn)
-    todo = [c for c in candidates(conn, run_id) if c.picture_id not in corrected]
+    pool: list[Candidate] | None = None,
+) -> list[int]:
+    """Every candidate's picture id, the one to label first first, corrected ones included:
+    each order scores a picture on its own, so leaving the corrected ones out afterwards
+    (what :func:`review_queue` does, and the web app on each request over a kept ranking)
+    gives the same queue as leaving them out before. ``pool``: the candidates already read
+    (the web app reads them once for every order)."""
+    todo = pool if pool is not None else candidates(conn, run_id, full=False)
     classes = list(classes or _classes(todo))
     probs = np.array(
         [
@@ -117,22 +170,42 @@ def review_queue(
         classes=classes,
         weak=[c.weak_label for c in todo],
         anomaly=[c.anomaly_score for c in todo],
+        text_picture=[c.text_picture for c in todo],
         measure=settings.uncertainty,
         multilabel=multilabel,
         seed=settings.seed,
     )
-    return [todo[int(i)] for i in idx], len(corrected)
+    return [todo[int(i)].picture_id for i in idx]
+
+
+def review_queue(
+    conn: sqlite3.Connection,
+    run_id: str | None,
+    settings: ReviewSettings,
+    order: str | None = None,
+    classes: list[str] | None = None,
+    multilabel: bool = False,
+) -> tuple[list[Candidate], int]:
+    """(the pictures not corrected yet, the one to label first first; how many are corrected)."""
+    corrected = read_corrections(conn)
+    by_id = {c.picture_id: c for c in candidates(conn, run_id)}
+    ranking = queue_ranking(conn, run_id, settings, order, classes, multilabel)
+    return [by_id[i] for i in ranking if i not in corrected], len(corrected)
 
 
 def ranked_anomalies(
-    conn: sqlite3.Connection, run_id: str | None, settings: ReviewSettings
+    conn: sqlite3.Connection,
+    run_id: str | None,
+    settings: ReviewSettings,
+    pool: list[Candidate] | None = None,
 ) -> tuple[list[Candidate], int]:
     """(the run's scored pictures, highest rank first; how many marks shaped the ranking).
 
     A mark counts when its picture has an embedding in this run (``predict`` with a catalog
     stores them); without marks or embeddings the order is the detector's own.
     """
-    scored = [c for c in candidates(conn, run_id) if c.anomaly_score is not None]
+    pool = pool if pool is not None else candidates(conn, run_id, full=False)
+    scored = [replace(c) for c in pool if c.anomaly_score is not None]  # copies: marks set below
     if not scored:
         return [], 0
     marks = read_marks(conn)
@@ -187,4 +260,11 @@ def _classes(items: list[Candidate]) -> list[str]:
     return sorted({k for c in items for k in c.probs})
 
 
-__all__ = ["Candidate", "candidates", "ranked_anomalies", "review_queue"]
+__all__ = [
+    "Candidate",
+    "candidates",
+    "candidates_by_id",
+    "queue_ranking",
+    "ranked_anomalies",
+    "review_queue",
+]

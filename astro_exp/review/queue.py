@@ -18,6 +18,9 @@ from astro_exp.errors import ConfigError
 from astro_exp.review.settings import ORDERS, UNCERTAINTIES
 
 _EPS = 1e-12
+# the orders the web app's queue offers: the settings' (which the simulation plays too) and
+# text_picture, which needs a prediction of the day's text beside the picture's own
+QUEUE_ORDERS = (*ORDERS, "text_picture")
 
 
 def uncertainty(probs: np.ndarray, measure: str = "margin", multilabel: bool = False) -> np.ndarray:
@@ -79,6 +82,7 @@ def review_order(
     classes: Sequence[str] = (),
     weak: Sequence[str | None] | None = None,
     anomaly: Sequence[float | None] | None = None,
+    text_picture: Sequence[float | None] | None = None,
     measure: str = "margin",
     multilabel: bool = False,
     seed: int = 0,
@@ -88,8 +92,8 @@ def review_order(
     Pictures without what an order needs (no prediction, no anomaly score) go last, in the
     random order; ties keep the random order too, so no picture is stuck behind its neighbours.
     """
-    if order not in ORDERS:
-        raise ConfigError(f"review.order={order!r} must be one of {', '.join(ORDERS)}")
+    if order not in QUEUE_ORDERS:
+        raise ConfigError(f"review.order={order!r} must be one of {', '.join(QUEUE_ORDERS)}")
     n = len(keys)
     tiebreak = np.argsort(np.array([shuffle_key(str(k), seed) for k in keys], dtype=object))
     rank_random = np.empty(n, dtype=np.int64)
@@ -100,6 +104,9 @@ def review_order(
     if order == "anomaly":
         if anomaly is not None:
             score = np.array([-np.inf if a is None else float(a) for a in anomaly])
+    elif order == "text_picture":  # text and picture disagree most first; no text: last
+        if text_picture is not None:
+            score = np.array([-np.inf if a is None else float(a) for a in text_picture])
     else:
         if probs is None:
             raise ConfigError(f"review.order={order} needs the model's probabilities")
@@ -115,4 +122,4 @@ def review_order(
     return np.lexsort((rank_random, -score)).astype(np.int64)
 
 
-__all__ = ["disagreement", "review_order", "shuffle_key", "uncertainty"]
+__all__ = ["QUEUE_ORDERS", "disagreement", "review_order", "shuffle_key", "uncertainty"]

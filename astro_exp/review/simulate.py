@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from astro_exp.data.splits import fold_of
+from astro_exp.errors import ConfigError
+from astro_exp.predict.fusion import Fusion, fit_em, text_picture_disagreement
 from astro_exp.review.feedback import rerank, robust_z
 from astro_exp.review.queue import review_order
 from astro_exp.review.settings import ORDERS, ReviewSettings
@@ -44,6 +46,10 @@ class Pool:
     anomaly_features: np.ndarray  # (N, E) what the detector and the marks look at
     weak: np.ndarray  # (N,) class index of the weak label
     person: np.ndarray  # (N,) class index of the person's label
+    # the labeller's per-class scores of each picture's text, as TextModel.features reads
+    # them ((N, C) log(1 + score)), and whether the text named a class; None: no texts
+    text_features: np.ndarray | None = None
+    has_text: np.ndarray | None = None
 
 
 def _fit_head(x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, n_classes: int):  # noqa: ANN202
@@ -124,24 +130,47 @@ def _one_curve(
     curve = []
     for r in range(rounds + 1):
         head = _fit_head(x, y, w, c, n_classes)
-        curve.append(
-            {
-                "corrections": int(corrected.sum()),
-                "weak_fixed": int((y != pool.weak[tr]).sum()),
-                **_scores(pool.person[held], head(xt), n_classes),
-            }
-        )
-        if r == rounds:
+        held_probs = head(xt)
+        point = {
+            "corrections": int(corrected.sum()),
+            "weak_fixed": int((y != pool.weak[tr]).sum()),
+            **_scores(pool.person[held], held_probs, n_classes),
+        }
+        if r == rounds and pool.text_features is None:
+            curve.append(point)
             break
         probs = _crossfit(x, y, w, c, n_classes, inner_folds, seed)
+        queue_probs, text_probs = probs, None
+        if pool.text_features is not None and pool.has_text is not None:
+            # the text model from the corrections so far (and EM over the rest of the pool),
+            # fused with the picture head: what the app shows after these corrections
+            fusion = _pool_fusion(pool, tr, probs, np.where(corrected, pool.person[tr], -1))
+            X, has = pool.text_features, pool.has_text
+            fused_held = fusion.combine(held_probs, X[held], has[held])
+            point.update(
+                {
+                    f"fused_{k}": v
+                    for k, v in _scores(pool.person[held], fused_held, n_classes).items()
+                }
+            )
+            queue_probs = fusion.combine(probs, X[tr], has[tr])
+            text_probs = np.where(has[tr][:, None], fusion.text.proba(X[tr]), probs)
+        curve.append(point)
+        if r == rounds:
+            break
         left = np.flatnonzero(~corrected)
+        if order == "text_picture" and text_probs is None:
+            raise ConfigError("orders=text_picture needs the pictures' texts (fusion=true)")
         idx = review_order(
             order,
             keys=[pool.ids[tr[i]] for i in left],
-            probs=probs[left],
+            probs=queue_probs[left],
             classes=pool.classes,
             weak=[pool.classes[int(v)] for v in y[left]],
             anomaly=anomaly[left].tolist(),
+            text_picture=None
+            if text_probs is None
+            else text_picture_disagreement(probs[left], text_probs[left]).tolist(),
             measure=settings.uncertainty,
             seed=seed,
         )
@@ -150,6 +179,16 @@ def _one_curve(
         y[pick] = pool.person[tr][pick]
         w[pick] = correction_weight
     return curve
+
+
+def _pool_fusion(pool: Pool, tr: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> Fusion:
+    """The fusion a review loop has after some corrections: the text model by EM over the
+    pool's texts and cross-fitted picture probabilities, the corrected pictures clamped to the
+    person's labels (none at all: plain EM, no careful labels)."""
+    assert pool.text_features is not None and pool.has_text is not None
+    has = pool.has_text[tr]
+    tm, _ = fit_em(probs[has], pool.text_features[tr][has], pool.classes, labels=labels[has])
+    return Fusion(None, tm, source=tm.source)
 
 
 def simulate_corrections(
@@ -188,7 +227,7 @@ def simulate_corrections(
             tr = np.flatnonzero(~held)
             feats = reduced[k]
             anomaly = _knn_scores(pool.anomaly_features[tr], inner_folds, settings.seed)
-            for seed in seeds if order == "random" else seeds[:1]:
+            for seed in seeds:  # every order: the seed moves the inner folds and the ties
                 runs.append(
                     _one_curve(
                         pool,
@@ -213,6 +252,11 @@ def simulate_corrections(
                     )
         curves[order] = _mean_curve(runs)
     gains = {o: curves[o][-1]["f1_macro"] - curves[o][0]["f1_macro"] for o in curves}
+    fused_gains = {
+        o: curves[o][-1]["fused_f1_macro"] - curves[o][0]["fused_f1_macro"]
+        for o in curves
+        if "fused_f1_macro" in curves[o][0]
+    }
     return {
         "held_out": {
             "folds": folds,
@@ -232,6 +276,7 @@ def simulate_corrections(
         "random_seeds": list(seeds),
         "curves": curves,
         "gain_f1_macro": gains,
+        "gain_fused_f1_macro": fused_gains,
         "all_pool_labels_from_the_person": {
             key: float(np.mean([p[key] for p in ceiling])) for key in ("acc", "f1_macro")
         },
@@ -247,7 +292,9 @@ def _mean_curve(runs: list[list[dict]]) -> list[dict]:
         out[-1]["corrections"] = int(points[0]["corrections"])
         out[-1]["runs"] = len(points)
         if len(runs) > 1:
-            out[-1]["f1_macro_sd"] = float(np.std([p["f1_macro"] for p in points]))
+            for key in ("f1_macro", "fused_f1_macro"):
+                if key in points[0]:
+                    out[-1][f"{key}_sd"] = float(np.std([p[key] for p in points]))
     return out
 
 

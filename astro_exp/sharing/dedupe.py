@@ -10,36 +10,12 @@ check keeps crops and unrelated pictures with similar low frequencies apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from astro_exp.imageio import decode_picture
+from astro_exp.data.phash import hamming, phash  # the one pHash (sources use it too)
 
-_HASH_SIZE = 8  # 8x8 = 64-bit pHash
-
-
-def phash(path: Path, max_pixels: int | None = None) -> int:
-    """The 64-bit perceptual hash of a picture file (first frame, as stored: no EXIF
-    rotation), as an int; :class:`~astro_exp.imageio.BadImage` when it cannot be read.
-    ``max_pixels``: the store's limit (the files were checked against it already)."""
-    import imagehash
-
-    # JPEG: decode the grey channel at a reduced scale (much faster; pHash looks at 32x32 anyway)
-    grey = decode_picture(
-        path,
-        max_pixels=max_pixels,
-        max_bytes=None,
-        mode="L",
-        exif_transpose=False,
-        draft_size=(16 * _HASH_SIZE, 16 * _HASH_SIZE),
-    )
-    bits = imagehash.phash(grey, hash_size=_HASH_SIZE).hash.flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
-
-
-def hamming(a: int, b: int) -> int:
-    return (a ^ b).bit_count()
+__all__ = ["Picture", "group_copies", "hamming", "near_pairs", "phash"]
 
 
 @dataclass

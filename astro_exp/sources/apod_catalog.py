@@ -255,6 +255,10 @@ class ApodCatalogSource:
                 "labeller": labeller.version,
                 "catalog_ids": [r["id"] for r, _ in items],
                 "n_corrections": n_fixed,
+                # each picture's words and whether a person labelled it: the text fusion's
+                # refits (astro_exp/predict/fusion_stage.py) read them
+                "texts": [(r.get("title") or "", r.get("explanation") or "") for r, _ in items],
+                "corrected": [r["id"] in corrections for r, _ in items],
             },
         )
 
@@ -355,6 +359,10 @@ class ApodThumbsSource:
                 return value.strip()
         return ""
 
+    def keep_row(self, row: Mapping[str, Any]) -> bool:
+        """Whether a metadata row takes part (all do here; the archive source leaves some out)."""
+        return True
+
     def records(self) -> list[dict[str, Any]]:
         """Every metadata row as {file, title, explanation} (text as the labeller sees it)."""
         out = []
@@ -365,6 +373,8 @@ class ApodThumbsSource:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{self.metadata}:{n}: not valid JSON ({e.msg})") from None
+            if not self.keep_row(row):
+                continue
             rel = field_value(row, self.path_field)
             if not isinstance(rel, str):
                 raise ConfigError(
@@ -387,6 +397,8 @@ class ApodThumbsSource:
         classes = labeller.label_classes(self.include_other)
         fixes = self._corrections(classes, labeller.other)
         items: list[tuple[Path, str, list[str]]] = []
+        texts: list[tuple[str, str]] = []
+        corrected: list[bool] = []
         seen_sha: set[str] = set()
         seen_anim: set[str] = set()
         missing = n_fixed = 0
@@ -413,6 +425,8 @@ class ApodThumbsSource:
             if labs:
                 seen_sha.add(sha)
                 items.append((path, sha, labs))
+                texts.append((rec["title"], rec["explanation"]))
+                corrected.append(given is not None)
                 n_fixed += given is not None
         if missing:
             log.warning(
@@ -448,5 +462,7 @@ class ApodThumbsSource:
                 "paths": [str(p) for p in paths],
                 "labeller": labeller.version,
                 "n_corrections": n_fixed,
+                "texts": texts,
+                "corrected": corrected,
             },
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from astro_exp.data.imageset import ImageSet
 
 if TYPE_CHECKING:
+    from astro_exp.apod.mirror_import import ImportSummary
     from astro_exp.apod.scrape import ScrapeRequest, ScrapeSummary
 
 
@@ -48,4 +49,14 @@ class CanScrape(Protocol):
 
     def scrape(self, progress: bool | None = None) -> ScrapeSummary:
         """Fetch the missing days into the catalog."""
+        ...
+
+
+@runtime_checkable
+class CanImport(Protocol):
+    """A source whose days come from a local copy of APOD into the catalog: what ``scrape``
+    runs for it instead of fetching (``source=apod_mirror``)."""
+
+    def import_into_catalog(self, progress: bool | None = None) -> ImportSummary:
+        """Import the days the catalog lacks."""
         ...

@@ -3,6 +3,9 @@
 A run folder is any folder holding a ``metrics.json`` (flat keys like ``test/f1_macro``),
 with Hydra's ``.hydra/overrides.yaml`` (what the sweep varied) and ``.hydra/config.yaml``
 (``optimized_metric``: what the sweep optimised, the default ranking key) when present.
+A trial of an Optuna search also holds ``trial.json`` (its number and how it ended:
+complete, pruned at epoch k, or failed); such a folder is a run even without a metrics.json
+(a failed trial), so a search's table shows every trial, not only the ones that finished.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import yaml
 
 DEFAULT_METRIC = "test/f1_macro"
+TRIAL_FILE = "trial.json"  # astro_exp.sweep.trial writes it into every trial's run folder
 # (metrics.json key, column name): the columns every table shows after the ranking metric
 COLUMNS = (
     ("test/acc", "test/acc"),
@@ -34,6 +38,14 @@ class Run:
     metrics: dict[str, float]
     overrides: dict[str, str] = field(default_factory=dict)
     optimized_metric: str | None = None
+    trial: dict | None = None  # trial.json of a search's trial
+
+    @property
+    def state(self) -> str | None:
+        """``complete``, ``pruned`` or ``fail`` for a search's trial, None for a plain run."""
+        if not self.trial or not self.trial.get("state"):
+            return None
+        return str(self.trial["state"]).lower()
 
     def get(self, key: str) -> float | None:
         """The metric as a float, None when missing, null, NaN or not a number."""
@@ -52,11 +64,12 @@ def find_runs(*roots: str | Path) -> list[Path]:
     """
     found: set[Path] = set()
     for root in map(Path, roots):
-        if (root / "metrics.json").is_file():
-            found.add(root)
-        for p in root.rglob("metrics.json"):
-            if not _SKIP_PARTS.intersection(p.relative_to(root).parts):
-                found.add(p.parent)
+        for name in ("metrics.json", TRIAL_FILE):
+            if (root / name).is_file():
+                found.add(root)
+            for p in root.rglob(name):
+                if not _SKIP_PARTS.intersection(p.relative_to(root).parts):
+                    found.add(p.parent)
     return sorted(found)
 
 
@@ -72,8 +85,13 @@ def _overrides(run_dir: Path) -> dict[str, str]:
 def load_run(run_dir: str | Path) -> Run:
     """Read one run folder; raises ValueError (with the path) on an unreadable metrics.json."""
     run_dir = Path(run_dir)
+    trial = _trial(run_dir)
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if trial is None:
+            raise ValueError(f"{run_dir / 'metrics.json'}: missing") from None
+        metrics = {}  # a trial that failed before it wrote its metrics
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{run_dir / 'metrics.json'}: {e}") from e
     if not isinstance(metrics, dict):
@@ -86,7 +104,25 @@ def load_run(run_dir: str | Path) -> Run:
         except yaml.YAMLError:
             cfg = {}
         optimized = cfg.get("optimized_metric") if isinstance(cfg, dict) else None
-    return Run(run_dir, metrics, _overrides(run_dir), optimized)
+    return Run(run_dir, metrics, _overrides(run_dir), optimized, trial)
+
+
+def _trial(run_dir: Path) -> dict | None:
+    """The folder's trial.json, None when absent or unreadable."""
+    try:
+        trial = json.loads((run_dir / TRIAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return trial if isinstance(trial, dict) else None
+
+
+def state_counts(runs: list[Run]) -> dict[str, int]:
+    """How many of the runs' trials ended complete, pruned or failed (empty: no trials)."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        if run.state:
+            counts[run.state] = counts.get(run.state, 0) + 1
+    return counts
 
 
 def default_metric(runs: list[Run]) -> str:
@@ -110,15 +146,16 @@ def differing_keys(runs: list[Run]) -> list[str]:
 
 
 def rank_runs(runs: list[Run], metric: str, mode: str = "max") -> list[Run]:
-    """Best first; runs without the metric go last (in path order, the sort is stable)."""
+    """Best first; pruned trials (scored mid-training) after finished runs, runs without
+    the metric (failed trials) last (in path order, the sort is stable)."""
     if mode not in ("max", "min"):
         raise ValueError(f"mode {mode!r}: use max or min")
 
     def key(run: Run) -> tuple[int, float]:
         v = run.get(metric)
         if v is None:
-            return (1, 0.0)
-        return (0, -v if mode == "max" else v)
+            return (2, 0.0)
+        return (1 if run.state == "pruned" else 0, -v if mode == "max" else v)
 
     return sorted(runs, key=key)
 
@@ -156,17 +193,37 @@ def _fmt(key: str, value: float | None) -> str:
 def table(
     runs: list[Run], metric: str, root: Path | None = None
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and string rows: rank, run, one column per differing override, the metrics."""
+    """Header and string rows: rank, run, (a search's trial number and how it ended:
+    complete, pruned@<epoch>, fail), one column per differing override, the metrics."""
     axes = differing_keys(runs)
     columns = [(metric, metric), *[c for c in COLUMNS if c[0] != metric]]
-    header = ["rank", "run", *axes, *[name for _, name in columns]]
+    trials = any(r.trial for r in runs)
+    header = ["rank", "run", *(["trial", "state"] if trials else []), *axes]
+    header += [name for _, name in columns]
     rows = []
     for i, run in enumerate(runs, 1):
         values = [_fmt(key, run.get(key)) for key, _ in columns]
+        extra = [_trial_number(run), _state(run)] if trials else []
         rows.append(
-            [str(i), _relative(run.path, root), *[run.overrides.get(k, "-") for k in axes], *values]
+            [
+                str(i),
+                _relative(run.path, root),
+                *extra,
+                *[run.overrides.get(k, "-") for k in axes],
+                *values,
+            ]
         )
     return header, rows
+
+
+def _trial_number(run: Run) -> str:
+    return "-" if not run.trial or run.trial.get("trial") is None else str(run.trial["trial"])
+
+
+def _state(run: Run) -> str:
+    if run.state == "pruned" and run.trial and run.trial.get("pruned_epoch") is not None:
+        return f"pruned@{run.trial['pruned_epoch']}"
+    return run.state or "-"
 
 
 def write_csv(header: list[str], rows: list[list[str]], path: str | Path) -> Path:

@@ -82,7 +82,11 @@ class AlertRules:
 def alert_payload(
     reason: str, row: Mapping[str, Any], pred: Prediction, run_id: str
 ) -> dict[str, Any]:
-    """The JSON an alert carries (the webhook body, also kept in the catalog)."""
+    """The JSON an alert carries (the webhook body, also kept in the catalog): the fused
+    answer (``label``: the picture and the day's text together when a text was given), what
+    decided it (``evidence``) and what the picture and the text each said on their own."""
+    picture = getattr(pred, "picture", None) or None
+    text = getattr(pred, "text", None) or None
     return {
         "event": "astro-exp.alert",
         "reason": reason,
@@ -100,6 +104,11 @@ def alert_payload(
         "anomaly_score": pred.anomaly_score,
         "is_anomaly": pred.is_anomaly,
         "neighbours": pred.neighbours,
+        "evidence": getattr(pred, "evidence", None) or ("picture+text" if text else "picture"),
+        "picture": None
+        if picture is None
+        else {"label": picture.get("label"), "confidence": picture.get("confidence")},
+        "text": None if text is None else {"label": text.get("label"), "probs": text.get("probs")},
         "run_id": run_id,
     }
 
@@ -109,7 +118,12 @@ def describe(alert: Mapping[str, Any]) -> str:
     p = alert["payload"]
     conf = "-" if p.get("confidence") is None else f"{p['confidence']:.2f}"
     score = "" if p.get("anomaly_score") is None else f", anomaly score {p['anomaly_score']:.3g}"
-    return f"ALERT {p['reason']}: {p['source']} {p['date']} {p.get('title')!r} -> {p.get('label')} ({conf}{score}) {p.get('page_url') or ''}"
+    said = ""
+    if p.get("evidence") == "picture+text" and p.get("text") and p.get("picture"):
+        said = f" [text says {p['text'].get('label')}, picture says {p['picture'].get('label')}]"
+    elif p.get("evidence"):
+        said = f" [{p['evidence']}]"
+    return f"ALERT {p['reason']}: {p['source']} {p['date']} {p.get('title')!r} -> {p.get('label')} ({conf}{score}){said} {p.get('page_url') or ''}"
 
 
 class WebhookSender:

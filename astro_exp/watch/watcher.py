@@ -178,13 +178,20 @@ class Watcher:
 
     def due_days(self, catalog: Catalog, newest: dt.date) -> list[dt.date]:
         """Calendar days to handle: from the first day watched (first poll: the newest
-        ``backfill_days``) to ``newest``, minus the handled ones, the newest ``max_catchup_days``."""
+        ``backfill_days``, and every day after the newest one an import left in the catalog)
+        to ``newest``, minus the handled ones, the newest ``max_catchup_days``."""
         watched = catalog.watched_days(self.source)
-        first = (
-            dt.date.fromisoformat(min(watched))
-            if watched
-            else newest - dt.timedelta(days=self.settings.backfill_days - 1)
-        )
+        imported = catalog.newest_day(self.source)
+        if watched:
+            first = dt.date.fromisoformat(min(watched))
+        else:
+            first = newest - dt.timedelta(days=self.settings.backfill_days - 1)
+            if imported is not None:
+                # a catalog filled by an import (10,000 days scraped or copied from a
+                # mirror): carry on from the day after its newest, so the days published
+                # since are handled (the backfill days are handled in any case, so a first
+                # poll killed after its fetch still alerts them on the next one)
+                first = min(first, dt.date.fromisoformat(imported) + dt.timedelta(days=1))
         floor = newest - dt.timedelta(days=self.settings.max_catchup_days - 1)
         if first < floor:
             skipped = sum(

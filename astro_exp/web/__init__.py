@@ -81,6 +81,13 @@ def create_app(config: Mapping[str, Any] | WebSettings | None = None) -> Flask:
     return app
 
 
+def warm(app: Flask) -> None:
+    """Compute the app's whole-catalog rankings before the first visitor (``serve`` runs
+    it in a background thread; see :meth:`~astro_exp.web.state.WebState.warm`)."""
+    with app.test_request_context("/"):
+        app.extensions["astro_exp"].warm()
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -147,4 +154,4 @@ def _error_handlers(app: Flask) -> None:
         return error_response(500)
 
 
-__all__ = ["create_app", "WebSettings"]
+__all__ = ["create_app", "warm", "WebSettings"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,117 @@ def build_demo(
         cat.upsert_many(records)
         cat.add_predictions(run_id, pred_rows)
     return path
+
+
+def _normalise(p: dict[str, float]) -> dict[str, float]:
+    total = sum(p.values()) or 1.0
+    return {k: round(v / total, 6) for k, v in p.items()}
+
+
+def build_archive(
+    data_dir: str | Path,
+    archive_root: str | Path,
+    rows: int | None = None,
+    pool: int = 256,
+    run_id: str = "bench",
+    seed: int = 0,
+    anomaly_rate: float = 0.05,
+    labels: str = "apod4",
+) -> Path:
+    """A catalog of the APOD archive's real days (``metadata.jsonl``: dates, titles,
+    explanations, the weak labeller's labels of them) for the web app's benchmark at the size
+    users have; returns its path.
+
+    The first ``pool`` pictures are stored for real (thumbnails and originals are real
+    work); the other rows share those files under their own sha256, so a 100,000-row catalog
+    costs no 100,000 files. ``rows`` beyond the archive repeat its rows under the days after
+    its newest one (``None``: exactly the archive). Predictions of run ``run_id`` are a
+    text+picture answer per row, as predict stores it: the text's probabilities are the weak
+    labeller's scores normalised, the picture's a draw that mostly agrees with the weak label.
+    """
+    from astro_exp.data.labels import build_labeller, load_label_config
+
+    data_dir, archive_root = Path(data_dir), Path(archive_root)
+    meta = archive_root / "metadata.jsonl"
+    if not meta.is_file():
+        raise FileNotFoundError(f"no {meta}; point archive_root at the APOD archive folder")
+    days = [json.loads(line) for line in meta.read_text(encoding="utf-8").splitlines() if line]
+    labeller = build_labeller(load_label_config(labels))
+    classes = labeller.label_classes()
+    store = ImageStore(data_dir)
+    rng = np.random.default_rng(seed)
+    files = [store.add_bytes((archive_root / d["file"]).read_bytes()) for d in days[: max(1, pool)]]
+    n = len(days) if rows is None else int(rows)
+    newest = date.fromisoformat(max(d["date"] for d in days))
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    weak_cache: dict[int, Any] = {}
+    records, preds = [], []
+    for k in range(n):
+        src = k % len(days)
+        d = days[src]
+        if src not in weak_cache:
+            weak_cache[src] = labeller.label(d.get("title"), d.get("explanation"))
+        weak = weak_cache[src]
+        stored = files[k % len(files)]
+        repeat = k // len(days)
+        day = d["date"] if repeat == 0 else (newest + timedelta(days=k - len(days) + 1)).isoformat()
+        # each row its own sha256 (as distinct pictures have); only the pool's are real files
+        if k < len(files):
+            sha = stored.sha256
+        elif repeat == 0:
+            sha = d["sha256"]
+        else:
+            sha = hashlib.sha256(f"{d['sha256']}:{k}".encode()).hexdigest()
+        records.append(
+            PictureRecord(
+                source="apod",
+                date=day,
+                status="ok",
+                media_type="image",
+                page_url=f"https://apod.nasa.gov/apod/ap{day[2:4]}{day[5:7]}{day[8:10]}.html",
+                image_url=d.get("url"),
+                hd_url=d.get("hdurl"),
+                title=d.get("title"),
+                explanation=d.get("explanation"),
+                copyright=d.get("copyright"),
+                sha256=sha,
+                path=stored.path,
+                width=stored.width,
+                height=stored.height,
+                bytes=stored.bytes,
+                fetched_at=now,
+                labels=weak.to_json(),
+            )
+        )
+        alpha = np.ones(len(classes))
+        if weak.primary in classes:
+            alpha[classes.index(weak.primary)] += 6.0 if rng.random() < 0.8 else 0.0
+        picture = dict(zip(classes, map(float, rng.dirichlet(alpha)), strict=True))
+        text = _normalise({k2: v for k2, v in weak.scores.items() if k2 in classes}) or None
+        fused = (
+            _normalise({c: picture[c] * (0.2 + text.get(c, 0.0)) for c in classes})
+            if text
+            else picture
+        )
+        label = max(fused, key=fused.get)
+        score = float(rng.normal(0.0, 1.0))
+        preds.append(
+            {
+                "sha256": sha,
+                "label": label,
+                "confidence": fused[label],
+                "probs": fused,
+                "anomaly_score": score,
+                "is_anomaly": bool(score > 1.645 or rng.random() < anomaly_rate / 10),
+                "picture_label": max(picture, key=picture.get),
+                "picture_confidence": max(picture.values()),
+                "picture_probs": picture,
+                "text_probs": text,
+                "evidence": "picture+text" if text else "picture",
+            }
+        )
+    with Catalog(catalog_path(data_dir)) as cat, cat.transaction():
+        for start in range(0, n, 20_000):
+            cat.upsert_many(records[start : start + 20_000])
+            cat.add_predictions(run_id, preds[start : start + 20_000])
+    return catalog_path(data_dir)

@@ -77,8 +77,13 @@ def polyline(
     )
 
 
+def evidence_pair(item: tuple[str, Any]) -> dict[str, Any]:
+    """A (class, probability) pair as a ``prob_bars`` row (the evidence bars)."""
+    return {"label": item[0], "probability": item[1]}
+
+
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(pct=pct, num=num, bar_width=bar_width)
+    app.jinja_env.filters.update(pct=pct, num=num, bar_width=bar_width, evidence_pair=evidence_pair)
     app.jinja_env.globals.update(polyline=polyline)
     app.jinja_env.globals.update(with_args=with_args)
     app.jinja_env.trim_blocks = True

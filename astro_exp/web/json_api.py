@@ -62,11 +62,14 @@ def pictures():  # noqa: ANN201
         raise NotFound(f"no catalog at {st.catalog_path}")
     run_id = st.run_id(request.args.get("run"))
     with st.connect() as conn:
-        rows, total = queries.list_pictures(conn, f, run_id)
+        rows, total = queries.list_pictures(conn, f, run_id, counts=st.counts)
     return jsonify(
         {
             "run_id": run_id,
             "total": total,
+            "total_is_a_floor": f.more,  # more match than the count goes to (COUNT_CAP)
+            # the next page by keyset: ?page=<page + 1>&after=<this>
+            "next_after": rows[-1]["id"] if rows else None,
             "page": f.page,
             "per_page": f.per_page,
             "warnings": f.errors,

@@ -17,9 +17,15 @@ from typing import Any
 import yaml
 from flask import request, url_for
 
-from astro_exp.data.catalog import MAX_WHO, PREDICTIONS
-from astro_exp.review.from_catalog import Candidate, ranked_anomalies, review_queue
-from astro_exp.review.settings import ORDERS
+from astro_exp.data.catalog import MAX_WHO, PREDICTIONS, read_corrections
+from astro_exp.review.from_catalog import (
+    Candidate,
+    candidates,
+    candidates_by_id,
+    queue_ranking,
+    ranked_anomalies,
+)
+from astro_exp.review.queue import QUEUE_ORDERS
 from astro_exp.web.state import WebState
 
 MAX_BATCH = 200  # items one queue request returns at most
@@ -119,8 +125,8 @@ def parse_order(st: WebState, value: str | None) -> str:
     """The queue order a request asks for (none: ``review.order``); an unknown one is a 400."""
     if not value:
         return st.review.order
-    if value not in ORDERS:
-        raise BadAnswer(400, f"order={value[:40]!r} must be one of {', '.join(ORDERS)}")
+    if value not in QUEUE_ORDERS:
+        raise BadAnswer(400, f"order={value[:40]!r} must be one of {', '.join(QUEUE_ORDERS)}")
     return value
 
 
@@ -133,37 +139,75 @@ def queue_payload(
     Every order scores each picture on its own (with a fixed tie-break), so a picture
     corrected meanwhile drops out without reordering the rest: a client that asks again with
     ``offset`` = the pictures it holds and has not answered gets the ones that follow them.
+    The order over the whole catalog is kept until the catalog changes
+    (:meth:`WebState.ranked`); a request reads the corrections and its own pictures only.
     """
     task = review_task(st, run_id)
-    with st.connect() as conn:
-        queue, corrected = review_queue(
-            conn, run_id, st.review, order, task.classes or None, task.multilabel
-        )
+    key = (
+        "queue",
+        run_id,
+        order,
+        st.review.uncertainty,
+        st.review.seed,
+        task.multilabel,
+        tuple(task.classes),
+    )
+    ranking, members = st.ranked(
+        key,
+        lambda conn: _with_set(
+            queue_ranking(
+                conn,
+                run_id,
+                st.review,
+                order,
+                task.classes or None,
+                task.multilabel,
+                pool=_pool(st, run_id),
+            )
+        ),
+    )
     n = max(1, min(MAX_BATCH, n))
     offset = max(0, offset)
+    with st.connect() as conn:
+        corrected = read_corrections(conn)
+        left = [i for i in ranking if i not in corrected] if corrected else ranking
+        page = candidates_by_id(conn, run_id, left[offset : offset + n])
     return {
         "run_id": run_id,
         "order": order,
-        "orders": list(ORDERS),
-        "total": len(queue),
-        "corrected": corrected,
+        "orders": list(QUEUE_ORDERS),
+        "total": len(members) - sum(1 for i in corrected if i in members),
+        "corrected": len(corrected),
         "classes": task.classes,
         "task": task.task,
         "offset": offset,
-        "items": [item(c, task) for c in queue[offset : offset + n]],
+        "items": [item(c, task) for c in page],
     }
+
+
+def _pool(st: WebState, run_id: str | None) -> list[Candidate]:
+    """The run's candidates, read once per catalog version for every order and the anomaly
+    ranking (what they are ranked from; nobody changes them in place)."""
+    return st.ranked(("candidates", run_id), lambda conn: candidates(conn, run_id, full=False))
+
+
+def _with_set(ranking: list[int]) -> tuple[list[int], frozenset[int]]:
+    return ranking, frozenset(ranking)
 
 
 def anomaly_ranking(st: WebState, run_id: str | None, every: bool) -> tuple[list[Candidate], int]:
     """(the run's flagged pictures, or with ``every`` all its scored ones, by the rank the
-    person's marks give them; how many marks shaped that rank)."""
+    person's marks give them; how many marks shaped that rank), kept until the catalog or
+    the marks change (:meth:`WebState.ranked`)."""
     if not st.has_catalog or run_id is None:
         return [], 0
-    with st.connect() as conn:
-        ranked, n_used = ranked_anomalies(conn, run_id, st.review)
-    if not every:
-        ranked = [c for c in ranked if c.is_anomaly]
-    return ranked, n_used
+
+    def compute(conn: Any) -> tuple[list[Candidate], list[Candidate], int]:
+        ranked, n_used = ranked_anomalies(conn, run_id, st.review, pool=_pool(st, run_id))
+        return ranked, [c for c in ranked if c.is_anomaly], n_used
+
+    ranked, flagged, n_used = st.ranked(("anomalies", run_id), compute)
+    return (ranked if every else flagged), n_used
 
 
 def json_body() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 
 from astro_exp.data.catalog import Catalog
 from astro_exp.errors import DataError
-from astro_exp.review.settings import ORDERS
+from astro_exp.review.queue import QUEUE_ORDERS as ORDERS
 from astro_exp.web import queries
 from astro_exp.web.review_data import anomaly_ranking, review_task
 from astro_exp.web.state import state

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from flask import current_app
 
+from astro_exp.data.catalog import MARKS, connect_read_only
 from astro_exp.data.catalog import catalog_path as default_catalog_path
-from astro_exp.data.catalog import connect_read_only
 from astro_exp.data.store import STORE_DIR
 from astro_exp.errors import DataError
 from astro_exp.imageio import read_image
@@ -43,8 +43,11 @@ class WebState:
     uploads: Uploads
     catalog_path: Path
     store_root: Path
+    counts: queries.CountCache = field(default_factory=queries.CountCache)
     _facets: dict[tuple, tuple[float, Any]] = field(default_factory=dict)
     _facets_lock: threading.Lock = field(default_factory=threading.Lock)
+    _rankings: dict[tuple, Any] = field(default_factory=dict)
+    _ranking_locks: dict[tuple, threading.Lock] = field(default_factory=dict)
 
     @property
     def review(self) -> ReviewSettings:
@@ -87,6 +90,68 @@ class WebState:
             "truths": truths,
             "sources": self.cached(("sources",), lambda c: queries.distinct(c, "source")),
         }
+
+    def ranked(self, key: tuple, compute: Any) -> Any:
+        """A ranking over the whole catalog (the review queue's order, the anomaly ranking),
+        computed once per change of the catalog (pictures, predictions, corrections or
+        marks: a few index lookups, :func:`queries.data_version`) instead of per request.
+        One request computes it while the others asking for it wait (no stampede of eight
+        clients each reading 100,000 rows)."""
+        with self.connect() as conn:
+            version = (*queries.data_version(conn), _max_mark(conn))
+        full = (*key, version)
+        with self._facets_lock:
+            hit = self._rankings.get(full)
+            lock = self._ranking_locks.setdefault(key, threading.Lock())
+        if hit is not None:
+            return hit
+        with lock:
+            with self._facets_lock:
+                hit = self._rankings.get(full)
+            if hit is not None:
+                return hit
+            with self.connect() as conn:
+                value = compute(conn)
+            with self._facets_lock:
+                for old in [k for k in self._rankings if k[:-1] == key]:
+                    del self._rankings[old]  # an older version of the same ranking
+                self._rankings[full] = value
+        return value
+
+    def warm(self) -> None:
+        """Compute what a first visitor would wait for (the default review queue, the
+        anomaly ranking, the drop-downs) before anyone asks: ``serve`` calls it in a
+        background thread, so at 100,000 rows no first request pays seconds for it."""
+        if not self.has_catalog:
+            return
+        from astro_exp.web.review_data import anomaly_ranking, queue_payload
+
+        try:
+            run_id = self.run_id()
+            self.facets(run_id)
+            if run_id is not None:
+                from astro_exp.review.queue import QUEUE_ORDERS
+
+                anomaly_ranking(self, run_id, False)
+                for order in dict.fromkeys([self.review.order, *QUEUE_ORDERS]):
+                    queue_payload(self, run_id, order, 1)
+                self.warm_counts(run_id)
+        except (sqlite3.Error, NotFound) as e:  # the pages will say it; warming is a bonus
+            log.warning("could not warm the caches of %s: %s", self.catalog_path, e)
+
+    def warm_counts(self, run_id: str | None) -> None:
+        """The gallery's totals of what its drop-downs and sort links offer (every sort; each
+        predicted label, catalog label and source; the anomalies), counted once up front."""
+        facets = self.facets(run_id)
+        offers: list[dict[str, str]] = [{}, {"anomalies": "1"}]
+        offers += [{"label": v} for v in facets["predicted"]]
+        offers += [{"truth": v} for v in facets["truths"]]
+        offers += [{"source": v} for v in facets["sources"]]
+        with self.connect() as conn:
+            for args in offers:
+                for sort in ("date", "confidence", "anomaly"):
+                    f = queries.Filters.from_args({**args, "sort": sort, "per_page": "1"})
+                    queries.list_pictures(conn, f, run_id, counts=self.counts)
 
     def forget_facets(self) -> None:
         """After a label correction: the catalog labels may have a new value."""
@@ -147,6 +212,14 @@ class WebState:
 
     def analyse_upload(self, decoded: Decoded, views: bool = True) -> Analysis:
         return self.model.analyse(decoded.sha256, np.ascontiguousarray(decoded.pixels), views=views)
+
+
+def _max_mark(conn: sqlite3.Connection) -> int | None:
+    """The newest anomaly mark's id (a mark changes the anomaly ranking)."""
+    try:
+        return conn.execute(f"SELECT MAX(id) FROM {MARKS}").fetchone()[0]
+    except sqlite3.OperationalError:  # a catalog older than the marks
+        return None
 
 
 def state() -> WebState:

@@ -50,10 +50,22 @@ def stored_prediction(row: dict[str, Any], classes: list[str] | None) -> dict[st
     else:
         pairs = []
     top = [{"label": k, "probability": v} for k, v in sorted(pairs, key=lambda kv: -kv[1])]
+    picture_probs = row.get("picture_probs") if isinstance(row.get("picture_probs"), dict) else None
+    text_probs = row.get("text_probs") if isinstance(row.get("text_probs"), dict) else None
     return {
         "label": row["pred_label"],
         "confidence": row.get("confidence"),
         "top_k": top,
+        # the text+picture answer's parts (a picture-only row: the picture, no text)
+        "picture": {
+            "label": row.get("picture_label") or row["pred_label"],
+            "confidence": row.get("picture_confidence", row.get("confidence")),
+            "probs": picture_probs or dict(pairs),
+        },
+        "text": {"label": max(text_probs, key=text_probs.get), "probs": text_probs}
+        if text_probs
+        else None,
+        "evidence": row.get("evidence") or ("picture+text" if text_probs else "picture"),
         "anomaly_score": row.get("anomaly_score"),
         "is_anomaly": None if row.get("is_anomaly") is None else bool(row["is_anomaly"]),
         "neighbours": [],
@@ -109,7 +121,7 @@ def gallery() -> str:
     if st.has_catalog:
         run_id = st.run_id(request.args.get("run"))
         with st.connect() as conn:
-            rows, total = queries.list_pictures(conn, f, run_id)
+            rows, total = queries.list_pictures(conn, f, run_id, counts=st.counts)
         ctx.update(
             rows=rows,
             total=total,
@@ -276,7 +288,7 @@ def labels() -> str:
     if st.has_catalog:
         run_id = st.run_id(request.args.get("run"))
         with st.connect() as conn:
-            rows, total = queries.list_pictures(conn, f, run_id)
+            rows, total = queries.list_pictures(conn, f, run_id, counts=st.counts)
     return render_template(
         "labels.html",
         rows=rows,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import statistics
 import tempfile
 import threading
@@ -129,9 +130,61 @@ def bench_review(folder: Path, rows: int, repeat: int) -> dict[str, Any]:
     }
 
 
+def scale_report(cfg: DictConfig) -> dict:
+    """``catalog=10k|100k|both``: the mixed load over the archive's real rows (10,285) and
+    grown to ``big_rows`` (astro_exp/cli/bench/web_load.py), with the growth between them."""
+    from astro_exp.cli.bench.web_load import catalog_load
+
+    archive = Path(str(cfg.archive)).expanduser()
+    if not (archive / "metadata.jsonl").is_file():
+        raise AstroExpError(
+            f"no APOD archive at {archive} (metadata.jsonl + images/); pass archive=<folder>"
+        )
+    sizes = {
+        "10k": [None],
+        "100k": [int(cfg.big_rows)],
+        "both": [None, int(cfg.big_rows)],
+        "predict": [],
+    }
+    if str(cfg.catalog) not in sizes:
+        raise AstroExpError(f"catalog={cfg.catalog!r} must be demo, 10k, 100k, both or predict")
+    report: dict[str, Any] = {"machine_cpus": os.cpu_count(), "catalogs": {}}
+    with tempfile.TemporaryDirectory(prefix="astro-exp-bench-web-") as tmp:
+        if int(cfg.predict_pictures) > 0 and str(cfg.catalog) in ("both", "predict"):
+            from astro_exp.cli.bench.web_load import predict_catalog_figures
+
+            report["predict_catalog"] = predict_catalog_figures(
+                Path(tmp) / "predict", archive, int(cfg.predict_pictures)
+            )
+        for rows in sizes[str(cfg.catalog)]:
+            name = "archive" if rows is None else f"{rows}"
+            report["catalogs"][name] = catalog_load(
+                Path(tmp) / name,
+                archive,
+                rows,
+                int(cfg.requests),
+                int(cfg.clients),
+                int(cfg.server_threads),
+            )
+    cats = list(report["catalogs"].values())
+    if len(cats) == 2:
+        report["p95_big_over_archive"] = round(
+            cats[1]["all"]["p95_ms"] / cats[0]["all"]["p95_ms"], 2
+        )
+        report["rows_big_over_archive"] = round(cats[1]["rows"] / cats[0]["rows"], 1)
+    return report
+
+
 @command("bench_web", name="bench-web", prepare=_LEGACY)
 def main(cfg: DictConfig) -> dict:
-    """Time the gallery on a big and a small demo catalog; the JSON report on stdout."""
+    """Time the web app (``catalog=``: demo, 10k, 100k, both); the JSON report on stdout."""
+    if str(cfg.catalog) != "demo":
+        report = scale_report(cfg)
+        text = json.dumps(report, indent=1)
+        print(text)
+        if cfg.out:
+            Path(str(cfg.out)).write_text(text + "\n", encoding="utf-8")
+        return report
     rows, repeat = int(cfg.rows), int(cfg.repeat)
 
     with tempfile.TemporaryDirectory(prefix="astro-exp-bench-web-") as tmp:
