@@ -70,8 +70,33 @@ def format_table(
     return "\n".join(([title] if title is not None else []) + lines)
 
 
+def report_table(
+    title: str,
+    header: Sequence[object],
+    rows: Sequence[Sequence[object]],
+    *,
+    align: Literal["left", "auto"] = "auto",
+) -> str:
+    """A report section: its title, the aligned table under a dashed rule, ``(none)`` when it
+    has no rows (catalog statistics, merge reports).
+
+    >>> print(report_table("labels", ["label", "rows"], [["galaxy", 12], ["star", 3]]))
+    labels
+    label   rows
+    ------  ----
+    galaxy    12
+    star       3
+    >>> print(report_table("failures", ["status", "rows"], []))
+    failures
+    status  rows
+    ------  ----
+    (none)
+    """
+    return format_table(rows, header, title=title, rule="columns", empty="(none)", align=align)
+
+
 def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "report_table"]

@@ -1,5 +1,5 @@
 """APOD scraper figures: page parsing and a first sync against a re-sync (a table, JSON with out=).
-Also reached through ``python scripts/bench.py --scrape``. It runs over the test stand-in
+Also reached through ``python scripts/bench.py scrape``. It runs over the test stand-in
 (tests/support), so it lives in the checkout, not in the installed package.
 
     python scripts/bench_scrape.py                          # 30 days, 50 ms per answer
@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from astro_exp.apod.pages import NotAnApodPage, parse_day
 from astro_exp.apod.scrape import ScrapeRequest, scrape
-from astro_exp.cli.command import command, legacy_flags
+from astro_exp.cli.command import command
 from astro_exp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -51,19 +51,6 @@ def _support():
 
 PARSERS = ("lxml", "html.parser")
 PAGE_BASE = "https://apod.nasa.gov/apod/"
-
-
-_LEGACY = legacy_flags(
-    {
-        "--days": "days",
-        "--latency-ms": "latency_ms",
-        "--rate": "rate",
-        "--concurrency": "concurrency",
-        "--parse-seconds": "parse_seconds",
-        "--site": "site",
-        "--out": "out",
-    }
-)
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -295,10 +282,10 @@ def main(args: Any) -> dict[str, Any]:
     return result
 
 
-@command("bench_scrape", name="bench-scrape", prepare=_LEGACY)
+@command("bench_scrape", name="bench-scrape")
 def cli(cfg: DictConfig) -> dict[str, Any]:
-    """``python scripts/bench_scrape.py days=60 latency_ms=100 out=scrape.json`` (the older
-    ``--days 60 --latency-ms 100 --out scrape.json`` too); also ``python scripts/bench.py --scrape``."""
+    """``python scripts/bench_scrape.py days=60 latency_ms=100 out=scrape.json``; also
+    ``python scripts/bench.py scrape``."""
     from types import SimpleNamespace
 
     site = Path(cfg.site) if cfg.site else _support()[0].SHARED_SITE

@@ -460,12 +460,9 @@ def test_anomaly_stage_fits_thresholds_scores_and_saves(make_cfg, tmp_path: Path
     sys.argv = [
         "compare_detectors.py",
         str(run),
-        "--detectors",
-        "knn,ecod",
-        "--seed",
-        "42",
-        "--out",
-        str(out),
+        "detectors=[knn,ecod]",
+        "seed=42",
+        f"out={out}",
     ]
     try:
         with pytest.raises(SystemExit) as done:

@@ -11,10 +11,11 @@ import pytest
 
 from astro_exp.apod.api import ApiItemError, ApodApiClient, parse_api_item
 from astro_exp.net.session import HttpError, PoliteSession, RateLimited
+from tests.support import SHARED_DATA
 from tests.support.apod_site import FIXTURE_SITE
 from tests.support.standin import ApodStandin
 
-API = Path(__file__).parents[2] / "shared" / "data" / "apod-api"
+API = SHARED_DATA / "apod-api"
 QUIRKS = json.loads((Path(__file__).parent / "fixtures" / "apod_api" / "quirks.json").read_text())
 needs_api = pytest.mark.skipif(not API.is_dir(), reason="../shared/data/apod-api is absent")
 NASA = "https://apod.nasa.gov/apod/"

@@ -23,10 +23,11 @@ from astro_exp.net.session import (
     RateLimited,
     RobotsDisallowed,
 )
+from tests.support import SHARED_DATA
 from tests.support.apod_site import FIXTURE_SITE
 from tests.support.standin import ApodStandin, Faults
 
-SHARED_SITE = Path(__file__).parents[2] / "shared" / "data" / "apod-site"
+SHARED_SITE = SHARED_DATA / "apod-site"
 PIC = "/apod/image/2403/Rosette_4096.jpg"
 PIC_BYTES = (FIXTURE_SITE / "apod" / "image" / "2403" / "Rosette_4096.jpg").read_bytes()
 

@@ -25,10 +25,10 @@ from astro_exp.apod.text import (
     find_date,
     page_url_for,
 )
+from tests.support import SHARED_DATA
 
-SHARED = Path(__file__).parents[2] / "shared" / "data"
-SITE = SHARED / "apod-site"
-API_MONTHS = SHARED / "apod-api" / "archive-by-month" / "database"
+SITE = SHARED_DATA / "apod-site"
+API_MONTHS = SHARED_DATA / "apod-api" / "archive-by-month" / "database"
 FIX = Path(__file__).parent / "fixtures" / "apod_site"
 needs_shared = pytest.mark.skipif(
     not (SITE / "apod").is_dir(), reason="../shared/data/apod-site is absent"

@@ -29,11 +29,10 @@ from astro_exp.data.phash import hash_files, near_copies
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError
 from astro_exp.sources.archive import ApodArchiveSource, find_copies
+from tests.conftest import ROOT, SHARED_DATA  # noqa: E402
 from tests.support.apod_site import FIXTURE_SITE
 from tests.support.standin import ApodStandin
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 ARCHIVE = SHARED_DATA / "apod-archive"
 FAST_HTTP = {
     "rate_limit_per_host": 500.0,

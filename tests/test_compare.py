@@ -123,7 +123,7 @@ def test_ranks_by_optimized_metric_with_differing_override_columns(tmp_path: Pat
 
 def test_optimized_metric_from_config_picks_the_ranking(tmp_path: Path) -> None:
     sweep = make_sweep(tmp_path / "sweep", optimized_metric="test/acc")
-    done = run_script([SCRIPT, str(sweep), "--out", str(tmp_path / "report")])
+    done = run_script([SCRIPT, str(sweep), f"out={tmp_path / 'report'}"])
     assert done.returncode == 0, done.stderr
     rows = read_csv(tmp_path / "report" / "comparison.csv")
     assert [r["run"] for r in rows] == ["0", "2", "1", "3"]  # acc: .90 > .85 > .80 > .70
@@ -135,7 +135,7 @@ def test_optimized_metric_from_config_picks_the_ranking(tmp_path: Path) -> None:
 
 def test_explicit_metric_lower_is_better_and_runs_without_it_go_last(tmp_path: Path) -> None:
     sweep = make_sweep(tmp_path / "sweep", hydra=False)  # no .hydra: no axes, f1 by default
-    done = run_script([SCRIPT, str(sweep), "--metric", "test/ece"])
+    done = run_script([SCRIPT, str(sweep), "metric=test/ece"])
     assert done.returncode == 0, done.stderr
     rows = read_csv(sweep / "comparison.csv")
     assert list(rows[0]) == ["rank", "run", "test/ece", "test/acc", "test/f1_macro", "time_s"]
@@ -147,7 +147,7 @@ def test_explicit_metric_lower_is_better_and_runs_without_it_go_last(tmp_path: P
     ]  # ece ascending (auto -> min), missing last
     assert "(min)" in done.stdout
 
-    forced = run_script([SCRIPT, str(sweep), "--metric", "test/ece", "--mode", "max"])
+    forced = run_script([SCRIPT, str(sweep), "metric=test/ece", "mode=max"])
     assert [r["run"] for r in read_csv(sweep / "comparison.csv")] == ["1", "0", "2", "3"], (
         forced.stderr
     )
@@ -181,7 +181,7 @@ def test_no_metrics_anywhere_is_a_one_line_error(tmp_path: Path) -> None:
     assert missing.returncode == 2 and missing.stderr.startswith("error:")
 
     sweep = make_sweep(tmp_path / "sweep")
-    unknown = run_script([SCRIPT, str(sweep), "--metric", "test/auroc"])
+    unknown = run_script([SCRIPT, str(sweep), "metric=test/auroc"])
     assert (
         unknown.returncode == 2
         and "test/auroc" in unknown.stderr
@@ -191,7 +191,7 @@ def test_no_metrics_anywhere_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_help_works() -> None:
     done = run_script([SCRIPT, "--help"])
-    assert done.returncode == 0 and "--metric" in done.stdout and "--out" in done.stdout
+    assert done.returncode == 0 and "metric" in done.stdout and "out" in done.stdout
 
 
 def test_library_functions_rank_and_skip_broken_runs(tmp_path: Path) -> None:

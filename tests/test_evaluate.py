@@ -16,10 +16,10 @@ from astro_exp.data.splits import TEST, TRAIN, VAL, fold_of, fold_split, group_k
 from astro_exp.errors import DataError
 from astro_exp.predict.classifier import Classifier
 from astro_exp.predict.scorecard import _ece, score_labelled, uncalibrated
-from tests.conftest import ROOT, run_script
+from tests.conftest import SHARED_DATA, run_script
 from tests.test_predict import CLASSES, handmade_bundle, picture
 
-GOLD = ROOT.parent / "shared" / "data" / "apod-thumbs" / "gold.csv"
+GOLD = SHARED_DATA / "apod-thumbs" / "gold.csv"
 
 
 def test_csv_and_jsonl_label_files(tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_colour_views_score_what_a_monochrome_or_false_colour_copy_scores(tmp_pa
     from PIL import Image
 
     from astro_exp.errors import ConfigError
-    from astro_exp.predict.views import colour_view, gray, swap_rb
+    from astro_exp.predict.colour_views import colour_view, gray, swap_rb
 
     px = np.random.default_rng(3).integers(0, 256, (3, 32, 32), dtype=np.uint8)
     g = gray(px)
@@ -259,8 +259,11 @@ def test_crossval_trains_each_fold_on_the_others_and_scores_it(tmp_path: Path) -
         + "".join(f"{f},{'other' if f.startswith('star/') else f.split('/')[0]}\n" for f in files)
     )
     out = tmp_path / "cv"
-    args = ["scripts/crossval.py", f"out={out}", f"labels={tmp_path / 'gold.csv'}", f"root={root}", "folds=2",
-            f"train='debug=fast source=folder source.root={root} trainer.progress=false anomaly.enabled=false'"]  # fmt: skip
+    recipe = (
+        f"debug=fast source=folder source.root={root} trainer.progress=false anomaly.enabled=false"
+    )
+    args = ["scripts/crossval.py", f"out={out}", f"labels={tmp_path / 'gold.csv'}", f"root={root}"]
+    args += ["folds=2", f"train='{recipe}'"]
     done = run_script(args, env={"ASTRO_EXP_ROOT": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((out / "crossval.json").read_text())

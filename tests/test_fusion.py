@@ -146,12 +146,12 @@ def test_bundle_fusion_round_trip_and_switch_off(tmp_path: Path) -> None:
     path = handmade_bundle(tmp_path)
     bundle = load_bundle(path)
     fusion = fusion_of_bundle(bundle)
-    bundle["fusion"] = {**fusion.to_dict(), "text_weight": 0.0}
+    bundle["fusion"] = {**fusion.to_dict(), "picture_weight": 1.0, "text_weight": 0.0}
     save_bundle(bundle, path)
     clf = Classifier.from_checkpoint(path, device="cpu", anomaly=False)
     assert clf.fusion.text_weight == 0.0 and clf.fusion.labeller is not None
     (p,) = clf.predict([picture(tmp_path / "a.png")], texts=["The Andromeda Galaxy"], top_k=4)
-    # b = 0: the text counts for nothing, the fused answer is the picture's
+    # a = 1, b = 0: the text counts for nothing, the fused answer is the picture's
     assert p.label == p.picture["label"] and p.confidence == pytest.approx(p.picture["confidence"])
     bundle["fusion"] = {"source": "none"}
     save_bundle(bundle, path)
@@ -316,3 +316,19 @@ def test_em_and_corrections_refit_the_text_model_in_a_real_picture_run(
         )
     )
     assert few["fusion/source"] == "default" and few["fusion/fell_back"] == 1.0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "apod-archive").is_dir(), reason="needs ../shared/data")
+def test_the_shipped_evidence_is_what_fit_evidence_makes(capsys) -> None:
+    """conf/labels/apod4.yaml's text model is reproducible from the named files."""
+    import yaml
+
+    from astro_exp.crossval.fit_evidence import main
+
+    assert main([]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["evidence"]
+    shipped = yaml.safe_load((ROOT / "conf" / "labels" / "apod4.yaml").read_text())["evidence"]
+    for key in ("classes", "n"):
+        assert printed[key] == shipped[key]
+    for key in ("coef", "intercept", "prior"):
+        np.testing.assert_allclose(printed[key], shipped[key], atol=1e-5)

@@ -10,21 +10,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from astro_exp.config import conf_options, timm_norm
 from astro_exp.errors import ConfigError
 from astro_exp.models import MODEL_ALIASES, create_model
 from astro_exp.models import pretrained as pretrained_mod
-from astro_exp.models.pretrained import (
-    EFFICIENTNET_LITE0_NORM,
-    OFFLINE_WEIGHTS,
-    efficientnet_lite0_weights_path,
-    load_efficientnet_lite0_imagenet,
-)
+from astro_exp.models.pretrained import OFFLINE_WEIGHTS, load_offline_imagenet, offline_weights_path
 
+LITE0 = "tf_efficientnet_lite0"
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
 def _package_state() -> OrderedDict[str, torch.Tensor]:
-    return torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    return torch.load(offline_weights_path(LITE0), map_location="cpu", weights_only=True)
 
 
 def _chelsea_224() -> torch.Tensor:
@@ -33,8 +30,8 @@ def _chelsea_224() -> torch.Tensor:
 
     x = torch.from_numpy(chelsea()).permute(2, 0, 1).float().div(255).unsqueeze(0)
     x = F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
-    mean = torch.tensor(EFFICIENTNET_LITE0_NORM["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(EFFICIENTNET_LITE0_NORM["std"]).view(1, 3, 1, 1)
+    mean = torch.tensor(timm_norm(LITE0, "mean")).view(1, 3, 1, 1)
+    std = torch.tensor(timm_norm(LITE0, "std")).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
@@ -45,6 +42,23 @@ def test_every_alias_builds_and_gives_logits(alias: str) -> None:
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 64, 64))
     assert logits.shape == (2, 4) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("option", conf_options("model"))
+def test_every_model_option_normalises_as_its_pretrained_weights_expect(
+    option: str, make_cfg
+) -> None:
+    """``model=<option> model.pretrained=true``: preprocess normalises the way timm's
+    pretrained_cfg (in timm's registry: no network) says the weights were trained."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = make_cfg([f"model={option}", "model.pretrained=true"])
+    pretrained = get_pretrained_cfg(cfg.model.model_name)
+    assert MODEL_ALIASES[option] == cfg.model.model_name
+    for key in ("mean", "std"):
+        want = [float(v) for v in getattr(pretrained, key)]
+        assert list(cfg.model[key]) == want, (option, key)
+        assert list(cfg.preprocess[key]) == want, (option, key)
 
 
 def test_img_size_reaches_vit_and_cnns_ignore_it() -> None:
@@ -119,11 +133,11 @@ def test_loader_pairs_tensors_when_bn_counters_are_absent(monkeypatch: pytest.Mo
     )
     monkeypatch.setattr(pretrained_mod.torch, "load", lambda *a, **k: state)
     model = create_model("tf_efficientnet_lite0", num_classes=1000)
-    load_efficientnet_lite0_imagenet(model)
+    load_offline_imagenet(model, LITE0)
     assert torch.equal(model.classifier.weight, state["_fc.weight"])
     assert torch.equal(model.bn2.running_var, state["_bn1.running_var"])
 
 
 def test_loader_rejects_other_architectures() -> None:
     with pytest.raises(ConfigError, match="tf_efficientnet_lite0"):
-        load_efficientnet_lite0_imagenet(create_model("test_resnet", num_classes=1000))
+        load_offline_imagenet(create_model("test_resnet", num_classes=1000), LITE0)

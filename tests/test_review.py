@@ -277,10 +277,11 @@ def test_simulate_review_finetune_retrains_with_each_rounds_corrections(tmp_path
     root = _thumbs_folder(tmp_path / "thumbs")
     out = tmp_path / "sim"
     source = [f"source.root={root}", "source.include_other=false"]
-    recipe = " ".join(["debug=fast", "source=apod_thumbs", *source, "trainer.progress=false", "anomaly.enabled=false"])  # fmt: skip
-    args = [*source, f"gold={root / 'gold.csv'}", "learner=finetune", f"finetune.train='{recipe}'",
-            "folds=2", "held_out=[0]", "rounds=2", "per_round=4", "orders=[disagreement]",
-            f"paths.cache_dir={tmp_path / 'cache'}", "progress=false", f"out={out}"]  # fmt: skip
+    quiet = ["trainer.progress=false", "anomaly.enabled=false"]
+    recipe = " ".join(["debug=fast", "source=apod_thumbs", *source, *quiet])
+    loop = ["folds=2", "held_out=[0]", "rounds=2", "per_round=4", "orders=[disagreement]"]
+    args = [*source, f"gold={root / 'gold.csv'}", "learner=finetune", f"finetune.train='{recipe}'"]
+    args += [*loop, f"paths.cache_dir={tmp_path / 'cache'}", "progress=false", f"out={out}"]
     assert main(args) == 0
     result = json.loads((out / "simulate_review.json").read_text())
     curve = result["corrections"]["curves"]["disagreement"]
@@ -311,6 +312,8 @@ def test_simulate_review_finetune_refuses_the_anomaly_order(tmp_path: Path, caps
 
     root = _thumbs_folder(tmp_path / "thumbs")
     with pytest.raises(SystemExit) as e:
-        main([f"source.root={root}", f"gold={root / 'gold.csv'}", "learner=finetune",
-              "orders=[anomaly]", f"out={tmp_path / 'sim'}"])  # fmt: skip
+        main(
+            [f"source.root={root}", f"gold={root / 'gold.csv'}", "learner=finetune"]
+            + ["orders=[anomaly]", f"out={tmp_path / 'sim'}"]
+        )
     assert e.value.code == 2 and "learner=finetune orders ['anomaly']" in capsys.readouterr().err

@@ -27,11 +27,11 @@ from astro_exp.data.labels import Labeller, load_label_config
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
 from astro_exp.sources.apod_catalog import ApodCatalogSource, ApodThumbsSource, field_value
+from tests.support import SHARED_DATA
 from tests.support.apod_site import FIXTURE_SITE
 from tests.support.standin import ApodStandin
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FAST_HTTP = {
     "rate_limit_per_host": 500.0,
     "retries": 2,
@@ -396,7 +396,7 @@ def _dataset_module():
 def test_dataset_stats(scraped, capsys: pytest.CaptureFixture[str]) -> None:
     data, _, _ = scraped
     mod = _dataset_module()
-    assert mod.main(["stats", "--data-dir", str(data)]) == 0
+    assert mod.main(["stats", f"data_dir={data}"]) == 0
     out = capsys.readouterr().out
     assert f"catalog {catalog_path(data)}: 15 rows" in out
     for title in (
@@ -414,7 +414,7 @@ def test_dataset_stats(scraped, capsys: pytest.CaptureFixture[str]) -> None:
     assert any(
         line.startswith("bad_image") and "truncated" in line and "<url>" in line for line in lines
     )
-    assert mod.main(["stats", "--data-dir", str(data / "nowhere")]) == 2
+    assert mod.main(["stats", f"data_dir={data / 'nowhere'}"]) == 2
     assert capsys.readouterr().err.startswith("error: no catalog at ")
 
 

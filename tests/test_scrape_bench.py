@@ -1,4 +1,4 @@
-"""scripts/bench_scrape.py (``python scripts/bench.py --scrape``) on a tiny setting: every
+"""scripts/bench_scrape.py (``python scripts/bench.py scrape``) on a tiny setting: every
 figure is there, and a re-sync downloads no picture twice. The figures themselves are
 benchmarks, read from the script's output, not asserted here."""
 

@@ -288,6 +288,8 @@ def test_picture_page_shows_prediction_views_and_source(client, env):
     assert 'class="bars"' in html and "https://apod.nasa.gov/apod/ap950617.html" in html
     assert 'rel="noopener noreferrer"' in html
     assert "Image Credit" in html
+    # the live answer reads the day's title and explanation: text and picture, each shown
+    assert "text says" in html and "picture says" in html and "picture + text" in html
     assert 'class="gauge"' in html and "threshold" in html  # anomaly score against the threshold
     near = html[html.index("Nearest training pictures") :]
     assert near.count('<img src="/media/thumb/') == 3  # neighbours are catalog pictures

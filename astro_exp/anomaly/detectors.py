@@ -13,7 +13,6 @@ settings) and ``reference.npz`` (training embeddings with labels and ids, for th
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Mapping
@@ -22,11 +21,11 @@ from typing import Any
 
 import joblib
 import numpy as np
-from hydra.utils import get_class
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from astro_exp.config import build_target, to_plain
 from astro_exp.errors import CheckpointError, ConfigError
 from astro_exp.files import atomic_write
 
@@ -37,7 +36,6 @@ REFERENCE_FILE = "reference.npz"
 DETECTOR_FORMAT = "astro-exp-detector"
 DETECTOR_VERSION = 1
 # config keys that are ours, not the PyOD class's
-OWN_KEYS = ("_target_", "name")
 
 
 def build_pyod(cfg: Mapping[str, Any], n_samples: int | None = None) -> Any:
@@ -45,38 +43,34 @@ def build_pyod(cfg: Mapping[str, Any], n_samples: int | None = None) -> Any:
 
     ``n_neighbors`` / ``n_clusters`` larger than the training set are lowered to fit it,
     so tiny smoke runs work with the same configs.
+
+    Args:
+        cfg: the ``detector`` config node (``_target_``, ``name``, PyOD's parameters).
+        n_samples: how many embeddings it will be fitted on, when known.
+
+    Returns:
+        The unfitted detector.
+
+    >>> build_pyod({"_target_": "astro_exp.anomaly.knn.ExactKNN", "n_neighbors": 20}, 8)
+    ExactKNN(n_neighbors=7)
     """
-    target = cfg.get("_target_")
-    if not target:
-        raise ConfigError(
-            "detector config has no _target_; pick one with detector=iforest|knn|ecod|..."
-        )
-    try:
-        cls = get_class(str(target))
-    except Exception:
-        raise ConfigError(
-            f"detector._target_={target!r} is not importable; use a pyod.models class"
-        ) from None
-    params = {k: v for k, v in cfg.items() if k not in OWN_KEYS}
-    accepted = inspect.signature(cls.__init__).parameters
-    unknown = [k for k in params if k not in accepted]
-    if unknown:
-        names = sorted(k for k in accepted if k != "self")
-        raise ConfigError(f"{cls.__name__} has no parameter(s) {unknown}; it takes {names}")
-    if n_samples is not None:
-        for key in ("n_neighbors", "n_clusters"):
-            limit = max(1, n_samples - 1)
-            value = params.get(key, accepted[key].default if key in accepted else None)
-            if isinstance(value, int) and value > limit:
-                log.warning(
-                    "detector %s=%d lowered to %d (only %d training embeddings)",
-                    key,
-                    value,
-                    limit,
-                    n_samples,
-                )
-                params[key] = limit
-    return cls(**params)
+    spec = {k: v for k, v in to_plain(cfg).items() if k != "name"}
+    det = build_target(
+        spec, "detector", hint="pick one with detector=iforest|knn|ecod|... (a pyod.models class)"
+    )
+    limit = None if n_samples is None else max(1, n_samples - 1)
+    for key in ("n_neighbors", "n_clusters"):
+        value = getattr(det, key, None)
+        if limit is not None and isinstance(value, int) and value > limit:
+            log.warning(
+                "detector %s=%d lowered to %d (only %d training embeddings)",
+                key,
+                value,
+                limit,
+                n_samples,
+            )
+            setattr(det, key, limit)
+    return det
 
 
 class AnomalyDetector:

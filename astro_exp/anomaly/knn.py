@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from astro_exp.anomaly.neighbours import chunked_topk
 from astro_exp.errors import ConfigError
 
 METHODS = ("largest", "mean", "median")
@@ -76,15 +77,19 @@ class ExactKNN(BaseEstimator):
             )
         dist = np.zeros((len(q_all), k), np.float64)
         rows = np.zeros((len(q_all), k), np.int64)
-        for s in range(0, len(q_all), int(self.chunk)):
-            q = q_all[s : s + int(self.chunk)]
-            # |r|^2 - 2 q.r: the squared distance less the query's own |q|^2 (same order)
-            part = torch.addmm(ref_sq[None, :], q, ref.T, alpha=-2.0)
-            top = torch.topk(part, k, dim=1, largest=False, sorted=True)
+        # |r|^2 - 2 q.r: the squared distance less the query's own |q|^2 (same order)
+        blocks = chunked_topk(
+            q_all,
+            lambda q: torch.addmm(ref_sq[None, :], q, ref.T, alpha=-2.0),
+            k,
+            largest=False,
+            chunk=int(self.chunk),
+        )
+        for part, q, top in blocks:
             q_sq = q.double().pow(2).sum(1, keepdim=True)
             d2 = (top.values.double() + q_sq).clamp_(min=0.0)
-            dist[s : s + len(q)] = d2.sqrt_().numpy()
-            rows[s : s + len(q)] = top.indices.numpy()
+            dist[part] = d2.sqrt_().numpy()
+            rows[part] = top.indices.numpy()
         return dist, rows
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

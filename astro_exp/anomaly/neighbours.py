@@ -10,10 +10,34 @@ are easy to check.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+
+
+def chunked_topk(
+    queries: torch.Tensor,
+    scores: Callable[[torch.Tensor], torch.Tensor],
+    k: int,
+    *,
+    largest: bool,
+    chunk: int = 1024,
+) -> Iterator[tuple[slice, torch.Tensor, Any]]:
+    """The exact nearest-neighbour search both ``NeighbourIndex`` and the knn detector run:
+    for each block of ``chunk`` query rows, ``(its rows, the block, topk of scores(block))``
+    (``scores``: one matrix product against the references; the chunk bounds memory at
+    chunk x references).
+
+    >>> ref = torch.eye(3)
+    >>> [top.indices.tolist() for _, _, top in chunked_topk(ref, lambda b: b @ ref.T, 1, largest=True, chunk=2)]
+    [[[0], [1]], [[2]]]
+    """
+    for start in range(0, len(queries), chunk):
+        block = queries[start : start + chunk]
+        top = torch.topk(scores(block), k, dim=1, largest=largest, sorted=True)
+        yield slice(start, start + len(block)), block, top
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -46,11 +70,12 @@ class NeighbourIndex:
         rows = np.zeros((len(q), k), np.int64)
         if k <= 0:
             return dist, rows
-        for s in range(0, len(q), chunk):
-            # the most similar = the nearest: topk of the similarities, one product a chunk
-            top = torch.topk(q[s : s + chunk] @ self._ref.T, k, dim=1, largest=True, sorted=True)
-            rows[s : s + chunk] = top.indices.numpy()
-            dist[s : s + chunk] = (1.0 - top.values).clamp_(0.0, 2.0).numpy()
+        # the most similar = the nearest: topk of the similarities, one product a chunk
+        for part, _, top in chunked_topk(
+            q, lambda b: b @ self._ref.T, k, largest=True, chunk=chunk
+        ):
+            rows[part] = top.indices.numpy()
+            dist[part] = (1.0 - top.values).clamp_(0.0, 2.0).numpy()
         return dist, rows
 
     def neighbours(self, x: np.ndarray, k: int) -> list[list[dict]]:

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from astro_exp.anomaly.embeddings import EmbeddingSpec, last_stages
-from astro_exp.config import read_conf
+from astro_exp.config import read_conf, to_plain
 from astro_exp.errors import ConfigError
 
 CONF_FILE = "anomaly/default.yaml"  # in conf/ (the package astro_exp.conf)
@@ -49,7 +49,7 @@ class AnomalySettings:
     @classmethod
     def from_config(cls, node: Mapping | None = None) -> AnomalySettings:
         """``cfg.anomaly`` (None: the group is absent) over ``conf/anomaly/default.yaml``."""
-        a = _plain(node)
+        a = dict(to_plain(node) or {})
         unknown = sorted(set(a) - cls.keys() - set(OTHER_KEYS))
         if unknown:
             raise ConfigError(
@@ -99,14 +99,6 @@ def yaml_defaults() -> dict[str, Any]:
         ) from None
     assert isinstance(data, dict)
     return {str(k): v for k, v in data.items()}
-
-
-def _plain(node: Mapping | None) -> dict[str, Any]:
-    if node is None:
-        return {}
-    if isinstance(node, DictConfig):
-        return {str(k): v for k, v in OmegaConf.to_container(node, resolve=True).items()}  # type: ignore[union-attr]
-    return dict(node)
 
 
 def _names(value: Any) -> tuple[str, ...] | None:

@@ -17,10 +17,8 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from astro_exp.anomaly.detector_table import (
     compare_detectors,
@@ -44,16 +42,13 @@ from astro_exp.anomaly.embeddings import (
 )
 from astro_exp.anomaly.sets import SKIMAGE_PHOTOS, skimage_photo_set
 from astro_exp.anomaly.settings import AnomalySettings
+from astro_exp.config import to_plain
 from astro_exp.data.cache import build_cache
 from astro_exp.data.imageset import ImageSet
 from astro_exp.errors import ConfigError
 from astro_exp.sources.protocols import HasAnomalySet
 
 log = logging.getLogger(__name__)
-
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def reference_labels(targets: np.ndarray, classes: list[str]) -> list[str]:
@@ -186,7 +181,7 @@ def anomaly_stage(
     a = anomaly if isinstance(anomaly, AnomalySettings) else AnomalySettings.from_config(anomaly)
     if not a.enabled:
         return {}
-    dcfg = _plain(detector)
+    dcfg = to_plain(detector)
     if not dcfg:
         raise ConfigError(
             "no detector config; add '- detector: lof' to conf/train.yaml defaults or pass +detector=lof"

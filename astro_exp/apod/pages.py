@@ -145,136 +145,49 @@ def parse_day(html: bytes | str, url: str, *, parser: str = "lxml") -> ApodDay:
         raise NotAnApodPage(f"{url}: unreadable page ({type(exc).__name__}: {exc})") from exc
 
 
+class _Page:
+    """A parsed page's nodes in document order, each with its position: the parser finds the
+    day's parts by where they stand relative to the header, the media and "Explanation:"."""
+
+    def __init__(self, soup: BeautifulSoup) -> None:
+        self.soup = soup
+        self.nodes = list(soup.descendants)
+        self._pos = {id(n): i for i, n in enumerate(self.nodes)}
+
+    def at(self, tag: Tag) -> int:
+        return self._pos[id(tag)]
+
+    def end_of(self, tag: Tag) -> int:
+        """The position just after ``tag`` and everything inside it."""
+        return self.at(tag) + sum(1 for _ in tag.descendants) + 1
+
+
 def _parse_day(text: str, url: str, parser: str) -> ApodDay:
+    """One day page read in the order its parts stand: "Explanation:" (no day page without
+    it), the picture or video between the header and it, the bold title and the credit label
+    under the picture, then the date, title, credit, explanation and media URLs.
+
+    Raises:
+        NotAnApodPage: no explanation, date or title (an index page, an error page).
+    """
     if not text.strip():
         raise NotAnApodPage(f"{url}: empty page, not an APOD day")
-    soup = BeautifulSoup(text, parser)
-    nodes = list(soup.descendants)
-    pos = {id(n): i for i, n in enumerate(nodes)}
-
-    def end_of(tag: Tag) -> int:
-        return pos[id(tag)] + sum(1 for _ in tag.descendants) + 1
-
-    bolds = [n for n in nodes if isinstance(n, Tag) and n.name in ("b", "strong")]
+    page = _Page(BeautifulSoup(text, parser))
+    bolds = [n for n in page.nodes if isinstance(n, Tag) and n.name in ("b", "strong")]
     expl = next((b for b in bolds if _EXPLANATION_RE.match(_tag_text(b))), None)
     if expl is None:
         raise NotAnApodPage(f"{url}: no 'Explanation:' section, not an APOD day page")
-    i_expl = pos[id(expl)]
-
-    h1 = soup.find("h1")
-    start = end_of(h1) if h1 is not None and pos[id(h1)] < i_expl else 0
-
-    # The picture (or video) is the first media element between the header and the text.
-    media = next(
-        (
-            n
-            for n in nodes[start:i_expl]
-            if isinstance(n, Tag)
-            and n.name in _MEDIA_TAGS
-            and _media_url(n)
-            and not (n.name == "embed" and n.find_parent("object") is not None)
-        ),
-        None,
-    )
-    i_media = pos[id(media)] if media is not None else start
-
-    def is_label(b: Tag) -> bool:
-        return _tag_text(b).endswith(":")
-
-    in_range = [b for b in bolds if start <= pos[id(b)] < i_expl and b.find_parent("h1") is None]
-    credit_b = next(
-        (
-            b
-            for b in in_range
-            if pos[id(b)] > i_media and is_label(b) and _CREDIT_LABEL_RE.search(_tag_text(b))
-        ),
-        None,
-    ) or next((b for b in in_range if is_label(b) and _CREDIT_LABEL_RE.search(_tag_text(b))), None)
-    i_credit = pos[id(credit_b)] if credit_b is not None else i_expl
-    title_b = next(
-        (
-            b
-            for b in in_range
-            if i_media < pos[id(b)] < i_credit and not is_label(b) and _tag_text(b)
-        ),
-        None,
-    )
-
-    # Date: the apYYMMDD name, else the date line above the picture, else <title>.
-    date = date_from_url(url)
-    if date is None:
-        date = find_date(_collect(nodes[start:i_media])) or find_date(_collect(nodes[:i_expl]))
-        if date is None and soup.title is not None:
-            date = find_date(soup.title.get_text(" "))
-    if date is None:
-        raise NotAnApodPage(f"{url}: no date on the page and none in its name, not an APOD day")
-
-    # Title: the bold line under the picture, else <title> "APOD: <date> - <title>".
-    title = norm_ws(_tag_text(title_b)) if title_b is not None else ""
-    if not title and soup.title is not None:
-        raw = collapse_ws(soup.title.get_text(" "))
-        parts = re.split(r"\s+[-\u2013\u2014]\s+", raw, maxsplit=1)
-        title = parts[1].strip() if len(parts) == 2 and find_date(parts[0]) else ""
-    if not title:
-        raise NotAnApodPage(f"{url}: no title found, not an APOD day page")
-
-    # Credit: from the credit label up to "Explanation:"; without a label, whatever
-    # stands between the title and "Explanation:".
-    if credit_b is not None:
-        credit = norm_ws(_collect(nodes[pos[id(credit_b)] : i_expl]))
-    elif title_b is not None:
-        credit = norm_ws(_collect(nodes[end_of(title_b) : i_expl]))
-        credit = credit if len(credit) < 500 else ""
-    else:
-        credit = ""
-    credit = re.sub(r"\s*:\s*(?=\S)", ": ", credit, count=1) if credit_b is not None else credit
-
-    # Explanation: text after the label until the navigation block.
-    parts: list[str] = []
-    for n in nodes[end_of(expl) :]:
-        if isinstance(n, Tag):
-            if n.name in _STOP_TAGS:
-                break
-            if n.name in ("b", "strong") and _STOP_BOLD_RE.search(_tag_text(n)):
-                break
-            if n.name in _BLOCK_TAGS:
-                parts.append(" ")
-        elif _is_text(n):
-            parts.append(str(n))
-    explanation = clean_explanation("".join(parts))
-
-    # Media type and URLs.
-    image_url = hd_url = thumb = None
-    if media is None:
-        media_type = "other"
-        link = next(
-            (
-                a
-                for a in nodes[start:i_expl]
-                if isinstance(a, Tag)
-                and a.name == "a"
-                and a.get("href")
-                and _IMAGE_EXT_RE.search(urlsplit(str(a["href"])).path)
-            ),
-            None,
-        )
-        if link is not None:  # an early page that links its picture instead of showing it
-            media_type = "image"
-            image_url = hd_url = urljoin(url, str(link["href"]).strip())
-    else:
-        src = urljoin(url, _media_url(media) or "")
-        if media.name == "img":
-            media_type, image_url, hd_url = "image", src, _hd_link(media, url)
-        elif media.name in ("iframe", "video"):
-            media_type, image_url = "video", src
-            if media.name == "video" and media.get("poster"):
-                thumb = urljoin(url, str(media["poster"]))
-        else:  # Flash era <object>/<embed>: YouTube players are videos, the rest interactive
-            is_video = youtube_id(src) or "vimeo" in src or _VIDEO_EXT_RE.search(urlsplit(src).path)
-            media_type, image_url = ("video" if is_video else "other"), src
-        if media_type == "video" and thumb is None:
-            thumb = youtube_thumbnail(image_url)
-
+    i_expl = page.at(expl)
+    h1 = page.soup.find("h1")
+    start = page.end_of(h1) if h1 is not None and page.at(h1) < i_expl else 0
+    media = _media_element(page.nodes[start:i_expl])
+    i_media = page.at(media) if media is not None else start
+    title_b, credit_b = _title_and_credit_labels(page, bolds, start, i_media, i_expl)
+    date = _day_date(page, url, start, i_media, i_expl)
+    title = _day_title(page, title_b, url)
+    credit = _day_credit(page, title_b, credit_b, i_expl)
+    explanation = _day_explanation(page.nodes[page.end_of(expl) :])
+    media_type, image_url, hd_url, thumb = _day_media(media, page.nodes[start:i_expl], url)
     page_url = url if date_from_url(url) == date else page_url_for(date, urljoin(url, "."))
     return ApodDay(
         date=date,
@@ -288,3 +201,136 @@ def _parse_day(text: str, url: str, parser: str) -> ApodDay:
         page_url=page_url,
         thumbnail_url=thumb,
     )
+
+
+def _media_element(nodes: list) -> Tag | None:
+    """The picture (or video): the first media element between the header and the text."""
+    return next(
+        (
+            n
+            for n in nodes
+            if isinstance(n, Tag)
+            and n.name in _MEDIA_TAGS
+            and _media_url(n)
+            and not (n.name == "embed" and n.find_parent("object") is not None)
+        ),
+        None,
+    )
+
+
+def _is_label(b: Tag) -> bool:
+    return _tag_text(b).endswith(":")
+
+
+def _title_and_credit_labels(
+    page: _Page, bolds: list[Tag], start: int, i_media: int, i_expl: int
+) -> tuple[Tag | None, Tag | None]:
+    """The bold title under the picture and the credit label ("Image Credit:"), either None."""
+    in_range = [b for b in bolds if start <= page.at(b) < i_expl and b.find_parent("h1") is None]
+
+    def credit_label(b: Tag) -> bool:
+        return _is_label(b) and bool(_CREDIT_LABEL_RE.search(_tag_text(b)))
+
+    credit_b = next(
+        (b for b in in_range if page.at(b) > i_media and credit_label(b)), None
+    ) or next((b for b in in_range if credit_label(b)), None)
+    i_credit = page.at(credit_b) if credit_b is not None else i_expl
+    title_b = next(
+        (
+            b
+            for b in in_range
+            if i_media < page.at(b) < i_credit and not _is_label(b) and _tag_text(b)
+        ),
+        None,
+    )
+    return title_b, credit_b
+
+
+def _day_date(page: _Page, url: str, start: int, i_media: int, i_expl: int) -> str:
+    """The apYYMMDD name, else the date line above the picture, else <title>."""
+    date = date_from_url(url)
+    if date is None:
+        nodes = page.nodes
+        date = find_date(_collect(nodes[start:i_media])) or find_date(_collect(nodes[:i_expl]))
+        if date is None and page.soup.title is not None:
+            date = find_date(page.soup.title.get_text(" "))
+    if date is None:
+        raise NotAnApodPage(f"{url}: no date on the page and none in its name, not an APOD day")
+    return date
+
+
+def _day_title(page: _Page, title_b: Tag | None, url: str) -> str:
+    """The bold line under the picture, else <title> "APOD: <date> - <title>"."""
+    title = norm_ws(_tag_text(title_b)) if title_b is not None else ""
+    if not title and page.soup.title is not None:
+        raw = collapse_ws(page.soup.title.get_text(" "))
+        parts = re.split(r"\s+[-\u2013\u2014]\s+", raw, maxsplit=1)
+        title = parts[1].strip() if len(parts) == 2 and find_date(parts[0]) else ""
+    if not title:
+        raise NotAnApodPage(f"{url}: no title found, not an APOD day page")
+    return title
+
+
+def _day_credit(page: _Page, title_b: Tag | None, credit_b: Tag | None, i_expl: int) -> str:
+    """From the credit label up to "Explanation:"; without a label, whatever stands between
+    the title and "Explanation:"."""
+    if credit_b is not None:
+        credit = norm_ws(_collect(page.nodes[page.at(credit_b) : i_expl]))
+        return re.sub(r"\s*:\s*(?=\S)", ": ", credit, count=1)
+    if title_b is not None:
+        credit = norm_ws(_collect(page.nodes[page.end_of(title_b) : i_expl]))
+        return credit if len(credit) < 500 else ""
+    return ""
+
+
+def _day_explanation(nodes: list) -> str:
+    """The text after the "Explanation:" label until the navigation block."""
+    parts: list[str] = []
+    for n in nodes:
+        if isinstance(n, Tag):
+            if n.name in _STOP_TAGS:
+                break
+            if n.name in ("b", "strong") and _STOP_BOLD_RE.search(_tag_text(n)):
+                break
+            if n.name in _BLOCK_TAGS:
+                parts.append(" ")
+        elif _is_text(n):
+            parts.append(str(n))
+    return clean_explanation("".join(parts))
+
+
+def _day_media(
+    media: Tag | None, nodes: list, url: str
+) -> tuple[str, str | None, str | None, str | None]:
+    """(media type, picture or video URL, HD picture URL, video thumbnail URL)."""
+    image_url = hd_url = thumb = None
+    if media is None:
+        link = next(
+            (
+                a
+                for a in nodes
+                if isinstance(a, Tag)
+                and a.name == "a"
+                and a.get("href")
+                and _IMAGE_EXT_RE.search(urlsplit(str(a["href"])).path)
+            ),
+            None,
+        )
+        if link is None:
+            return "other", None, None, None
+        # an early page that links its picture instead of showing it
+        image_url = urljoin(url, str(link["href"]).strip())
+        return "image", image_url, image_url, None
+    src = urljoin(url, _media_url(media) or "")
+    if media.name == "img":
+        return "image", src, _hd_link(media, url), None
+    if media.name in ("iframe", "video"):
+        media_type, image_url = "video", src
+        if media.name == "video" and media.get("poster"):
+            thumb = urljoin(url, str(media["poster"]))
+    else:  # Flash era <object>/<embed>: YouTube players are videos, the rest interactive
+        is_video = youtube_id(src) or "vimeo" in src or _VIDEO_EXT_RE.search(urlsplit(src).path)
+        media_type, image_url = ("video" if is_video else "other"), src
+    if media_type == "video" and thumb is None:
+        thumb = youtube_thumbnail(image_url)
+    return media_type, image_url, hd_url, thumb

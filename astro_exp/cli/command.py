@@ -254,19 +254,14 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def legacy_flags(
-    options: dict[str, str],
-    switches: dict[str, str] | None = None,
-    positional: str | None = None,
-    positional_list: bool = False,
-) -> Prepare:
-    """A ``prepare`` that keeps a command's older spellings working on top of Hydra.
+def positional_args(key: str, many: bool = False) -> Prepare:
+    """A ``prepare`` that reads the words of a command line that are neither an override nor
+    a Hydra flag (``compare outputs/multirun/...``) as the value of ``key`` (a list when
+    ``many``); everything else goes to Hydra as typed.
 
-    ``options`` maps ``--flag`` (taking a value) to its config key, ``switches`` maps a bare
-    ``--flag`` to an override (``--once`` -> ``watch.once=true``); words that are neither an
-    override nor a Hydra flag (a folder, say) are the value of the ``positional`` key.
+    >>> positional_args("dirs", many=True)(["runs/a", "runs/b", "metric=test/acc"])
+    ['metric=test/acc', 'dirs=[runs/a,runs/b]']
     """
-    switches = switches or {}
 
     def rewrite(args: list[str]) -> list[str]:
         out: list[str] = []
@@ -274,25 +269,7 @@ def legacy_flags(
         i = 0
         while i < len(args):
             a = args[i]
-            flag, eq, inline = a.partition("=")
-            if a in switches:
-                out.append(switches[a])
-            elif flag in options:
-                if eq:
-                    value = inline
-                elif i + 1 < len(args):
-                    i += 1
-                    value = args[i]
-                else:
-                    raise AstroExpError(
-                        f"{flag} needs a value: {flag} VALUE (or {options[flag]}=VALUE)"
-                    )
-                out.append(f"{options[flag]}={quote(value)}")
-            elif (
-                positional
-                and not a.startswith(("-", "+", "~"))
-                and ("=" not in a or os.path.exists(a))
-            ):
+            if not a.startswith(("-", "+", "~")) and ("=" not in a or os.path.exists(a)):
                 words.append(a)
             else:
                 out.append(a)
@@ -301,12 +278,12 @@ def legacy_flags(
                     out.append(args[i])
             i += 1
         if words:
-            if positional_list:
-                out.append(f"{positional}=[{','.join(quote(w) for w in words)}]")
+            if many:
+                out.append(f"{key}=[{','.join(quote(w) for w in words)}]")
             elif len(words) == 1:
-                out.append(f"{positional}={quote(words[0])}")
+                out.append(f"{key}={quote(words[0])}")
             else:
-                raise AstroExpError(f"one {positional} please, got {len(words)}: {' '.join(words)}")
+                raise AstroExpError(f"one {key} please, got {len(words)}: {' '.join(words)}")
         return out
 
     return rewrite

@@ -9,7 +9,7 @@ A run is any folder holding a metrics.json (or a search trial's trial.json: fail
 trials are listed too, with their state); the columns after the run are the Hydra
 overrides that differ between the runs. The default ranking metric is the runs'
 optimized_metric (.hydra/config.yaml) when metrics.json has it, else test/f1_macro.
-Bare folders on the command line are ``dirs``; ``--metric``, ``--mode`` and ``--out`` still work.
+Bare folders on the command line are ``dirs``.
 """
 
 from __future__ import annotations
@@ -19,17 +19,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from astro_exp.cli.command import command, legacy_flags
+from astro_exp.cli.command import command, positional_args
 from astro_exp.errors import ConfigError, DataError
 
-_LEGACY = legacy_flags(
-    {"--metric": "metric", "--mode": "mode", "--out": "out"},
-    positional="dirs",
-    positional_list=True,
-)
+_DIRS = positional_args("dirs", many=True)
 
 
-@command("compare", prepare=_LEGACY)
+@command("compare", prepare=_DIRS)
 def main(cfg: DictConfig) -> int:
     """Rank, print the table, write comparison.csv and comparison.png."""
     from astro_exp.tables import format_table

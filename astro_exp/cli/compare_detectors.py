@@ -6,8 +6,7 @@ seconds (a Markdown table; JSON rows with ``out=``).
     python scripts/compare_detectors.py RUN_DIR detectors=[knn,iforest] pca=32 false_alarm_rate=0.01
 
 The run must have had its anomaly stage (it caches ``embeddings/*.npz``); no model runs here.
-A bare folder on the command line is ``run_dir``; the older ``--detectors knn,iforest``,
-``--pca``, ``--false-alarm-rate``, ``--seed`` and ``--out`` still work.
+A bare folder on the command line is ``run_dir``.
 """
 
 from __future__ import annotations
@@ -18,19 +17,10 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from astro_exp.cli.command import command, legacy_flags
+from astro_exp.cli.command import command, positional_args
 from astro_exp.errors import ConfigError, DataError
 
-_LEGACY = legacy_flags(
-    {
-        "--detectors": "detectors",
-        "--pca": "pca",
-        "--false-alarm-rate": "false_alarm_rate",
-        "--seed": "seed",
-        "--out": "out",
-    },
-    positional="run_dir",
-)
+_RUN_DIR = positional_args("run_dir")
 
 
 def _load(path: Path) -> np.ndarray:
@@ -45,7 +35,7 @@ def _names(value: object) -> list[str]:
     return [d.strip() for d in str(value or "").split(",") if d.strip()]
 
 
-@command("compare_detectors", name="compare-detectors", prepare=_LEGACY)
+@command("compare_detectors", name="compare-detectors", prepare=_RUN_DIR)
 def main(cfg: DictConfig) -> int:
     """Refit every chosen detector on the run's train embeddings and score val/test/anomalies."""
     from astro_exp.anomaly.detector_table import compare_detectors, detector_configs, format_table

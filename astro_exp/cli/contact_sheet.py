@@ -7,7 +7,6 @@ apart; this is the quickest way to look at many renders at once.
     python scripts/contact_sheet.py size=96 per_class=8 out=outputs/contact_sheet.png
     python scripts/contact_sheet.py anomalies=true multilabel=true size=64 zoom=2
 
-The older ``--size 96 --per-class 8 --out x.png --anomalies --multilabel`` still work.
 """
 
 from __future__ import annotations
@@ -19,18 +18,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from astro_exp.cli.command import command, legacy_flags
-
-_LEGACY = legacy_flags(
-    {
-        "--size": "size",
-        "--per-class": "per_class",
-        "--out": "out",
-        "--seed": "seed",
-        "--zoom": "zoom",
-    },
-    switches={"--anomalies": "anomalies=true", "--multilabel": "multilabel=true"},
-)
+from astro_exp.cli.command import command
 
 MULTILABEL_ROWS: tuple[tuple[str, ...], ...] = (
     ("galaxy", "star"),
@@ -99,7 +87,7 @@ def compose(rows: list[tuple[str, list[np.ndarray]]], size: int, zoom: int, labe
     return sheet
 
 
-@command("contact_sheet", name="contact-sheet", prepare=_LEGACY)
+@command("contact_sheet", name="contact-sheet")
 def main(cfg: DictConfig) -> int:
     """Render, lay out and save the sheet; one summary line on stdout."""
     t0 = time.perf_counter()

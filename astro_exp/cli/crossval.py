@@ -99,7 +99,7 @@ def _metadata(node, labels: Path):  # noqa: ANN001, ANN202 - a config node -> Me
 @command("crossval", prepare=_prepare)
 def main(cfg: DictConfig) -> int:
     from astro_exp.crossval import cross_validate
-    from astro_exp.predict.views import colour_view
+    from astro_exp.predict.colour_views import colour_view
 
     labels = Path(str(cfg.label_file)).expanduser()
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent

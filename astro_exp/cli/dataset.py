@@ -16,8 +16,7 @@ A Hydra command (conf/dataset.yaml): the first word picks the option of the conf
 conf/dataset/ (``dataset=export``), whose keys live under ``dataset.``; the plain ``out=...``
 is shorthand for ``dataset.out=...`` (``source`` and ``labels`` are config groups elsewhere,
 so the keys cannot be top-level), and ``bundle.*``, ``merge.*``, ``wandb.*`` for
-``share.<key>`` (conf/share/default.yaml). The older ``--data-dir X``, ``--labels X``, ...
-spellings still work. ``<command> --help`` lists a command's keys.
+``share.<key>`` (conf/share/default.yaml). ``<command> --help`` lists a command's keys.
 
 The data folder defaults to ``$ASTRO_EXP_ROOT/data``, else ``./data`` (as ``paths.data_dir``).
 label-report labels a folder of API responses (JSON arrays) and prints the distribution;
@@ -31,14 +30,14 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from astro_exp.cli.command import command, legacy_flags
+from astro_exp.cli.command import command
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.tables import report_table
 
 if TYPE_CHECKING:
     from astro_exp.sharing import BundleFilter
@@ -56,13 +55,6 @@ COMMANDS = (
     "pull",
 )
 SHARE_NODES = ("bundle", "merge", "wandb")  # conf/share/default.yaml, under share.
-_LEGACY = legacy_flags(
-    {
-        f"--{k}": k
-        for k in ("source", "labels", "archive", "show", "seed", "thumbs", "n", "cols", "out")
-    }
-    | {"--data-dir": "data_dir"}
-)
 
 
 def prepare(args: list[str]) -> list[str]:
@@ -71,7 +63,7 @@ def prepare(args: list[str]) -> list[str]:
     if args and not args[0].startswith("-") and "=" not in args[0]:
         args[0] = f"dataset={args[0]}"
     out = []
-    for a in _LEGACY(args):
+    for a in args:
         key, eq, _ = a.partition("=")
         if eq and key.split(".")[0] in SHARE_NODES and "." in key:
             a = f"share.{a}"
@@ -110,13 +102,6 @@ def _required(cfg: DictConfig, key: str) -> Any:
         cmd = cfg.dataset.cmd
         raise DataError(f"{cmd} needs {key}=...; see python scripts/dataset.py {cmd} --help")
     return value
-
-
-def report_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A titled report table, numbers right-aligned, ``(none)`` when it has no rows."""
-    from astro_exp.tables import format_table
-
-    return format_table(rows, header, title=title, rule="columns", empty="(none)", align="auto")
 
 
 def cmd_stats(cfg: DictConfig) -> int:

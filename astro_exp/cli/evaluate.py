@@ -74,10 +74,10 @@ def main(cfg: DictConfig) -> int:
     from astro_exp.data.label_files import read_label_file
     from astro_exp.files import atomic_write
     from astro_exp.predict.classifier import Classifier
+    from astro_exp.predict.colour_views import colour_view
     from astro_exp.predict.fusion import set_fusion
     from astro_exp.predict.scorecard import score_labelled, write_figures
     from astro_exp.predict.texts import MetadataSpec, read_texts
-    from astro_exp.predict.views import colour_view
 
     view = None if cfg.get("view") in (None, "none") else str(cfg.view)
     colour_view(view)  # a wrong name is a one-line error before the checkpoint loads

@@ -242,7 +242,7 @@ def main(cfg: DictConfig) -> int:
     pool = build_pool(cfg)
     held_out = _held_out(cfg.held_out, int(cfg.folds))
     seeds = [int(s) for s in _list(cfg.seeds)]
-    runs = sum(len(held_out) * (len(seeds) if o == "random" else 1) for o in orders)
+    runs = len(held_out) * len(seeds) * len(orders)  # every order with every seed
     bar = progress_bar(
         total=runs, enabled=bool(cfg.progress), unit="run", desc="simulating review rounds"
     )

@@ -5,7 +5,7 @@ Why not :func:`astro_exp.review.features.frozen_features`: that keys its cache b
 lever of the archive study would recompute the same pixels' features), builds a full uint8
 tensor cache per policy (1.5 GB per policy for the archive at 224 px) and also computes the
 anomaly embedding (a second pass). The archive study needs the pre-logits vector only, for
-~11,000 pictures under two or three resize policies, on one CPU thread (~0.1 s a picture a
+~11,000 pictures under two or three resize policies, on one CPU thread (~0.06 s a picture a
 policy): each picture is decoded once, resized by every policy, and the work is saved in
 parts of ``PART`` pictures, so a killed run resumes where it stopped.
 """

@@ -118,7 +118,7 @@ def cross_validate(
     """Train and score every fold (or the ``only`` ones); pooled figures over all held-out
     pictures, per-fold figures, and the training time of each fold. ``views``: the held-out
     pictures are scored again as each colour view shows them (``gray``, ``swap_rb``:
-    :mod:`astro_exp.predict.views`), pooled and per fold under ``views``. ``metadata``: the
+    :mod:`astro_exp.predict.colour_views`), pooled and per fold under ``views``. ``metadata``: the
     pictures' texts; the held-out pictures are then also labelled from text and picture
     together, each fold's fusion fitted on the other folds (:mod:`astro_exp.crossval.fused`),
     under ``fused``."""

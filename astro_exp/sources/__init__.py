@@ -8,56 +8,45 @@ handled here, not by each source, so a preset such as ``debug=fast`` works with 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
+from astro_exp.config import build_target, to_plain
 from astro_exp.data.imageset import ImageSet, limit_imageset
-from astro_exp.errors import AstroExpError, ConfigError
+from astro_exp.errors import ConfigError
 from astro_exp.sources.protocols import HasAnomalySet, ImageSource
 
 # keys of conf/source read here and never passed to the source's constructor
 GENERIC_KEYS = ("limit",)
 
 
-def _plain(cfg: Mapping) -> dict[str, Any]:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
-
-
 def build_source(cfg: Mapping) -> ImageSource:
     """Instantiate ``conf/source`` (its ``_target_`` with the other keys but the generic ones).
 
     A source's own one-line error (``ConfigError``, ``DataError``) reaches the caller as it
-    is, not wrapped in Hydra's "Error in call to target" block; a wrong key becomes one.
-    """
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+    is; a wrong key or value becomes one (:func:`astro_exp.config.build_target`).
 
-    node = {k: v for k, v in _plain(cfg).items() if k not in GENERIC_KEYS}
-    target = node.get("_target_")
-    if not target:
-        raise ConfigError(
-            "source config has no _target_; pick one with source=synthetic|folder|apod_thumbs|apod"
-        )
-    name = node.get("name", target)
-    try:
-        source = instantiate(node, _convert_="all")
-    except InstantiationException as e:
-        cause: BaseException | None = e.__cause__
-        while cause is not None and not isinstance(cause, AstroExpError):
-            cause = cause.__cause__
-        if cause is not None:
-            raise cause from None
-        detail = e.__cause__ if e.__cause__ is not None else e
-        raise ConfigError(
-            f"source={name} cannot be built from its config ({type(detail).__name__}: {detail}); "
-            f"check the source.* keys against {target}"
-        ) from None
+    Args:
+        cfg: the ``source`` config node (``_target_``, ``name`` and the source's keys).
+
+    Returns:
+        The source object (an :class:`ImageSource`).
+
+    >>> src = build_source({"_target_": "astro_exp.sources.synthetic.SyntheticSource",
+    ...                     "name": "synthetic", "per_class": 2, "limit": 4})
+    >>> type(src).__name__
+    'SyntheticSource'
+    >>> build_source({"_target_": "astro_exp.sources.synthetic.SyntheticSource", "size": 9})
+    Traceback (most recent call last):
+    ...
+    astro_exp.errors.ConfigError: source=?: SyntheticSource has no parameter(s) ['size']; it takes ['classes', 'name', 'per_class', 'seed', 'task']
+    """
+    node = {k: v for k, v in to_plain(cfg).items() if k not in GENERIC_KEYS}
+    source = build_target(
+        node, f"source={node.get('name', '?')}", hint="pick one with source=synthetic|folder|apod"
+    )
     if not isinstance(source, ImageSource):
         raise ConfigError(
-            f"source._target_={target} has no imageset(); point it at a class in astro_exp.sources"
+            f"source._target_={node.get('_target_')} has no imageset(); "
+            "point it at a class in astro_exp.sources"
         )
     return source
 

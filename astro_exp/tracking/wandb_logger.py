@@ -20,33 +20,49 @@ _ALIASES = {"run": "online", "dryrun": "offline"}  # the WANDB_MODE spellings W&
 INIT_TIMEOUT_S = 60.0  # W&B's default is 90 s; an unreachable server should not stall a job longer
 
 
-def has_credentials() -> bool:
-    """Whether W&B would find credentials without prompting: env vars, then W&B's own lookup
-    (.netrc / settings for the configured host), with a stdlib .netrc read as a fallback
-    for W&B versions whose internal auth module differs."""
+def has_credentials(host: str | None = None) -> bool:
+    """Whether W&B would find credentials without prompting (the one check: runs and dataset
+    artifacts both ask it): the environment, the stdlib ``.netrc`` entry of the host
+    (``$NETRC``, else ``~/.netrc``; what ``wandb login`` writes), W&B's settings file, then
+    W&B's own lookup for the versions that keep keys elsewhere.
+
+    Args:
+        host: W&B's server URL; default ``$WANDB_BASE_URL``, else ``https://api.wandb.ai``.
+    """
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
+    import configparser
+    import netrc
+    from urllib.parse import urlsplit
+
+    url = host or os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        if netrc.netrc(path).authenticators(urlsplit(url).hostname or ""):
+            return True
+    except (OSError, netrc.NetrcParseError):
+        pass
+    settings = configparser.ConfigParser()
+    config_dir = os.environ.get("WANDB_CONFIG_DIR") or os.path.join(
+        os.path.expanduser("~"), ".config", "wandb"
+    )
+    try:
+        settings.read(os.path.join(config_dir, "settings"))
+        if settings.get("default", "api_key", fallback=""):
+            return True
+    except configparser.Error:
+        pass
     try:
         from wandb.sdk import wandb_setup
         from wandb.sdk.lib.wbauth import authenticate_session
 
-        host = wandb_setup.singleton().settings.base_url
-        return (
-            authenticate_session(host=host, source="astro_exp", prompt=False, update_session=False)
-            is not None
+        base = wandb_setup.singleton().settings.base_url
+        found = authenticate_session(
+            host=base, source="astro_exp", prompt=False, update_session=False
         )
-    except ImportError:
-        pass
-    except Exception as e:  # a malformed key or netrc: let the run go offline, say why
-        log.warning("W&B credentials unusable (%s); logging offline", e)
-        return False
-    import netrc
-    from urllib.parse import urlsplit
-
-    host = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).netloc
-    try:
-        return bool(netrc.netrc(os.environ.get("NETRC")).authenticators(host))
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return found is not None
+    except Exception as e:  # noqa: BLE001 - an older wandb, a malformed key: go offline
+        log.debug("W&B's own credential lookup failed (%s)", e)
         return False
 
 

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 
 import kornia.augmentation as K
 import torch
-from hydra.utils import get_class
 from torch import nn
 
-from astro_exp.errors import ConfigError
+from astro_exp.config import build_target
 
 
 def _tuples(value):
@@ -88,17 +87,11 @@ def build_augment(cfg: Mapping | None) -> nn.Module:
         specs = _fuse_geometry(specs)
     modules: list[nn.Module] = []
     for name, spec in specs:
-        target = spec.pop("_target_", None)
-        if target is None:
-            raise ConfigError(f"augment.ops.{name} needs a _target_ (a kornia.augmentation class)")
-        try:
-            cls = get_class(target)
-        except Exception as e:  # noqa: BLE001 - hydra raises several types here
-            raise ConfigError(f"augment.ops.{name}: cannot import {target!r} ({e})") from None
-        try:
-            modules.append(cls(**{k: _tuples(v) for k, v in spec.items()}))
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"augment.ops.{name}: bad parameters for {target}: {e}") from None
+        modules.append(
+            build_target(
+                spec, f"augment.ops.{name}", hint="a kornia.augmentation class", convert=_tuples
+            )
+        )
     if not modules:
         return nn.Identity()
     if all(isinstance(m, K.AugmentationBase2D) for m in modules):

@@ -85,8 +85,7 @@ def alert_payload(
     """The JSON an alert carries (the webhook body, also kept in the catalog): the fused
     answer (``label``: the picture and the day's text together when a text was given), what
     decided it (``evidence``) and what the picture and the text each said on their own."""
-    picture = getattr(pred, "picture", None) or None
-    text = getattr(pred, "text", None) or None
+    picture, text = pred.picture, pred.text
     return {
         "event": "astro-exp.alert",
         "reason": reason,
@@ -104,7 +103,7 @@ def alert_payload(
         "anomaly_score": pred.anomaly_score,
         "is_anomaly": pred.is_anomaly,
         "neighbours": pred.neighbours,
-        "evidence": getattr(pred, "evidence", None) or ("picture+text" if text else "picture"),
+        "evidence": pred.evidence or ("picture+text" if text else "picture"),
         "picture": None
         if picture is None
         else {"label": picture.get("label"), "confidence": picture.get("confidence")},

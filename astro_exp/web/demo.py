@@ -73,20 +73,23 @@ def build_demo(
         (kind, store.add_bytes(_jpeg(px)), px) for kind, px in pictures
     ]
     preds: dict[str, dict[str, Any]] = {}
+    path = catalog_path(data_dir)
     if classifier is not None:
+        from astro_exp.predict.into_catalog import prediction_row
+
+        with Catalog(path) as cat:
+            first = cat.count()
+        # each picture with the words of the day it is first stored under, as predict
+        # catalog=true classifies it: the picture and its text together
+        texts = [_words(kind, first + j) for j, (kind, _, _) in enumerate(files)]
         for (_, stored, _), p in zip(
             files,
-            classifier.predict([f[2] for f in files], top_k=len(classifier.classes)),
+            classifier.predict([f[2] for f in files], top_k=len(classifier.classes), texts=texts),
             strict=True,
         ):
-            preds[stored.sha256] = {
-                "label": p.label,
-                "confidence": p.confidence,
-                "probs": {t["label"]: t["probability"] for t in p.top_k},
-                "anomaly_score": p.anomaly_score,
-                "is_anomaly": p.is_anomaly,
-            }
-    path = catalog_path(data_dir)
+            row = prediction_row(stored.sha256, p)
+            row.pop("sha256")
+            preds[stored.sha256] = row
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = date(1995, 6, 16)
     with Catalog(path) as cat, cat.transaction():
@@ -101,7 +104,7 @@ def build_demo(
                 if k < len(files)
                 else hashlib.sha256(f"{stored.sha256}:{k}".encode()).hexdigest()
             )
-            title, text = WORDS[kind]
+            title, explanation = _words(kind, i)
             day = (start + timedelta(days=i)).isoformat()
             records.append(
                 PictureRecord(
@@ -110,8 +113,8 @@ def build_demo(
                     status="ok",
                     media_type="image",
                     page_url=f"https://apod.nasa.gov/apod/ap{day[2:4]}{day[5:7]}{day[8:10]}.html",
-                    title=f"{title} {i + 1}",
-                    explanation=f"Picture {i + 1}: {text}. {'Lorem ipsum ' * 20}",
+                    title=title,
+                    explanation=explanation,
                     credit="Image Credit: astro-exp renderer",
                     sha256=row_sha,
                     path=stored.path,
@@ -143,6 +146,12 @@ def build_demo(
         cat.upsert_many(records)
         cat.add_predictions(run_id, pred_rows)
     return path
+
+
+def _words(kind: str, i: int) -> tuple[str, str]:
+    """The title and explanation of demo row ``i`` showing a picture of ``kind``."""
+    title, text = WORDS[kind]
+    return f"{title} {i + 1}", f"Picture {i + 1}: {text}. {'Lorem ipsum ' * 20}"
 
 
 def _normalise(p: dict[str, float]) -> dict[str, float]:

@@ -73,18 +73,25 @@ class ModelService:
             "threshold": getattr(det, "threshold", None),
         }
 
-    def analyse(self, key: str, pixels: np.ndarray, views: bool = True) -> Analysis:
-        """Classify RGB uint8 (H, W, 3) ``pixels``; ``key`` (content hash) names the cache entry."""
+    def analyse(
+        self,
+        key: str,
+        pixels: np.ndarray,
+        views: bool = True,
+        text: tuple[str, str] | None = None,
+    ) -> Analysis:
+        """Classify RGB uint8 (H, W, 3) ``pixels`` (with the day's ``text``: the picture and
+        the text together, as predict stores it); ``key`` (content hash) names the cache entry."""
         if self.classifier is None:
             raise RuntimeError("no model loaded")
-        cache_key = f"{key}|{int(views)}"
+        cache_key = f"{key}|{int(views)}|{hash(text)}"
         with self._lock:
             hit = self._cache.get(cache_key)
             if hit is not None:
                 self._cache.move_to_end(cache_key)
                 return hit
             clf = self.classifier
-            pred = clf.predict([pixels], top_k=self.top_k)[0].to_dict()
+            pred = clf.predict([pixels], top_k=self.top_k, texts=[text])[0].to_dict()
             pred.pop("input", None)
             out = Analysis(pred, threshold=getattr(clf.detector, "threshold", None))
             if views and not pred.get("error"):

@@ -109,24 +109,6 @@ class Filters:
             setattr(f, name, value or None)
         return f
 
-    def query_args(self, **changes: Any) -> dict[str, Any]:
-        """The non-default filters as query-string items (for paging and sort links)."""
-        out: dict[str, Any] = {}
-        for key in ("label", "truth", "source", "date_from", "date_to", "q", "sort", "order"):
-            value = changes.get(key, getattr(self, key))
-            if value:
-                out[key] = value
-        for key in ("conf_min", "conf_max"):
-            value = changes.get(key, getattr(self, key))
-            if value is not None:
-                out[key] = value
-        if changes.get("anomalies", self.anomalies):
-            out["anomalies"] = 1
-        page = changes.get("page", self.page)
-        if page != 1:
-            out["page"] = page
-        return out
-
 
 def _int(value: str | None, default: int, lo: int, hi: int) -> int:
     try:

@@ -200,15 +200,18 @@ class WebState:
         return [{**n, "picture": found.get(str(n.get("id")))} for n in neighbours]
 
     # -- analysis ---------------------------------------------------------------------------
-    def analyse_file(self, key: str, path: Path, views: bool = True) -> Analysis | None:
-        """The model's view of a stored picture (None without a model); unreadable -> error."""
+    def analyse_file(
+        self, key: str, path: Path, views: bool = True, text: tuple[str, str] | None = None
+    ) -> Analysis | None:
+        """The model's view of a stored picture and its day's ``text`` (None without a
+        model); unreadable -> error."""
         if not self.model.loaded:
             return None
         try:
             pixels = read_image(path)
         except DataError as e:
             return Analysis({"error": str(e).replace(str(path), path.name)})
-        return self.model.analyse(key, pixels, views=views)
+        return self.model.analyse(key, pixels, views=views, text=text)
 
     def analyse_upload(self, decoded: Decoded, views: bool = True) -> Analysis:
         return self.model.analyse(decoded.sha256, np.ascontiguousarray(decoded.pixels), views=views)

@@ -78,8 +78,9 @@ def stored_prediction(row: dict[str, Any], classes: list[str] | None) -> dict[st
 def picture_analysis(st: WebState, row: dict[str, Any], views: bool) -> Analysis | None:
     """Live analysis when a model is loaded and the file is there, else the stored row."""
     path = st.picture_file(row)
+    text = (row.get("title") or "", row.get("explanation") or "")
     live = (
-        st.analyse_file(row["sha256"], path, views=views)
+        st.analyse_file(row["sha256"], path, views=views, text=text if any(text) else None)
         if path is not None and row.get("sha256")
         else None
     )

@@ -1,1 +1,7 @@
-"""Test helpers that the benchmarks may import too (the local APOD stand-in server)."""
+"""Test helpers that the benchmarks may import too (the local APOD stand-in server), and the
+one place the tests find ``../shared/data`` (real APOD pages, pictures and labels)."""
+
+from pathlib import Path
+
+# beside the checkout; tests that read it skip when it is absent
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from tests.support import SHARED_DATA
+
 FIXTURE_SITE = Path(__file__).resolve().parent.parent / "fixtures" / "apod_site"
-SHARED_SITE = Path(__file__).resolve().parents[3] / "shared" / "data" / "apod-site"
+SHARED_SITE = SHARED_DATA / "apod-site"
 
 
 _GEN_TOPICS = (

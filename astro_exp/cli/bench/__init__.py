@@ -11,8 +11,7 @@ measured in the same run, as JSON on stdout.
 predict and the detectors, :mod:`~astro_exp.cli.bench.real_size` the tensor cache's build
 from real-size JPEGs, :mod:`~astro_exp.cli.bench.gallery` the web app's gallery. The scraper's
 benchmark runs over the test stand-in and so stays in the checkout (``scripts/bench_scrape.py``,
-``python scripts/bench.py --scrape``). The older ``--steps 3 --warmup 1 --out x.json --predict``
-spellings still work.
+``python scripts/bench.py scrape``).
 """
 
 from __future__ import annotations
@@ -22,20 +21,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from astro_exp.cli.command import command, legacy_flags
+from astro_exp.cli.command import command
 from astro_exp.errors import ConfigError
-
-_LEGACY = legacy_flags(
-    {
-        "--steps": "bench.steps",
-        "--warmup": "bench.warmup",
-        "--naive-workers": "bench.naive_workers",
-        "--out": "bench.out",
-        "--n-embeddings": "bench.n_embeddings",
-        "--detectors": "bench.detectors",
-    },
-    switches={"--predict": "bench.predict=true"},
-)
 
 
 def _names(value: object) -> list[str] | None:
@@ -47,12 +34,12 @@ def _names(value: object) -> list[str] | None:
 
 
 def _prepare(args: list[str]) -> list[str]:
-    if "--scrape" in args or "scrape" in args:
+    if "scrape" in args:
         raise ConfigError(
             "the scraper benchmark runs over the checkout's test stand-in: "
-            "python scripts/bench.py --scrape (or scripts/bench_scrape.py) from the repository"
+            "python scripts/bench.py scrape (or scripts/bench_scrape.py) from the repository"
         )
-    return _LEGACY(args)
+    return args
 
 
 @command("bench", prepare=_prepare)

@@ -9,7 +9,7 @@ then times whole gallery responses (query + count + template) through the WSGI a
 typical filters, sorts and a deep page. Prints JSON: per case the median and p95 in ms
 and, as the baseline of the same run, the ratio to the same request on a 500-row catalog
 (1.0 = no slower with 40x the rows). Thumbnails are timed too: first request (made and
-cached) vs later requests (served from the cache). The older ``--rows N --repeat N`` still work.
+cached) vs later requests (served from the cache).
 
 The Review page's step is timed over HTTP against a real waitress server on a catalog of
 ``review_rows`` pictures: an answer POSTed to ``/api/review/<id>`` and then the next
@@ -32,10 +32,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from astro_exp.cli.command import command, legacy_flags
+from astro_exp.cli.command import command
 from astro_exp.errors import AstroExpError
-
-_LEGACY = legacy_flags({"--rows": "rows", "--repeat": "repeat"})
 
 CASES = {
     "first page (date)": "/",
@@ -175,7 +173,7 @@ def scale_report(cfg: DictConfig) -> dict:
     return report
 
 
-@command("bench_web", name="bench-web", prepare=_LEGACY)
+@command("bench_web", name="bench-web")
 def main(cfg: DictConfig) -> dict:
     """Time the web app (``catalog=``: demo, 10k, 100k, both); the JSON report on stdout."""
     if str(cfg.catalog) != "demo":

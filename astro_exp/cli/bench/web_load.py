@@ -223,7 +223,7 @@ def predict_catalog_figures(
     from astro_exp.models.checkpoint import make_bundle, save_bundle
     from astro_exp.models.factory import create_model
     from astro_exp.predict.classifier import Classifier
-    from astro_exp.predict.into_catalog import accepts_texts, predict_catalog
+    from astro_exp.predict.into_catalog import predict_catalog
     from astro_exp.web.demo import build_archive
 
     build_archive(folder, archive, rows=n, pool=n, run_id="other")
@@ -276,7 +276,7 @@ def predict_catalog_figures(
         "batch_size": batch_size,
         "torch_threads": torch.get_num_threads(),
         "decode_workers": clf._decode_workers(),
-        "with_texts": accepts_texts(clf),
+        "with_texts": clf.fusion is not None,
         "model_alone_img_s": round(model_img_s, 1),
         "predict_catalog_img_s": round(e2e_img_s, 1),
         "predict_over_model_alone": round(e2e_img_s / model_img_s, 3),
