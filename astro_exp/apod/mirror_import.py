@@ -37,9 +37,9 @@ from pathlib import Path
 from PIL import Image
 
 from astro_exp.apod.mirror import MirrorRow, detect_layout, read_rows
-from astro_exp.apod.scrape import scrape_lock
+from astro_exp.apod.scrape import day_record, scrape_lock
 from astro_exp.apod.text import DEFAULT_BASE_URL
-from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, PictureRecord, catalog_path, now_iso
+from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, PictureRecord, catalog_path
 from astro_exp.data.labels import Labeller
 from astro_exp.data.store import ImageStore
 from astro_exp.imageio import (
@@ -183,21 +183,7 @@ class _Importer:
     def stage(self, row: MirrorRow) -> _Staged:
         day = row.day
         assert day is not None and row.date is not None
-        rec = PictureRecord(
-            source=self.into,
-            date=row.date,
-            status=OK,
-            page_url=day.page_url,
-            image_url=day.image_url,
-            hd_url=day.hd_url,
-            thumbnail_url=day.thumbnail_url,
-            title=day.title,
-            explanation=day.explanation,
-            credit=day.credit,
-            copyright=day.copyright,
-            media_type=day.media_type,
-            fetched_at=now_iso(),
-        )
+        rec = day_record(self.into, row.date, OK, day)
         if self.labeller is not None and day.title:
             rec.labels = self.labeller.label(day.title, day.explanation).to_json()
         if day.media_type != "image":

@@ -121,6 +121,21 @@ REQUEST_DEFAULTS: Mapping[str, Any] = MappingProxyType(_request_defaults)
 HTTP_DEFAULTS: Mapping[str, Any] = MappingProxyType(_http_defaults)
 
 
+def day_record(
+    source: str, date: str, status: str, day: ApodDay | None = None, **extra: Any
+) -> PictureRecord:
+    """A catalog row of one APOD day: the day's own fields (page, picture addresses, text,
+    credit, media type) when it was read, and ``extra`` columns (error, path, sha256, ...).
+    The scraper and the mirror import both write days through it."""
+    rec = PictureRecord(source=source, date=date, status=status, fetched_at=now_iso(), **extra)
+    if day is not None:
+        rec.page_url = day.page_url
+        rec.image_url, rec.hd_url, rec.thumbnail_url = day.image_url, day.hd_url, day.thumbnail_url
+        rec.title, rec.explanation = day.title, day.explanation
+        rec.credit, rec.copyright, rec.media_type = day.credit, day.copyright, day.media_type
+    return rec
+
+
 @dataclass
 class ScrapeRequest:
     """What to scrape: one source's days (a date range or the newest ``last_days``).
@@ -303,25 +318,15 @@ class _Scraper:
         page_url: str | None = None,
         **extra: Any,
     ) -> PictureRecord:
-        rec = PictureRecord(
-            source=self.req.source,
-            date=d.isoformat(),
-            status=status,
+        return day_record(
+            self.req.source,
+            d.isoformat(),
+            status,
+            day,
             error=error,
-            fetched_at=now_iso(),
             page_url=page_url,
             **extra,
         )
-        if day is not None:
-            rec.page_url = day.page_url
-            rec.image_url, rec.hd_url, rec.thumbnail_url = (
-                day.image_url,
-                day.hd_url,
-                day.thumbnail_url,
-            )
-            rec.title, rec.explanation = day.title, day.explanation
-            rec.credit, rec.copyright, rec.media_type = day.credit, day.copyright, day.media_type
-        return rec
 
     def _picture(self, day: ApodDay) -> PictureRecord:
         d = day.date

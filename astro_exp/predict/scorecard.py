@@ -195,7 +195,9 @@ def score_labelled(
         log.info("labels the model has no class for (always wrong): %s", ", ".join(unknown))
     metrics = _class_metrics(P, y, classes)
     if classifier.task == "multiclass":
-        metrics.update(uncalibrated(P, y, classifier.temperature))
+        # the temperature inverts on the picture's own probabilities, not on fused ones: the
+        # raw figure is the picture model's before its temperature, with or without texts
+        metrics.update(uncalibrated(np.asarray(alone, dtype=float), y, classifier.temperature))
     else:
         metrics.update(
             {"ece_uncalibrated": float("nan"), "temperature": float(classifier.temperature)}
