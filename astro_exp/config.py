@@ -6,8 +6,9 @@ of a config node does: read it as plain Python (:func:`to_plain`) and build its
 ``${cwd:}`` is the directory the command was started in. Unlike ``${hydra:runtime.cwd}``
 it also resolves while Hydra builds a sweep's folder name, before a job exists.
 ``${timm_norm:<model name>,mean}`` (or ``std``) is the input normalisation timm's pretrained
-weights of that model expect (its ``pretrained_cfg``): ``conf/model/*.yaml`` read it from
-there, so no YAML repeats it.
+weights of that model expect (its ``pretrained_cfg``), and ``${timm_input_size:<model name>}``
+the side of the pictures they were trained at: ``conf/model/*.yaml`` read both from there,
+so no YAML repeats them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from astro_exp.errors import AstroExpError, ConfigError
 
@@ -26,6 +27,21 @@ if TYPE_CHECKING:
 
 # timm's IMAGENET_DEFAULT_MEAN / _STD: a model timm has no pretrained config for gets these
 IMAGENET_NORM = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+# and the side of timm's default input_size (3, 224, 224)
+DEFAULT_INPUT_SIZE = 224
+
+
+def _pretrained_cfg(model_name: str) -> Any:
+    """timm's default pretrained config of ``model_name`` (its registry: no network); None
+    for a name it has none for (``hf-hub:...``, a typo)."""
+    if ":" in model_name:
+        return None
+    from timm.models import get_pretrained_cfg
+
+    try:
+        return get_pretrained_cfg(model_name)
+    except (RuntimeError, ValueError):
+        return None
 
 
 def timm_norm(model_name: str, key: str) -> list[float]:
@@ -46,22 +62,31 @@ def timm_norm(model_name: str, key: str) -> list[float]:
     """
     if key not in IMAGENET_NORM:
         raise ConfigError(f"timm_norm: {key!r} is not a normalisation key; use mean or std")
-    cfg = None
-    if ":" not in model_name:
-        from timm.models import get_pretrained_cfg
-
-        try:
-            cfg = get_pretrained_cfg(model_name)
-        except (RuntimeError, ValueError):
-            cfg = None
-    value = getattr(cfg, key, None) if cfg is not None else None
+    value = getattr(_pretrained_cfg(model_name), key, None)
     return [float(v) for v in (value or IMAGENET_NORM[key])]
+
+
+def timm_input_size(model_name: str) -> int:
+    """The side of the pictures timm's default pretrained weights of ``model_name`` were
+    trained at (the height of its ``pretrained_cfg.input_size``; square for every model of
+    ``conf/model``); 224 for a name timm has no pretrained config for.
+
+    >>> timm_input_size("tf_efficientnet_lite0")
+    224
+    >>> timm_input_size("tf_efficientnet_lite2")
+    260
+    """
+    size = getattr(_pretrained_cfg(model_name), "input_size", None)
+    return int(size[-2]) if size else DEFAULT_INPUT_SIZE
 
 
 if not OmegaConf.has_resolver("cwd"):
     OmegaConf.register_new_resolver("cwd", os.getcwd)
 if not OmegaConf.has_resolver("timm_norm"):
-    OmegaConf.register_new_resolver("timm_norm", timm_norm)
+    # a ListConfig, not a list: `--cfg job --resolve` writes the value back into the tree
+    OmegaConf.register_new_resolver("timm_norm", lambda m, k: ListConfig(timm_norm(m, k)))
+if not OmegaConf.has_resolver("timm_input_size"):
+    OmegaConf.register_new_resolver("timm_input_size", timm_input_size)
 
 
 def to_plain(node: Any) -> Any:

@@ -1,6 +1,7 @@
 """The archive study (issue #22): which label lever makes the APOD archive help the picture
 model: ``python scripts/archive_study.py`` (``--help`` lists the settings; docs/archive.md
-has the table and the protocol). The code is in astro_exp/crossval/archive_probe.py.
+has the table and the protocol). The code is in astro_exp/crossval/archive_probe.py (the
+command line) and the archive_*.py modules beside it.
 
 One CPU thread on purpose: the study shares the machine with training runs, and a linear
 probe on cached features needs no more.

@@ -1,6 +1,8 @@
-"""Throughput figures as JSON: ``python scripts/bench.py model=tiny bench.steps=10``
-(``astro-exp bench ...``; the code is in astro_exp/cli/bench/). ``scrape``
-runs the scraper's benchmark instead, scripts/bench_scrape.py, which needs the checkout's stand-in.
+"""Throughput figures as JSON: ``python scripts/bench.py model=tiny bench.steps=10``.
+
+The same as ``astro-exp bench ...``; the code is in astro_exp/bench/ (``--help`` lists the
+settings). ``scrape`` runs the scraper's benchmark instead (``astro-exp bench-scrape``,
+scripts/bench_scrape.py).
 """
 
 import sys
@@ -8,9 +10,9 @@ import sys
 if __name__ == "__main__":
     args = sys.argv[1:]
     if "scrape" in args:
-        from bench_scrape import cli  # scripts/ is sys.path[0]
+        from astro_exp.cli.bench.scrape import main
 
-        cli([a for a in args if a != "scrape"])
+        main([a for a in args if a != "scrape"])
     else:
         from astro_exp.cli.bench import main
 

@@ -1,11 +1,13 @@
-"""Prediction and anomaly-detector timings as JSON: ``python scripts/bench_predict.py model=tiny``
-(the same as ``astro-exp bench bench.predict_only=true ...``; the code is in astro_exp/cli/bench/latency.py).
+"""Prediction and anomaly-detector timings as JSON: ``python scripts/bench_predict.py model=tiny``.
+
+The same as ``astro-exp bench bench.predict_only=true ...``; the code is in
+astro_exp/bench/latency.py (``--help`` lists the settings).
 """
 
 import sys
 
+from astro_exp.bench.latency import detector_figures, predict_figures
 from astro_exp.cli.bench import main
-from astro_exp.cli.bench.latency import detector_figures, predict_figures
 
 __all__ = ["detector_figures", "predict_figures"]
 

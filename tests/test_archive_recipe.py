@@ -112,6 +112,37 @@ def test_fused_takes_the_files_labels_and_leaves_unnamed_pictures_out(
     assert img.shape[2] == 3
 
 
+def test_only_files_restricts_any_targets_to_the_pool(tmp_path: Path, apod4: dict) -> None:
+    """The study's pool (free of the scored pictures' re-cropped twins) as a file: the
+    confident recipe trains on it, not on the whole folder."""
+    files = _archive(tmp_path / "archive")
+    pool = tmp_path / "pool.csv"
+    pool.write_text("file,label\n" + "".join(f"{f},x\n" for f in files[1:4]))
+    kept = ApodArchiveSource(
+        str(tmp_path / "archive"), labels=apod4, only_files=str(pool), progress=False
+    ).imageset()
+    assert kept.ids == files[1:4]
+    sure = ApodArchiveSource(
+        str(tmp_path / "archive"),
+        labels=apod4,
+        only_files=str(pool),
+        targets="confident",
+        min_margin=0.0,
+        progress=False,
+    ).imageset()
+    assert set(sure.ids) <= set(files[1:4])
+    with pytest.raises(ConfigError, match="only_files"):
+        ApodArchiveSource(
+            str(tmp_path / "archive"), labels=apod4, only_files=str(tmp_path / "no.csv")
+        )
+    nofile = tmp_path / "nofile.csv"
+    nofile.write_text("name\nx\n")
+    with pytest.raises(DataError, match="`file` column"):
+        ApodArchiveSource(
+            str(tmp_path / "archive"), labels=apod4, only_files=str(nofile), progress=False
+        ).imageset()
+
+
 def test_bad_target_settings_say_what_to_do(tmp_path: Path, apod4: dict) -> None:
     _archive(tmp_path)
     with pytest.raises(ConfigError, match="targets"):

@@ -198,7 +198,7 @@ def test_predictions_keyed_by_run_and_sha(cat: Catalog) -> None:
 
 def test_web_app_queries_read_the_catalog(cat: Catalog, tmp_path: Path) -> None:
     """The web app's read side (astro_exp.web.queries) works on a catalog this module wrote."""
-    queries = pytest.importorskip("astro_exp.web.queries")
+    queries = pytest.importorskip("astro_exp.data.catalog.gallery")
     store = ImageStore(tmp_path)
     stored = store.add_bytes(jpeg_bytes())
     pid = cat.upsert(

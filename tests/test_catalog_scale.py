@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from astro_exp.data.catalog import MIGRATIONS, Catalog, catalog_path
+from astro_exp.data.catalog import MIGRATIONS, Catalog, CatalogReader, Filters, catalog_path
 from astro_exp.predict.classifier import Prediction
 from astro_exp.predict.into_catalog import prediction_row
-from astro_exp.web import create_app, queries
+from astro_exp.web import create_app
 from astro_exp.web.demo import build_demo
 
 RUN = "demo"
@@ -90,14 +90,15 @@ def test_every_gallery_query_reads_an_index(demo: Path, args: dict) -> None:
     conn = sqlite3.connect(catalog_path(demo))
     conn.row_factory = sqlite3.Row
     rec = Recorder(conn)
-    rows, total = queries.list_pictures(rec, queries.Filters.from_args(args), RUN)
+    reader = CatalogReader(rec)  # the web app's reader, on the recording connection
+    rows, total = reader.list_pictures(Filters.from_args(args), RUN)
     assert rows and total >= len(rows), args
     # the Next page by keyset: the same statements with the cursor
     nxt = {**args, "page": "2", "after": str(rows[-1]["id"])}
-    queries.list_pictures(rec, queries.Filters.from_args(nxt), RUN)
+    reader.list_pictures(Filters.from_args(nxt), RUN)
     for sql, params in rec.seen:
         if sql.lstrip().upper().startswith("SELECT COUNT(*)"):
-            continue  # counts are kept until the catalog changes (queries.CountCache)
+            continue  # counts are kept until the catalog changes (gallery.CountCache)
         assert full_scans(conn, sql, params) == [], (args, sql)
 
 
@@ -110,10 +111,12 @@ def test_picture_page_review_page_and_anomaly_page_read_by_key(demo: Path) -> No
     conn = sqlite3.connect(catalog_path(demo))
     conn.row_factory = sqlite3.Row
     rec = Recorder(conn)
-    assert queries.get_picture(rec, 10, RUN)["id"] == 10
+    reader = CatalogReader(rec)
+    assert reader.get_picture(10, RUN)["id"] == 10
     assert [c.picture_id for c in candidates_by_id(rec, RUN, [9, 4, 2])] == [9, 4, 2]
-    assert [r["id"] for r in queries.rows_by_id(rec, [8, 1], RUN)] == [8, 1]
-    assert queries.data_version(rec)[0] == 600
+    assert [r["id"] for r in reader.rows_by_id([8, 1], RUN)] == [8, 1]
+    assert reader.data_version()[0] == 600
+    assert reader.marks_version() == 1
     for sql, params in rec.seen:
         assert full_scans(conn, sql, params) == [], sql
 
@@ -130,8 +133,8 @@ def test_keyset_pages_are_the_offset_pages(demo: Path) -> None:
         base = {**args, "per_page": "7"}
 
         def page(base=base, **more):  # noqa: ANN202
-            f = queries.Filters.from_args({**base, **{k: str(v) for k, v in more.items()}})
-            return [r["id"] for r in queries.list_pictures(conn, f, RUN)[0]]
+            f = Filters.from_args({**base, **{k: str(v) for k, v in more.items()}})
+            return [r["id"] for r in CatalogReader(conn).list_pictures(f, RUN)[0]]
 
         p2, p3, p4 = page(page=2), page(page=3), page(page=4)
         assert len(p3) == 7 and len(set(p2 + p3 + p4)) == 21, args
@@ -144,8 +147,8 @@ def test_search_finds_words_and_stems_in_titles_and_explanations(demo: Path) -> 
     conn.row_factory = sqlite3.Row
 
     def search(q: str) -> tuple[list, int]:
-        return queries.list_pictures(
-            conn, queries.Filters.from_args({"q": q, "per_page": "200"}), RUN
+        return CatalogReader(conn).list_pictures(
+            Filters.from_args({"q": q, "per_page": "200"}), RUN
         )
 
     rows, total = search("rings")  # "Planet and Rings" titles: a quarter of the demo

@@ -33,7 +33,7 @@ def test_conf_folder_is_the_package_astro_exp_conf() -> None:
 def test_groups_have_the_designed_options() -> None:
     assert set(options("source")) >= {"synthetic", "folder"}
     assert set(options("preprocess")) == {"default", "astro", "none"}
-    assert set(options("augment")) == {"none", "light", "heavy"}
+    assert set(options("augment")) == {"none", "light", "heavy", "camera"}
     assert set(options("model")) == {
         "resnet",
         "efficientnet_lite0",
@@ -70,6 +70,7 @@ def test_every_option_composes_and_resolves(make_cfg, group: str, tmp_path: Path
             overrides.append(f"source.root={tmp_path}")
         cfg = make_cfg(overrides)
         resolved = OmegaConf.to_container(cfg, resolve=True)
+        OmegaConf.resolve(cfg)  # what `--cfg job --resolve` does: resolvers' values go back in
         if group in ("source", "task", "preprocess", "augment", "model", "logger"):
             assert resolved[group]["name"] == option
         else:

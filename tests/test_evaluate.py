@@ -183,6 +183,42 @@ def test_evaluate_command_writes_figures_a_person_can_recompute(tmp_path: Path) 
     )
 
 
+def test_evaluate_scores_one_frame_per_animation_and_takes_fusion_none(tmp_path: Path) -> None:
+    """The archive protocol's scoring (docs/archive.md): 3 frames of one animation count once
+    with ``one_frame_per_animation=true``; ``fusion=none`` (a config group's name as well)
+    reaches the command's own key instead of failing in Hydra."""
+    ckpt = handmade_bundle(tmp_path)
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    names = ["comet-0.png", "comet-1.png", "comet-2.png", "m31.png", "m42.png", "moon.png"]
+    for i, name in enumerate(names):
+        picture(pics / name, seed=40 + i)
+    (tmp_path / "labels.csv").write_text(
+        "file,label\n" + "".join(f"{n},{CLASSES[i % 4]}\n" for i, n in enumerate(names))
+    )
+    counts = {}
+    for flag in ("true", "false"):
+        out = tmp_path / f"eval-{flag}"
+        done = run_script(
+            [
+                "scripts/evaluate.py",
+                f"ckpt_path={ckpt}",
+                f"labels={tmp_path / 'labels.csv'}",
+                f"root={pics}",
+                f"out={out}",
+                f"one_frame_per_animation={flag}",
+                "fusion=none",
+                "progress=false",
+            ]
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads((out / "metrics.json").read_text())
+        counts[flag] = report["n"]
+        files = [p["file"] for p in report["pictures"]]
+    assert counts == {"true": 4, "false": 6}
+    assert "comet-1.png" in files  # the last (false) run scored every frame
+
+
 def test_labeller_check_counts_agreement_per_class() -> None:
     cfg = {
         "name": "t",

@@ -31,6 +31,7 @@ STAGES: dict[str, int] = {
     "web": 12,
     "train": 13,
     "crossval": 14,
+    "bench": 14,
     "cli": 15,
     "conf": 15,
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from astro_exp.config import conf_options, timm_norm
 from astro_exp.errors import ConfigError
@@ -59,6 +60,33 @@ def test_every_model_option_normalises_as_its_pretrained_weights_expect(
         want = [float(v) for v in getattr(pretrained, key)]
         assert list(cfg.model[key]) == want, (option, key)
         assert list(cfg.preprocess[key]) == want, (option, key)
+
+
+@pytest.mark.parametrize("option", conf_options("model"))
+def test_every_model_option_names_the_input_size_of_its_pretrained_weights(
+    option: str, make_cfg
+) -> None:
+    """``model.input_size`` is the side of the pictures timm's pretrained_cfg (its registry:
+    no network) says the weights were trained at; it is no timm keyword, so a bundle made
+    from the composed group still rebuilds."""
+    from timm.models import get_pretrained_cfg
+
+    from astro_exp.models.checkpoint import make_bundle, model_from_bundle
+
+    cfg = make_cfg([f"model={option}"])
+    _, height, width = get_pretrained_cfg(cfg.model.model_name).input_size
+    assert cfg.model.input_size == height == width, option
+    if option == "tiny":
+        model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+        bundle = make_bundle(
+            create_model(cfg.model.model_name, 2),
+            model_cfg=model_cfg,
+            classes=["a", "b"],
+            task="multiclass",
+            preprocess={},
+            image_size=32,
+        )
+        assert isinstance(model_from_bundle(bundle), torch.nn.Module)
 
 
 def test_img_size_reaches_vit_and_cnns_ignore_it() -> None:

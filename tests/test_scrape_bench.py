@@ -1,24 +1,19 @@
-"""scripts/bench_scrape.py (``python scripts/bench.py scrape``) on a tiny setting: every
+"""``astro-exp bench-scrape`` (astro_exp/bench/scraper.py) on a tiny setting: every
 figure is there, and a re-sync downloads no picture twice. The figures themselves are
 benchmarks, read from the script's output, not asserted here."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import time
 from pathlib import Path
 
 import pytest
 
+from astro_exp.bench import scraper as bench_scrape
 from tests.support.apod_site import FIXTURE_SITE, write_site
 from tests.support.standin import ApodStandin
-
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("bench_scrape", ROOT / "scripts" / "bench_scrape.py")
-bench_scrape = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_scrape)
 
 PHASE_KEYS = {
     "wall_s",
@@ -67,7 +62,7 @@ def test_main_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixtur
         site=tmp_path / "no-such-site",
         out=out,
     )
-    bench_scrape.main(args)
+    bench_scrape.report(args)
     printed = capsys.readouterr()
     assert "html.parser" in printed.out and "resync" in printed.out
     assert "generated stand-in pages" in printed.err  # the fallback says so

@@ -704,7 +704,7 @@ def test_label_correction_bad_inputs(client):
 
 # -- errors ----------------------------------------------------------------------------------------
 def test_unexpected_errors_render_a_friendly_page(env, monkeypatch):
-    from astro_exp.web import queries
+    from astro_exp.data.catalog import CatalogReader
 
     app = create_app(env.settings())
     client = app.test_client()
@@ -712,7 +712,7 @@ def test_unexpected_errors_render_a_friendly_page(env, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(queries, "list_pictures", boom)
+    monkeypatch.setattr(CatalogReader, "list_pictures", boom)
     html = assert_friendly(client.get("/"), 500)
     assert "secret internals" not in html and "Something went wrong" in html
     api = client.get("/api/pictures")

@@ -8,7 +8,7 @@ file, so the YAML is the single definition of every default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -50,11 +50,7 @@ class AnomalySettings:
     def from_config(cls, node: Mapping | None = None) -> AnomalySettings:
         """``cfg.anomaly`` (None: the group is absent) over ``conf/anomaly/default.yaml``."""
         a = dict(to_plain(node) or {})
-        unknown = sorted(set(a) - cls.keys() - set(OTHER_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"anomaly has unknown settings {unknown}; the known ones are in conf/{CONF_FILE}"
-            )
+        reject_unknown("anomaly", a, cls.keys() | set(OTHER_KEYS), CONF_FILE)
         missing = cls.keys() - set(a)
         if missing:
             a = {**yaml_defaults(), **a}
@@ -91,14 +87,31 @@ class AnomalySettings:
 
 def yaml_defaults() -> dict[str, Any]:
     """``conf/anomaly/default.yaml`` as a plain dict (no interpolations in that file)."""
+    return conf_defaults(CONF_FILE)
+
+
+def conf_defaults(conf_file: str) -> dict[str, Any]:
+    """A settings group's defaults file ``conf/<group>/default.yaml`` as a plain dict (no
+    interpolations in these files); the review settings read theirs here too."""
     try:
-        data = OmegaConf.to_container(OmegaConf.create(read_conf(CONF_FILE)), resolve=True)
+        data = OmegaConf.to_container(OmegaConf.create(read_conf(conf_file)), resolve=True)
     except OSError as e:
+        group = conf_file.split("/", 1)[0]
         raise ConfigError(
-            f"cannot read the anomaly defaults conf/{CONF_FILE} ({e}); reinstall astro-exp"
+            f"cannot read the {group} defaults conf/{conf_file} ({e}); reinstall astro-exp"
         ) from None
     assert isinstance(data, dict)
     return {str(k): v for k, v in data.items()}
+
+
+def reject_unknown(where: str, given: Iterable[str], known: Iterable[str], conf_file: str) -> None:
+    """A one-line error naming the keys of ``where`` that its defaults file does not have:
+    a typo in a setting fails here instead of being ignored."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown settings {unknown}; the known ones are in conf/{conf_file}"
+        )
 
 
 def _names(value: Any) -> tuple[str, ...] | None:

@@ -35,6 +35,7 @@ from astro_exp.anomaly.detectors import (
 from astro_exp.anomaly.embeddings import (
     EmbeddingCache,
     Embeddings,
+    EmbeddingSpec,
     embed_array,
     embed_split,
     embedding_key,
@@ -181,60 +182,127 @@ def anomaly_stage(
     a = anomaly if isinstance(anomaly, AnomalySettings) else AnomalySettings.from_config(anomaly)
     if not a.enabled:
         return {}
-    dcfg = to_plain(detector)
-    if not dcfg:
-        raise ConfigError(
-            "no detector config; add '- detector: lof' to conf/train.yaml defaults or pass +detector=lof"
-        )
-    dm, run_dir = trainer.dm, Path(trainer.run_dir)
+    dcfg = _detector_config(detector)
+    run_dir = Path(trainer.run_dir)
     t0 = time.perf_counter()
-    spec = a.embedding
     digest = model_digest(trainer.model)
-    cache = EmbeddingCache(run_dir, embedding_key(digest, spec))
-    emb = {
-        s: cache.get(s, lambda s=s: embed_split(trainer, s, spec)) for s in ("train", "val", "test")
-    }
-
-    sets = anomaly_imagesets(a, dm.classes, source=source, holdout=holdout, seed=seed)
-    images, kinds, _ = cache_sets(sets, dm.image_size, dm.resize, dm.cache_dir, progress)
-    key = hashlib.sha256("|".join(s.fingerprint for s in sets).encode()).hexdigest()[:12]
-
-    def embed_anomalies() -> Embeddings:
-        e = embed_array(trainer, images, spec)
-        e.names = np.asarray(kinds, dtype=np.str_)
-        return e
-
-    anom = cache.get(f"anomalies-{key}", embed_anomalies)
+    cache = EmbeddingCache(run_dir, embedding_key(digest, a.embedding))
+    emb = _split_embeddings(trainer, cache, a.embedding)
+    anom, names = _anomaly_embeddings(
+        trainer, cache, a, seed=seed, source=source, holdout=holdout, progress=progress
+    )
     embed_s = time.perf_counter() - t0
 
     det = AnomalyDetector(dcfg, a.pca_components, seed).fit(emb["train"].emb)
     threshold = det.calibrate(det.score(emb["val"].emb), a.false_alarm_rate)
     t1 = time.perf_counter()
     s_test, s_anom = det.score(emb["test"].emb), det.score(anom.emb)
-    score_s = time.perf_counter() - t1
+    timings = {
+        "anomaly/fit_s": det.fit_s,
+        "anomaly/score_s": time.perf_counter() - t1,
+        "anomaly/embed_s": embed_s,
+    }
+    metrics = _detection_metrics(s_test, s_anom, names, threshold, a.false_alarm_rate, timings)
 
+    _save_for_predict(trainer, det, a, digest, metrics, emb["train"])
+    png = plot_scores(
+        s_test,
+        s_anom,
+        names,
+        threshold,
+        run_dir / "anomaly_scores.png",
+        title=f"{det.name}: ROC-AUC {metrics['anomaly/roc_auc']:.3f}",
+    )
+    logger.log_image("anomaly/score_histogram", png)
+    if a.compare_detectors:
+        metrics.update(_compare_detectors(run_dir, emb, anom, a, seed))
+    _log_summary(det.name, metrics, threshold, len(s_test), len(s_anom))
+    return metrics
+
+
+def _detector_config(detector: Mapping | None) -> dict:
+    """The run's ``detector`` group as a plain dict; a run without one is a config error."""
+    dcfg = to_plain(detector)
+    if not dcfg:
+        raise ConfigError(
+            "no detector config; add '- detector: lof' to conf/train.yaml defaults or pass +detector=lof"
+        )
+    return dcfg
+
+
+def _split_embeddings(trainer, cache: EmbeddingCache, spec: EmbeddingSpec) -> dict[str, Embeddings]:
+    """Embeddings of train, val and test with the trainer's (best) weights, cached."""
+    return {
+        s: cache.get(s, lambda s=s: embed_split(trainer, s, spec)) for s in ("train", "val", "test")
+    }
+
+
+def _anomaly_embeddings(
+    trainer,
+    cache: EmbeddingCache,
+    a: AnomalySettings,
+    *,
+    seed: int,
+    source: object | None,
+    holdout: ImageSet | None,
+    progress: bool,
+) -> tuple[Embeddings, list[str]]:
+    """Embeddings of the anomaly sets' pictures (cached under the sets' fingerprints) and
+    each picture's kind."""
+    dm = trainer.dm
+    sets = anomaly_imagesets(a, dm.classes, source=source, holdout=holdout, seed=seed)
+    images, kinds, _ = cache_sets(sets, dm.image_size, dm.resize, dm.cache_dir, progress)
+    key = hashlib.sha256("|".join(s.fingerprint for s in sets).encode()).hexdigest()[:12]
+
+    def embed_anomalies() -> Embeddings:
+        e = embed_array(trainer, images, a.embedding)
+        e.names = np.asarray(kinds, dtype=np.str_)
+        return e
+
+    anom = cache.get(f"anomalies-{key}", embed_anomalies)
+    return anom, anom.names.tolist() if anom.names is not None else kinds
+
+
+def _detection_metrics(
+    s_test: np.ndarray,
+    s_anom: np.ndarray,
+    names: list[str],
+    threshold: float,
+    false_alarm_rate: float,
+    timings: dict[str, float],
+) -> dict[str, float]:
+    """``anomaly/*``: the detection figures overall and per kind, the threshold, timings, counts."""
     m = score_metrics(s_test, s_anom, threshold)
     metrics = {f"anomaly/{k}": v for k, v in m.items()}
-    names = anom.names.tolist() if anom.names is not None else kinds
     for kind in sorted(set(names)):
         mask = np.asarray(names) == kind
         metrics[f"anomaly/roc_auc/{kind}"] = score_metrics(s_test, s_anom[mask], None)["roc_auc"]
     metrics.update(
         {
             "anomaly/threshold": threshold,
-            "anomaly/false_alarm_rate": a.false_alarm_rate,
-            "anomaly/fit_s": det.fit_s,
-            "anomaly/score_s": score_s,
-            "anomaly/embed_s": embed_s,
+            "anomaly/false_alarm_rate": false_alarm_rate,
+            **timings,
             "anomaly/n_test": float(len(s_test)),
             "anomaly/n_anomalies": float(len(s_anom)),
         }
     )
+    return metrics
 
-    train_e = emb["train"]
+
+def _save_for_predict(
+    trainer,
+    det: AnomalyDetector,
+    a: AnomalySettings,
+    digest: str,
+    metrics: dict[str, float],
+    train_e: Embeddings,
+) -> None:
+    """The detector (with what predict checks it against) and the train reference embeddings
+    beside best.pt."""
+    dm = trainer.dm
     det.meta = {
         "digest": digest,
-        "embedding": spec.to_meta(),
+        "embedding": a.embedding.to_meta(),
         "n_neighbors": a.n_neighbors,
         "classes": list(dm.classes),
         "image_size": dm.image_size,
@@ -249,41 +317,46 @@ def anomaly_stage(
         digest,
     )
 
-    png = plot_scores(
-        s_test,
-        s_anom,
-        names,
-        threshold,
-        run_dir / "anomaly_scores.png",
-        title=f"{det.name}: ROC-AUC {metrics['anomaly/roc_auc']:.3f}",
+
+def _compare_detectors(
+    run_dir: Path,
+    emb: dict[str, Embeddings],
+    anom: Embeddings,
+    a: AnomalySettings,
+    seed: int,
+) -> dict[str, float]:
+    """Every detector of :func:`detector_configs` on the same embeddings: the table in the run
+    folder (json + md) and each one's ROC-AUC as ``anomaly/compare/<detector>/roc_auc``."""
+    rows = compare_detectors(
+        emb["train"].emb,
+        emb["val"].emb,
+        emb["test"].emb,
+        anom.emb,
+        detector_configs(seed=seed),
+        a.pca_components,
+        a.false_alarm_rate,
+        seed,
     )
-    logger.log_image("anomaly/score_histogram", png)
-    if a.compare_detectors:
-        rows = compare_detectors(
-            train_e.emb,
-            emb["val"].emb,
-            emb["test"].emb,
-            anom.emb,
-            detector_configs(seed=seed),
-            a.pca_components,
-            a.false_alarm_rate,
-            seed,
-        )
-        (run_dir / "anomaly_detectors.json").write_text(json.dumps(rows, indent=1))
-        (run_dir / "anomaly_detectors.md").write_text(format_table(rows) + "\n")
-        for r in rows:
-            if "roc_auc" in r:
-                metrics[f"anomaly/compare/{r['detector']}/roc_auc"] = r["roc_auc"]
+    (run_dir / "anomaly_detectors.json").write_text(json.dumps(rows, indent=1))
+    (run_dir / "anomaly_detectors.md").write_text(format_table(rows) + "\n")
+    return {
+        f"anomaly/compare/{r['detector']}/roc_auc": r["roc_auc"] for r in rows if "roc_auc" in r
+    }
+
+
+def _log_summary(
+    name: str, metrics: dict[str, float], threshold: float, n_test: int, n_anom: int
+) -> None:
+    """One log line with the figures a reader looks at first."""
     log.info(
         "anomaly (%s): ROC-AUC %.4f  AP %.4f  precision %.3f / recall %.3f at threshold %.4g "
         "(%d test, %d anomalies)",
-        det.name,
+        name,
         metrics["anomaly/roc_auc"],
         metrics["anomaly/average_precision"],
         metrics["anomaly/precision_at_threshold"],
         metrics["anomaly/recall_at_threshold"],
         threshold,
-        len(s_test),
-        len(s_anom),
+        n_test,
+        n_anom,
     )
-    return metrics

@@ -235,24 +235,27 @@ def _month_number(name: str) -> int:
     return next(i for i, full in enumerate(_MONTHS, 1) if full.startswith(name[:3]))
 
 
+def _first_real_date(
+    pattern: re.Pattern[str], text: str, groups: tuple[int, int, int]
+) -> tuple[int, dt.date] | None:
+    """(offset, date) of the first match of ``pattern`` in ``text`` that is a real calendar
+    date; ``groups`` numbers the year, month-name and day groups."""
+    year, month, day = groups
+    for m in pattern.finditer(text):
+        try:
+            return m.start(), dt.date(
+                int(m.group(year)), _month_number(m.group(month)), int(m.group(day))
+            )
+        except ValueError:
+            continue
+    return None
+
+
 def find_date(text: str) -> dt.date | None:
     """First real calendar date written as "2020 June 9" or "June 9, 2020" in ``text``."""
-    hits: list[tuple[int, dt.date]] = []
-    for m in _DATE_YMD_RE.finditer(text):
-        try:
-            hits.append(
-                (m.start(), dt.date(int(m.group(1)), _month_number(m.group(2)), int(m.group(3))))
-            )
-            break
-        except ValueError:
-            continue
-    for m in _DATE_MDY_RE.finditer(text):
-        try:
-            hits.append(
-                (m.start(), dt.date(int(m.group(3)), _month_number(m.group(1)), int(m.group(2))))
-            )
-            break
-        except ValueError:
-            continue
-    hits = [h for h in hits if FIRST_DAY.year <= h[1].year <= 2100]
+    found = (
+        _first_real_date(_DATE_YMD_RE, text, (1, 2, 3)),
+        _first_real_date(_DATE_MDY_RE, text, (3, 1, 2)),
+    )
+    hits = [h for h in found if h is not None and FIRST_DAY.year <= h[1].year <= 2100]
     return min(hits)[1] if hits else None

@@ -39,20 +39,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "rank the runs of run/multirun folders (table, CSV, bar chart)"),
     "bench": ("bench", "throughput figures of the pipeline (and of predict) as JSON"),
     "bench-web": (
-        "bench.gallery",
+        "bench.web",
         "the web app's response times: a demo catalog, or the APOD archive's 10k/100k rows under load",
+    ),
+    "bench-scrape": (
+        "bench.scrape",
+        "the APOD scraper's figures: page parsing, a first sync against a re-sync (local stand-in)",
     ),
     "bench-search": ("bench_search", "an Optuna search with and without pruning, as JSON"),
     "contact-sheet": (
         "contact_sheet",
         "a contact sheet of the synthetic sky renderer, one row per class",
     ),
+    "archive-study": (
+        "archive_study",
+        "which label lever makes the APOD archive help the picture model (argparse: --help)",
+    ),
+    "docs-tables": ("docs_tables", "render the docs' marked tables from the commands' JSON"),
 }
 ALIASES = {
     "bench_web": "bench-web",
+    "bench_scrape": "bench-scrape",
+    "archive_study": "archive-study",
     "bench_search": "bench-search",
     "compare_detectors": "compare-detectors",
     "contact_sheet": "contact-sheet",
+    "docs_tables": "docs-tables",
     "simulate_review": "simulate-review",
 }
 

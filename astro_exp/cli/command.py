@@ -20,12 +20,13 @@ point whose failures a user can act on:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
 from omegaconf import DictConfig
@@ -129,6 +130,67 @@ def _clear_hydra() -> None:
     GlobalHydra.instance().clear()
 
 
+def _as_job(task: Task, returned: list[Any], started: list[bool]) -> Callable[[DictConfig], Any]:
+    """``task`` as Hydra's job: notes that it started and what it returned; a user error ends
+    the command with one line, except in a sweep job, where it is logged and re-raised."""
+
+    @functools.wraps(task)
+    def job(cfg: DictConfig) -> Any:
+        started.append(True)
+        try:
+            value = task(cfg)
+            returned.append(value)
+            return value
+        except Exception as e:
+            err = user_error(e)
+            if err is None:
+                raise
+            if _in_multirun_job():
+                log.error("%s", err)
+                raise  # the sweeper records a failed job (Optuna: a FAIL trial) and goes on
+            fail(str(err))
+
+    return job
+
+
+@contextlib.contextmanager
+def _hydra_command_line(argv0: str, args: list[str], own_report: bool) -> Iterator[None]:
+    """``sys.argv`` as Hydra reads it and, when we report errors ourselves,
+    ``HYDRA_FULL_ERROR=1`` so that Hydra raises instead of printing; both put back after, and
+    Hydra's global state cleared before and after (a command run before in this process, in
+    tests or notebooks, left it set)."""
+    saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [argv0, *args]
+    if own_report:
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing
+    _clear_hydra()
+    try:
+        yield
+    finally:
+        _clear_hydra()
+        sys.argv = saved_argv
+        if own_report:
+            if saved_env is None:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+            else:
+                os.environ["HYDRA_FULL_ERROR"] = saved_env
+
+
+def _failure_line(
+    exc: Exception, label: str, shorthand: dict[str, str] | None, started: bool
+) -> str | None:
+    """The one line for a failed command: a user error, a Hydra composition error, or any
+    error before the task ran (the command line or a config is at fault); None for a bug."""
+    err = user_error(exc)
+    if err is not None:
+        return str(err)
+    message = hydra_message(exc, label, shorthand)
+    if message is None and not started:
+        # Hydra failed before the task ran: the command line or a config is at fault
+        message = f"{label}: {one_line(str(exc)) or type(exc).__name__}"
+    return message
+
+
 def command(
     config_name: str,
     *,
@@ -152,27 +214,11 @@ def command(
         returned: list[Any] = []
         started: list[bool] = []
 
-        @functools.wraps(task)
-        def job(cfg: DictConfig) -> Any:
-            started.append(True)
-            try:
-                value = task(cfg)
-                returned.append(value)
-                return value
-            except Exception as e:
-                err = user_error(e)
-                if err is None:
-                    raise
-                if _in_multirun_job():
-                    log.error("%s", err)
-                    raise  # the sweeper records a failed job (Optuna: a FAIL trial) and goes on
-                fail(str(err))
-
         import hydra
 
         hydra_main = hydra.main(
             version_base="1.3", config_path=CONFIG_PATH, config_name=config_name
-        )(job)
+        )(_as_job(task, returned, started))
 
         def main(argv: Iterable[str] | None = None) -> Any:
             args = list(sys.argv[1:] if argv is None else argv)
@@ -182,40 +228,23 @@ def command(
                 except AstroExpError as e:
                     fail(str(e))
             label = name(args) if callable(name) else (name or config_name)
-            saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
             # multiruns too: a sweeper's own setting errors are one line (jobs' errors stay
             # inside the sweep: the job wrapper above logs and re-raises them to the sweeper)
-            own_report = saved_env != "1"
-            sys.argv = [f"{PROG} {name if isinstance(name, str) else config_name}", *args]
-            if own_report:
-                os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing
-            _clear_hydra()  # a command run before in this process (tests, notebooks) left it set
-            returned.clear()
-            started.clear()
-            try:
-                hydra_main()
-                return returned[0] if returned else None
-            except Exception as e:
-                if not own_report:
-                    raise
-                err = user_error(e)
-                if err is not None:
-                    fail(str(err))
-                message = hydra_message(e, label, shorthand)
-                if message is None and not started:
-                    # Hydra failed before the task ran: the command line or a config is at fault
-                    message = f"{label}: {one_line(str(e)) or type(e).__name__}"
-                if message is None:
-                    raise
-                fail(message)
-            finally:
-                _clear_hydra()
-                sys.argv = saved_argv
-                if own_report:
-                    if saved_env is None:
-                        os.environ.pop("HYDRA_FULL_ERROR", None)
-                    else:
-                        os.environ["HYDRA_FULL_ERROR"] = saved_env
+            own_report = os.environ.get("HYDRA_FULL_ERROR") != "1"
+            argv0 = f"{PROG} {name if isinstance(name, str) else config_name}"
+            with _hydra_command_line(argv0, args, own_report):
+                returned.clear()
+                started.clear()
+                try:
+                    hydra_main()
+                    return returned[0] if returned else None
+                except Exception as e:
+                    if not own_report:
+                        raise
+                    message = _failure_line(e, label, shorthand, bool(started))
+                    if message is None:
+                        raise
+                    fail(message)
 
         main.__doc__ = task.__doc__
         main.__name__ = task.__name__

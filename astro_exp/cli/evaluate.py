@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from astro_exp.cli.command import command, metadata_shorthand
+from astro_exp.cli.predict import fusion_shorthand
 
 
 def format_report(card) -> str:
@@ -63,10 +64,28 @@ def format_report(card) -> str:
 
 def _prepare(args: list[str]) -> list[str]:
     """``labels=x.csv`` -> ``label_file=x.csv`` (Hydra takes ``labels=`` for the config group
-    conf/labels, so the key has another name); ``metadata=x.jsonl`` -> ``metadata.file=x.jsonl``."""
+    conf/labels, so the key has another name); ``fusion=none`` -> ``text_fusion=none`` (the
+    same for conf/fusion); ``metadata=x.jsonl`` -> ``metadata.file=x.jsonl``."""
     return metadata_shorthand(
-        [f"label_file={a.partition('=')[2]}" if a.startswith("labels=") else a for a in args]
+        fusion_shorthand(
+            [f"label_file={a.partition('=')[2]}" if a.startswith("labels=") else a for a in args]
+        )
     )
+
+
+def first_frames(rows: list) -> list:
+    """The first listed frame of each animation (``X-0.jpg``, ``X-1.jpg``, ... share
+    :func:`~astro_exp.data.splits.group_key`): 31 near-identical frames would weigh 31 times."""
+    from astro_exp.data.splits import group_key
+
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        key = group_key(r.file)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
 
 
 @command("evaluate", prepare=_prepare)
@@ -83,11 +102,13 @@ def main(cfg: DictConfig) -> int:
     colour_view(view)  # a wrong name is a one-line error before the checkpoint loads
     labels = Path(str(cfg.label_file)).expanduser()
     rows = read_label_file(labels)
+    if cfg.get("one_frame_per_animation"):
+        rows = first_frames(rows)
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
     ckpt = Path(str(cfg.ckpt_path)).expanduser()
     texts = read_texts(MetadataSpec.from_cfg(cfg.metadata)) or None
     clf = Classifier.from_checkpoint(ckpt, device=str(cfg.device), anomaly=False)
-    set_fusion(clf, str(cfg.fusion))
+    set_fusion(clf, str(cfg.text_fusion))
     card = score_labelled(
         clf,
         rows,

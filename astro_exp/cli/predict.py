@@ -80,16 +80,27 @@ def _classifier(cfg: DictConfig):
         n_neighbors=cfg.n_neighbors,
         max_bytes=int(cfg.max_bytes),
     )
-    set_fusion(clf, str(cfg.get("fusion", "auto")))
+    set_fusion(clf, str(cfg.get("text_fusion", "auto")))
     return clf
+
+
+def fusion_shorthand(args: list[str]) -> list[str]:
+    """``fusion=none`` -> ``text_fusion=none``: Hydra takes ``fusion=`` for the config group
+    conf/fusion (the run stage's), so the commands' own key has another name."""
+    return [f"text_fusion={a.partition('=')[2]}" if a.startswith("fusion=") else a for a in args]
 
 
 def _prepare(args: list[str]) -> list[str]:
     """``anomaly=false`` -> ``score_anomalies=false`` (Hydra takes ``anomaly=`` for the config
-    group conf/anomaly, so the key has another name); ``metadata=x.jsonl`` and ``text=...``
-    as :func:`~astro_exp.cli.command.metadata_shorthand` reads them."""
+    group conf/anomaly, so the key has another name); ``fusion=`` as :func:`fusion_shorthand`;
+    ``metadata=x.jsonl`` and ``text=...`` as :func:`~astro_exp.cli.command.metadata_shorthand`."""
     return metadata_shorthand(
-        [f"score_anomalies={a.partition('=')[2]}" if a.startswith("anomaly=") else a for a in args]
+        fusion_shorthand(
+            [
+                f"score_anomalies={a.partition('=')[2]}" if a.startswith("anomaly=") else a
+                for a in args
+            ]
+        )
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from astro_exp.cli.command import command
+from astro_exp.cli.predict import fusion_shorthand
 from astro_exp.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def _text_evidence(cfg: DictConfig, ids: list[str], classes: list[str]):  # noqa
     from astro_exp.predict.fusion import Fusion, TextModel
     from astro_exp.sources import build_source
 
-    if not cfg.get("fusion", True):
+    if not cfg.get("text_fusion", True):
         return None, None
     source = build_source(cfg.source)
     if not hasattr(source, "records"):
@@ -220,7 +221,7 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
-@command("simulate_review", name="simulate-review")
+@command("simulate_review", name="simulate-review", prepare=fusion_shorthand)
 def main(cfg: DictConfig) -> int:
     from astro_exp.progress import progress as progress_bar
     from astro_exp.review.queue import QUEUE_ORDERS

@@ -27,7 +27,7 @@ from astro_exp.files import atomic_write
 from astro_exp.imageio import read_image
 from astro_exp.models.factory import create_model
 from astro_exp.progress import progress as progress_bar
-from astro_exp.vision import build_preprocess
+from astro_exp.vision import Preprocess, build_preprocess
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,7 @@ def picture_features(
     rel = [str(Path(f).relative_to(root)) for f in files]
     key = _key(rel, model_name, image_size)
     finals = {p: cache_dir / f"{name}-{p}-{image_size}px-{key}.npz" for p in policies}
-    out: dict[str, np.ndarray] = {}
-    ok: np.ndarray | None = None
-    for p, path in finals.items():
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                out[p], ok = z["feats"], z["ok"]
+    out, ok = _cached(finals)
     todo = [p for p in policies if p not in out]
     if not todo:
         return out, ok if ok is not None else np.ones(len(files), bool)
@@ -105,36 +100,19 @@ def picture_features(
         ",".join(todo),
         n_parts,
     )
+    part_paths = [
+        cache_dir / "parts" / f"{name}-{'+'.join(todo)}-{image_size}px-{key}-{k}.npz"
+        for k in range(n_parts)
+    ]
     for k in progress_bar(range(n_parts), enabled=progress, total=n_parts, desc=f"{name} parts"):
-        part_path = cache_dir / "parts" / f"{name}-{'+'.join(todo)}-{image_size}px-{key}-{k}.npz"
-        if part_path.is_file():
-            with np.load(part_path, allow_pickle=False) as z:
-                for p in todo:
-                    parts[p].append(z[p])
-                oks.append(z["ok"])
-            continue
-        chunk = files[k * PART : (k + 1) * PART]
-        feats: dict[str, list[np.ndarray]] = {p: [] for p in todo}
-        good = np.ones(len(chunk), bool)
-        for s in range(0, len(chunk), batch_size):
-            batch = {p: [] for p in todo}
-            for j, f in enumerate(chunk[s : s + batch_size]):
-                try:
-                    img = read_image(f, target_size=image_size)
-                except DataError as e:
-                    log.warning("unreadable %s: %s", f, e)
-                    good[s + j] = False
-                    img = np.zeros((image_size, image_size, 3), np.uint8)
-                for p in todo:
-                    batch[p].append(resize_image(img, image_size, p).transpose(2, 0, 1))
-            with torch.inference_mode():
-                for p in todo:
-                    x = prep(torch.from_numpy(np.stack(batch[p])))
-                    e, _ = forward_embed(model, x, spec)
-                    feats[p].append(e.float().numpy())
-        arrays = {p: np.concatenate(v).astype(np.float32) for p, v in feats.items()}
-        (cache_dir / "parts").mkdir(exist_ok=True)
-        _save(part_path, ok=good, **arrays)
+        if part_paths[k].is_file():
+            with np.load(part_paths[k], allow_pickle=False) as z:
+                arrays, good = {p: z[p] for p in todo}, z["ok"]
+        else:
+            chunk = files[k * PART : (k + 1) * PART]
+            arrays, good = _part_features(chunk, model, prep, spec, todo, image_size, batch_size)
+            (cache_dir / "parts").mkdir(exist_ok=True)
+            _save(part_paths[k], ok=good, **arrays)
         for p in todo:
             parts[p].append(arrays[p])
         oks.append(good)
@@ -142,11 +120,61 @@ def picture_features(
     for p in todo:
         out[p] = np.concatenate(parts[p])
         _save(finals[p], feats=out[p], ok=ok, files=np.array(rel))
-    for k in range(n_parts):
-        (cache_dir / "parts" / f"{name}-{'+'.join(todo)}-{image_size}px-{key}-{k}.npz").unlink(
-            missing_ok=True
-        )
+    for path in part_paths:
+        path.unlink(missing_ok=True)
     return out, ok
+
+
+def _cached(finals: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The policies whose features are saved already, and their ``ok`` flags (None: none)."""
+    out: dict[str, np.ndarray] = {}
+    ok: np.ndarray | None = None
+    for p, path in finals.items():
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                out[p], ok = z["feats"], z["ok"]
+    return out, ok
+
+
+def _part_features(
+    chunk: Sequence[Path],
+    model: torch.nn.Module,
+    prep: Preprocess,
+    spec: EmbeddingSpec,
+    todo: Sequence[str],
+    image_size: int,
+    batch_size: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({policy: (len(chunk), D) float32}, ok) of one part's pictures, a batch at a time;
+    an unreadable picture is a black one (its ``ok`` False)."""
+    feats: dict[str, list[np.ndarray]] = {p: [] for p in todo}
+    good = np.ones(len(chunk), bool)
+    for s in range(0, len(chunk), batch_size):
+        batch = _read_batch(chunk[s : s + batch_size], todo, image_size, good[s : s + batch_size])
+        with torch.inference_mode():
+            for p in todo:
+                x = prep(torch.from_numpy(np.stack(batch[p])))
+                e, _ = forward_embed(model, x, spec)
+                feats[p].append(e.float().numpy())
+    return {p: np.concatenate(v).astype(np.float32) for p, v in feats.items()}, good
+
+
+def _read_batch(
+    files: Sequence[Path], todo: Sequence[str], image_size: int, good: np.ndarray
+) -> dict[str, list[np.ndarray]]:
+    """Each picture decoded once and resized by every policy (CHW uint8); ``good`` (a view
+    of the part's flags) is set False where a picture cannot be read."""
+    batch: dict[str, list[np.ndarray]] = {p: [] for p in todo}
+    for j, f in enumerate(files):
+        try:
+            img = read_image(f, target_size=image_size)
+        except DataError as e:
+            log.warning("unreadable %s: %s", f, e)
+            good[j] = False
+            img = np.zeros((image_size, image_size, 3), np.uint8)
+        for p in todo:
+            batch[p].append(resize_image(img, image_size, p).transpose(2, 0, 1))
+    return batch
 
 
 __all__ = ["MODEL", "picture_features"]

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from astro_exp.errors import DataError
 from astro_exp.files import atomic_write
 from astro_exp.predict.classifier import Classifier
 from astro_exp.predict.fusion import fusion_of_bundle
-from astro_exp.predict.scorecard import score_labelled, score_probabilities
+from astro_exp.predict.scorecard import Scorecard, score_labelled, score_probabilities
 from astro_exp.predict.texts import MetadataSpec, read_texts
 
 log = logging.getLogger(__name__)
@@ -125,50 +126,16 @@ def cross_validate(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_label_file(labels)
-    per_fold: list[dict[str, Any]] = []
-    pooled_probs, pooled_truth, pictures = [], [], []
-    classes: list[str] = []
-    # per view: its per-fold figures and probabilities; the truth is the pooled one (the same
-    # rows in the same order: a picture that cannot be read fails in every view)
-    by_view: dict[str, dict[str, list]] = {v: {"per_fold": [], "probs": []} for v in views}
+    pooled = _Pooled({v: {"per_fold": [], "probs": []} for v in views})
     for k in only if only is not None else range(folds):
         best, wall = train_fold(overrides, folds, k, out_dir / f"fold{k}")
         clf = Classifier.from_checkpoint(best, anomaly=False)
         fold_rows = held_out(rows, folds, k, one_per_animation)
         card = score_labelled(clf, fold_rows, root, batch_size=batch_size)
-        for v in views:
-            seen = score_labelled(clf, fold_rows, root, batch_size=batch_size, view=v)
-            by_view[v]["per_fold"].append(
-                {"fold": k, **{m: seen.metrics[m] for m in ("acc", "f1_macro", "ece")}}
-            )
-            by_view[v]["probs"] += [r["probs"] for r in seen.rows]
-        classes = card.classes
-        metrics = json.loads((best.parent.parent / "metrics.json").read_text())
-        per_fold.append(
-            {
-                **card.metrics,
-                "fold": k,
-                "n": card.n,
-                "train_s": wall,
-                "fit_s": metrics.get("time/fit_s"),
-                "temperature": clf.temperature,
-                "trained_with": _trained_with(out_dir / f"fold{k}"),
-                "within_classes": card.within_classes,
-            }
+        _score_views(pooled, clf, k, fold_rows, root, batch_size)
+        pooled.add(
+            k, card, fold_rows, best, wall, clf.temperature, _trained_with(out_dir / f"fold{k}")
         )
-        index = {c: i for i, c in enumerate(classes)}
-        every = {r.file: list(r.all) for r in fold_rows}
-        for r in card.rows:
-            pooled_probs.append(r["probs"])
-            pooled_truth.append(index.get(r["label"], -1))
-            pictures.append(
-                {
-                    "fold": k,
-                    **{key: r[key] for key in ("file", "label", "prediction", "confidence")},
-                    "all": every.get(r["file"], [r["label"]]),
-                    "probs": r["probs"],
-                }
-            )
         log.info(
             "fold %d: %d pictures, acc %.3f, macro-F1 %.3f",
             k,
@@ -176,36 +143,111 @@ def cross_validate(
             card.metrics["acc"],
             card.metrics["f1_macro"],
         )
-    P, y = np.asarray(pooled_probs), np.asarray(pooled_truth)
-    pooled = score_probabilities(P, y, classes)
-    ece_raw = [f["ece_uncalibrated"] for f in per_fold]
     result = {
         "labels": str(labels),
         "folds": folds,
         "one_per_animation": one_per_animation,
         "overrides": list(overrides),
-        "classes": classes,
-        "pooled": pooled,
-        "ece_uncalibrated_mean": float(np.mean(ece_raw)) if ece_raw else float("nan"),
-        "ece_calibrated_mean": float(np.mean([f["ece"] for f in per_fold]))
-        if per_fold
-        else float("nan"),
-        "per_fold": per_fold,
-        "views": {
-            v: {
-                "pooled": score_probabilities(np.asarray(d["probs"]), y, classes),
-                "per_fold": d["per_fold"],
-            }
-            for v, d in by_view.items()
-        },
-        "pictures": pictures,
+        **pooled.figures(),
     }
     texts = read_texts(metadata) if metadata is not None else {}
     if texts:
         fusion = fusion_of_bundle(clf.bundle)
         if fusion is None:
-            log.warning("no text model fits classes %s: no fused figures", classes)
+            log.warning("no text model fits classes %s: no fused figures", pooled.classes)
         else:
-            result["fused"] = fused_figures(pictures, texts, fusion, classes)
+            result["fused"] = fused_figures(pooled.pictures, texts, fusion, pooled.classes)
     atomic_write(out_dir / "crossval.json", json.dumps(result, indent=2))
     return result
+
+
+@dataclass
+class _Pooled:
+    """The folds' held-out pictures as they are scored: per-fold figures, the pooled
+    probabilities and truth, and each view's (the truth is the pooled one: the same rows in
+    the same order, as a picture that cannot be read fails in every view)."""
+
+    by_view: dict[str, dict[str, list]]
+    per_fold: list[dict[str, Any]] = field(default_factory=list)
+    probs: list[list[float]] = field(default_factory=list)
+    truth: list[int] = field(default_factory=list)
+    pictures: list[dict[str, Any]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+
+    def add(
+        self,
+        k: int,
+        card: Scorecard,
+        fold_rows: list[LabelRow],
+        best: Path,
+        wall: float,
+        temperature: float,
+        trained_with: list[str] | None,
+    ) -> None:
+        """Fold ``k``'s scorecard: its figures, and its pictures into the pooled ones."""
+        self.classes = card.classes
+        metrics = json.loads((best.parent.parent / "metrics.json").read_text())
+        self.per_fold.append(
+            {
+                **card.metrics,
+                "fold": k,
+                "n": card.n,
+                "train_s": wall,
+                "fit_s": metrics.get("time/fit_s"),
+                "temperature": temperature,
+                "trained_with": trained_with,
+                "within_classes": card.within_classes,
+            }
+        )
+        index = {c: i for i, c in enumerate(self.classes)}
+        every = {r.file: list(r.all) for r in fold_rows}
+        for r in card.rows:
+            self.probs.append(r["probs"])
+            self.truth.append(index.get(r["label"], -1))
+            self.pictures.append(
+                {
+                    "fold": k,
+                    **{key: r[key] for key in ("file", "label", "prediction", "confidence")},
+                    "all": every.get(r["file"], [r["label"]]),
+                    "probs": r["probs"],
+                }
+            )
+
+    def figures(self) -> dict[str, Any]:
+        """The pooled and per-fold figures, each view's, and the pictures."""
+        P, y = np.asarray(self.probs), np.asarray(self.truth)
+        ece_raw = [f["ece_uncalibrated"] for f in self.per_fold]
+        return {
+            "classes": self.classes,
+            "pooled": score_probabilities(P, y, self.classes),
+            "ece_uncalibrated_mean": float(np.mean(ece_raw)) if ece_raw else float("nan"),
+            "ece_calibrated_mean": float(np.mean([f["ece"] for f in self.per_fold]))
+            if self.per_fold
+            else float("nan"),
+            "per_fold": self.per_fold,
+            "views": {
+                v: {
+                    "pooled": score_probabilities(np.asarray(d["probs"]), y, self.classes),
+                    "per_fold": d["per_fold"],
+                }
+                for v, d in self.by_view.items()
+            },
+            "pictures": self.pictures,
+        }
+
+
+def _score_views(
+    pooled: _Pooled,
+    clf: Classifier,
+    k: int,
+    fold_rows: list[LabelRow],
+    root: str | Path,
+    batch_size: int,
+) -> None:
+    """Fold ``k``'s held-out pictures scored again as each colour view shows them."""
+    for v, d in pooled.by_view.items():
+        seen = score_labelled(clf, fold_rows, root, batch_size=batch_size, view=v)
+        d["per_fold"].append(
+            {"fold": k, **{m: seen.metrics[m] for m in ("acc", "f1_macro", "ece")}}
+        )
+        d["probs"] += [r["probs"] for r in seen.rows]

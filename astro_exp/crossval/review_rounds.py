@@ -20,6 +20,7 @@ import csv
 import io
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,6 @@ def _write_corrections(path: Path, corrected: dict[str, str]) -> Path:
     return path
 
 
-def _score(best: Path, rows: list[LabelRow], root: Path, batch_size: int) -> dict[str, float]:
-    card = score_labelled(
-        Classifier.from_checkpoint(best, anomaly=False), rows, root, batch_size=batch_size
-    )
-    return {k: float(card.metrics[k]) for k in ("acc", "f1_macro", "ece")}
-
-
 def retrain_rounds(
     overrides: Sequence[str],
     labels: str | Path,
@@ -99,53 +93,33 @@ def retrain_rounds(
             f"learner=finetune orders {bad}: use {', '.join(RETRAIN_ORDERS)} (anomaly needs a "
             "detector in every run; learner=head simulates it)"
         )
-    root, out_dir = Path(root).expanduser(), Path(out_dir)
     rows = read_label_file(labels)
     person = {r.file.replace("\\", "/"): r.label for r in rows}
     weak_of = dict(zip(ids, weak, strict=True))
+    loop = _Loop(
+        overrides,
+        Path(root).expanduser(),
+        Path(out_dir),
+        person,
+        weak_of,
+        folds,
+        rounds,
+        per_round,
+        uncertainty,
+        seed,
+        batch_size,
+        progress,
+    )
     curves: dict[str, list[list[dict[str, Any]]]] = {o: [] for o in orders}
     for k in held_out_folds:
         test_rows = held_out(rows, folds, k)
         pool = [i for i in ids if fold_of(i, folds) != k and i in person]
-        base, _ = train_fold(overrides, folds, k, out_dir / f"fold{k}" / "round0")
-        start = {"corrections": 0, "weak_fixed": 0, **_score(base, test_rows, root, batch_size)}
+        base, _ = train_fold(overrides, folds, k, loop.out_dir / f"fold{k}" / "round0")
+        start = {"corrections": 0, "weak_fixed": 0, **loop.score(base, test_rows)}
         if progress:
             progress(f"fold {k} round 0: macro-F1 {start['f1_macro']:.3f}")
         for order in orders:
-            corrected: dict[str, str] = {}
-            best, curve = base, [start]
-            for r in range(1, rounds + 1):
-                left = [i for i in pool if i not in corrected]
-                clf = Classifier.from_checkpoint(best, anomaly=False)
-                probs = _pool_probs(clf, root, left, batch_size)
-                idx = review_order(
-                    order,
-                    keys=left,
-                    probs=probs,
-                    classes=list(clf.classes),
-                    weak=[weak_of[i] for i in left],
-                    measure=uncertainty,
-                    seed=seed,
-                )
-                corrected.update({left[j]: person[left[j]] for j in idx[:per_round]})
-                run = out_dir / f"fold{k}" / order / f"round{r}"
-                fixes = _write_corrections(run / "corrections.csv", corrected)
-                best, _ = train_fold(
-                    [*overrides, f"source.corrections={fixes.resolve()}"], folds, k, run
-                )
-                curve.append(
-                    {
-                        "corrections": len(corrected),
-                        "weak_fixed": sum(weak_of[i] != lab for i, lab in corrected.items()),
-                        **_score(best, test_rows, root, batch_size),
-                    }
-                )
-                if progress:
-                    progress(
-                        f"fold {k} {order} round {r}: {len(corrected)} corrections, "
-                        f"macro-F1 {curve[-1]['f1_macro']:.3f}"
-                    )
-            curves[order].append(curve)
+            curves[order].append(_curve(loop, k, order, pool, test_rows, base, start))
     mean = {o: _mean(runs) for o, runs in curves.items()}
     return {
         "learner": "finetune",
@@ -158,6 +132,88 @@ def retrain_rounds(
         "per_fold": {o: runs for o, runs in curves.items()},
         "gain_f1_macro": {o: c[-1]["f1_macro"] - c[0]["f1_macro"] for o, c in mean.items()},
     }
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What every fold and order of one :func:`retrain_rounds` call shares."""
+
+    overrides: Sequence[str]
+    root: Path
+    out_dir: Path
+    person: dict[str, str]  # picture -> the person's label
+    weak_of: dict[str, str]  # picture -> its weak label
+    folds: int
+    rounds: int
+    per_round: int
+    uncertainty: str
+    seed: int
+    batch_size: int
+    progress: Callable[[str], None] | None
+
+    def score(self, best: Path, rows: list[LabelRow]) -> dict[str, float]:
+        """The run ``best`` on the held-out ``rows`` against the person."""
+        card = score_labelled(
+            Classifier.from_checkpoint(best, anomaly=False),
+            rows,
+            self.root,
+            batch_size=self.batch_size,
+        )
+        return {k: float(card.metrics[k]) for k in ("acc", "f1_macro", "ece")}
+
+
+def _curve(
+    loop: _Loop,
+    k: int,
+    order: str,
+    pool: list[str],
+    test_rows: list[LabelRow],
+    base: Path,
+    start: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Fold ``k``'s learning curve under ``order``: each round the last run predicts the
+    uncorrected pool, the queue picks, the person labels, the recipe trains again."""
+    corrected: dict[str, str] = {}
+    best, curve = base, [start]
+    for r in range(1, loop.rounds + 1):
+        left = [i for i in pool if i not in corrected]
+        picked = _pick(loop, best, order, left)
+        corrected.update({i: loop.person[i] for i in picked})
+        run = loop.out_dir / f"fold{k}" / order / f"round{r}"
+        fixes = _write_corrections(run / "corrections.csv", corrected)
+        best, _ = train_fold(
+            [*loop.overrides, f"source.corrections={fixes.resolve()}"], loop.folds, k, run
+        )
+        curve.append(
+            {
+                "corrections": len(corrected),
+                "weak_fixed": sum(loop.weak_of[i] != lab for i, lab in corrected.items()),
+                **loop.score(best, test_rows),
+            }
+        )
+        if loop.progress:
+            loop.progress(
+                f"fold {k} {order} round {r}: {len(corrected)} corrections, "
+                f"macro-F1 {curve[-1]['f1_macro']:.3f}"
+            )
+    return curve
+
+
+def _pick(loop: _Loop, best: Path, order: str, left: list[str]) -> list[str]:
+    """The ``per_round`` pictures of ``left`` the review queue shows next, as the run
+    ``best`` predicts them."""
+    clf = Classifier.from_checkpoint(best, anomaly=False)
+    probs = _pool_probs(clf, loop.root, left, loop.batch_size)
+    idx = review_order(
+        order,
+        keys=left,
+        probs=probs,
+        classes=list(clf.classes),
+        weak=[loop.weak_of[i] for i in left],
+        measure=loop.uncertainty,
+        seed=loop.seed,
+    )
+    return [left[j] for j in idx[: loop.per_round]]
 
 
 def _mean(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -8,13 +8,14 @@ they get wrong, so the rules can be fixed where the errors are systematic.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from astro_exp.data.label_files import LabelRow
-from astro_exp.data.labels import Labeller
+from astro_exp.data.labels import Labeller, LabelResult
+from astro_exp.tables import report_table
 
 
 @dataclass
@@ -27,20 +28,52 @@ class LabellerCheck:
     agreement_clear: float  # over the pictures the person marked clear (not borderline)
     per_class: dict[str, dict[str, float]]  # class -> precision, recall, f1, support, predicted
     confusion: list[list[int]]  # rows: careful label, columns: weak label
-    wrong: list[dict[str, Any]] = field(default_factory=list)  # the texts it gets wrong
     unmatched: int = 0  # careful labels with no text record (or the other way round)
+    wrong: list[dict[str, Any]] = field(default_factory=list)  # the texts it gets wrong
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "classes": self.classes,
-            "n": self.n,
-            "agreement": self.agreement,
-            "agreement_clear": self.agreement_clear,
-            "per_class": self.per_class,
-            "confusion": self.confusion,
-            "unmatched": self.unmatched,
-            "wrong": self.wrong,
-        }
+        """The whole check, as ``check-labels out=`` writes it (keys in field order)."""
+        return asdict(self)
+
+    def report(self, version: str, show: int = 0) -> str:
+        """Agreement, per-class precision/recall and the confusion as text, with the first
+        ``show`` wrong texts; ``version``: the labeller's, for the heading line."""
+        lines = [
+            f"{self.n} pictures, labelled by {version}: agreement {self.agreement:.3f} "
+            f"({self.agreement_clear:.3f} on the ones marked clear); {self.unmatched} labelled pictures have no text\n",
+            report_table(
+                "weak label vs careful label",
+                ("class", "precision", "recall", "F1", "careful", "weak"),
+                [_class_row(c, v) for c, v in self.per_class.items()],
+            ),
+            "",
+            report_table(
+                "confusion (rows: careful label)",
+                ("careful \\ weak", *self.classes),
+                [(c, *r) for c, r in zip(self.classes, self.confusion, strict=True)],
+            ),
+        ]
+        if show:
+            lines.append(
+                f"\n{min(show, len(self.wrong))} of the {len(self.wrong)} texts it gets wrong:"
+            )
+            lines += [
+                f"  careful {w['gold']:<7} weak {w['weak']:<7} {w['title'][:60]!r} {w['scores']}"
+                for w in self.wrong[:show]
+            ]
+        return "\n".join(lines)
+
+
+def _class_row(name: str, v: dict[str, float]) -> tuple[Any, ...]:
+    """One row of the per-class table: precision, recall, F1, careful and weak counts."""
+    return (
+        name,
+        f"{v['precision']:.3f}",
+        f"{v['recall']:.3f}",
+        f"{v['f1']:.3f}",
+        int(v["support"]),
+        int(v["predicted"]),
+    )
 
 
 def check_labeller(
@@ -67,21 +100,38 @@ def check_labeller(
             clear_n += 1
             clear_hits += weak == ref.label
         if weak != ref.label:
-            wrong.append(
-                {
-                    "file": ref.file,
-                    "gold": ref.label,
-                    "weak": weak,
-                    "clear": ref.clear,
-                    "title": rec.get("title") or "",
-                    "has_explanation": bool(rec.get("explanation")),
-                    "scores": {k: round(v, 2) for k, v in res.scores.items() if v},
-                    "hits": [f"{where}:{concept}:{text}" for where, concept, text in res.hits[:8]],
-                }
-            )
+            wrong.append(_wrong_text(ref, rec, res))
     n = int(confusion.sum())
+    return LabellerCheck(
+        classes=classes,
+        n=n,
+        agreement=float(np.trace(confusion) / n) if n else float("nan"),
+        agreement_clear=clear_hits / clear_n if clear_n else float("nan"),
+        per_class=_per_class(confusion, classes),
+        confusion=confusion.tolist(),
+        wrong=wrong,
+        unmatched=len(by_file) - matched,
+    )
+
+
+def _wrong_text(ref: LabelRow, rec: Mapping[str, Any], res: LabelResult) -> dict[str, Any]:
+    """A text the weak label gets wrong, with the scores and rule hits that explain why."""
+    return {
+        "file": ref.file,
+        "gold": ref.label,
+        "weak": res.primary,
+        "clear": ref.clear,
+        "title": rec.get("title") or "",
+        "has_explanation": bool(rec.get("explanation")),
+        "scores": {k: round(v, 2) for k, v in res.scores.items() if v},
+        "hits": [f"{where}:{concept}:{text}" for where, concept, text in res.hits[:8]],
+    }
+
+
+def _per_class(confusion: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1, support (careful) and predicted (weak) counts per class."""
     per_class: dict[str, dict[str, float]] = {}
-    for c, i in index.items():
+    for i, c in enumerate(classes):
         tp = float(confusion[i, i])
         predicted = float(confusion[:, i].sum())
         support = float(confusion[i, :].sum())
@@ -95,13 +145,4 @@ def check_labeller(
             "support": support,
             "predicted": predicted,
         }
-    return LabellerCheck(
-        classes=classes,
-        n=n,
-        agreement=float(np.trace(confusion) / n) if n else float("nan"),
-        agreement_clear=clear_hits / clear_n if clear_n else float("nan"),
-        per_class=per_class,
-        confusion=confusion.tolist(),
-        wrong=wrong,
-        unmatched=len(by_file) - matched,
-    )
+    return per_class

@@ -17,8 +17,10 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from astro_exp.errors import DataError
 
@@ -69,6 +71,19 @@ def _row(raw: dict, where: str) -> LabelRow:
     return LabelRow(str(file), labels[0], tuple(every), clear)
 
 
+def json_lines(text: str, where: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line of a JSON-lines text; a line that is not
+    JSON is a one-line DataError naming ``where:line``."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}:{n}: not valid JSON ({e.msg})") from None
+        yield n, value
+
+
 def read_label_file(path: str | Path) -> list[LabelRow]:
     """Rows of a ``.csv`` or ``.jsonl``/``.json`` labels file, in file order."""
     path = Path(path).expanduser()
@@ -77,13 +92,7 @@ def read_label_file(path: str | Path) -> list[LabelRow]:
     text = path.read_text(encoding="utf-8-sig")
     rows: list[LabelRow] = []
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        for n, raw in json_lines(text, path):
             if not isinstance(raw, dict):
                 raise DataError(f"{path}:{n}: each line must be a JSON object")
             rows.append(_row(raw, f"{path}:{n}"))

@@ -54,6 +54,9 @@ class Concept:
     where: str  # "both" | "title" | "explanation"
 
 
+_STORED = ("primary", "all", "scores", "version")  # the LabelResult fields a catalog row keeps
+
+
 @dataclass
 class LabelResult:
     """The labeller's verdict on one text."""
@@ -66,12 +69,7 @@ class LabelResult:
 
     def to_json(self) -> dict[str, Any]:
         """What a catalog row stores (no hits: they are for explaining, not for keeping)."""
-        return {
-            "primary": self.primary,
-            "all": self.all,
-            "scores": self.scores,
-            "version": self.version,
-        }
+        return {key: getattr(self, key) for key in _STORED}
 
 
 class Labeller:

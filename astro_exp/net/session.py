@@ -12,33 +12,54 @@ Pictures never enter the HTTP cache: :meth:`PoliteSession.download` streams them
 plain session that shares the same adapter (same rules, same connection pool), so each
 picture is stored once, by the caller (the image store). Not fetching a picture twice is the
 caller's job: the scraper skips days its catalog has a stored file for.
+
+The parts beside this module: ``http_errors`` (the errors and their one-line messages),
+``transport`` (the counting ``Retry`` and the adapter) and ``download`` (header checks and
+streaming into a temporary file); their public names are importable from here too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from protego import Protego
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError, ResponseError
-from urllib3.util.retry import Retry
 
 from astro_exp import __version__
-from astro_exp.errors import AstroExpError
+from astro_exp.net.download import Download, check_headers, save_body
+from astro_exp.net.http_errors import (
+    DownloadError,
+    HttpError,
+    RateLimited,
+    RobotsDisallowed,
+    _host,
+    _int_header,
+    describe_exception,
+    redact,
+    status_error,
+)
+from astro_exp.net.transport import _PoliteAdapter, _Retry
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "ROBOTS_AGENT",
+    "RETRY_STATUSES",
+    "Download",
+    "DownloadError",
+    "HttpError",
+    "PoliteSession",
+    "RateLimited",
+    "RobotsDisallowed",
+    "redact",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,96 +68,6 @@ ROBOTS_AGENT = "astro-exp"  # the product token robots.txt groups are matched ag
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class HttpError(AstroExpError):
-    """A request failed for good (after retries); the message is one line that says what to do."""
-
-    def __init__(self, message: str, url: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-
-
-class DownloadError(HttpError):
-    """A picture could not be downloaded safely (missing, wrong type, too big, cut off)."""
-
-
-class RobotsDisallowed(HttpError):
-    """robots.txt of the host forbids this URL to us."""
-
-
-class RateLimited(HttpError):
-    """The host says our quota is used up (HTTP 429 after retries, X-RateLimit-Remaining: 0)."""
-
-
-@dataclass(frozen=True)
-class Download:
-    """A downloaded file at a temporary ``path`` in the destination folder.
-
-    The caller moves it into place (``os.replace``) or deletes it; it is fsynced already.
-    """
-
-    path: Path
-    sha256: str
-    size: int
-    content_type: str
-    url: str
-
-
-def redact(url: str) -> str:
-    """A URL safe for logs and messages: API keys hidden."""
-    return re.sub(r"(?i)(api_key|apikey|key|token)=[^&]*", r"\1=***", url)
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).netloc.lower()
-
-
-class _Retry(Retry):
-    """urllib3 Retry that counts retries and gives up (instead of sleeping) on a huge Retry-After."""
-
-    def __init__(
-        self,
-        *args: Any,
-        max_retry_after: float = 120.0,
-        on_retry: Callable[[], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_retry_after = max_retry_after
-        self.on_retry = on_retry
-
-    def new(self, **kw: Any) -> _Retry:
-        new = super().new(**kw)
-        new.max_retry_after = self.max_retry_after
-        new.on_retry = self.on_retry
-        return new
-
-    def increment(
-        self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
-    ):  # type: ignore[no-untyped-def,override]
-        if response is not None and self.respect_retry_after_header:
-            wait = self.get_retry_after(response)
-            if wait is not None and wait > self.max_retry_after:
-                raise MaxRetryError(
-                    _pool, url, ResponseError(f"Retry-After {wait:.0f} s is too long")
-                )
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        if self.on_retry is not None:
-            self.on_retry()
-        return new
-
-
-class _PoliteAdapter(HTTPAdapter):
-    """Transport adapter: the network-level rules of PoliteSession wrap every real send."""
-
-    def __init__(self, owner: PoliteSession, **kwargs: Any) -> None:
-        self._owner = owner
-        super().__init__(**kwargs)
-
-    def send(self, request, **kwargs):  # type: ignore[no-untyped-def,override]
-        return self._owner._send(super().send, request, **kwargs)
 
 
 class PoliteSession:
@@ -303,60 +234,10 @@ class PoliteSession:
             if resp.status_code >= 400:
                 err = self._status_error(resp, url)
                 raise DownloadError(str(err), url=url, status=resp.status_code)
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if not any(ctype.startswith(t) for t in allowed_types):
-                raise DownloadError(
-                    f"{redact(url)} is {ctype or 'of no stated type'}, not {' or '.join(allowed_types)};"
-                    " the link does not point at a picture, skip it or fix the URL",
-                    url=url,
-                )
-            length = _int_header(resp.headers.get("Content-Length"))
-            if length is not None and length > max_bytes:
-                raise DownloadError(
-                    f"{redact(url)} is {length:,} bytes, over the {max_bytes:,}-byte limit;"
-                    " raise max_bytes to accept it",
-                    url=url,
-                )
-            encoded = resp.headers.get("Content-Encoding", "identity").lower() not in (
-                "",
-                "identity",
-            )
-            fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=".download-", suffix=".part")
-            tmp = Path(tmp_name)
-            size = 0
-            digest = hashlib.sha256()
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    for chunk in resp.iter_content(chunk_size=1 << 16):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise DownloadError(
-                                f"{redact(url)} sent more than {max_bytes:,} bytes; aborted,"
-                                " raise max_bytes to accept it",
-                                url=url,
-                            )
-                        digest.update(chunk)
-                        fh.write(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                if length is not None and not encoded and size != length:
-                    raise DownloadError(self._truncated(url, size, length), url=url)
-            except DownloadError:
-                tmp.unlink(missing_ok=True)
-                raise
-            except (requests.RequestException, Urllib3Error, OSError) as exc:
-                tmp.unlink(missing_ok=True)
-                if isinstance(exc, OSError) and not isinstance(exc, requests.RequestException):
-                    raise DownloadError(
-                        f"cannot write {redact(url)} into {dest}: {exc.strerror or exc}; free disk space or fix permissions",
-                        url=url,
-                    ) from exc
-                raise DownloadError(self._truncated(url, size, length), url=url) from exc
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            ctype, length, encoded = check_headers(resp, url, allowed_types, max_bytes)
+            tmp, sha256, size = save_body(resp, url, dest, max_bytes, length, encoded)
         self._bump("bytes_downloaded", size)
-        return Download(tmp, digest.hexdigest(), size, ctype, url)
+        return Download(tmp, sha256, size, ctype, url)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """``fn`` over ``items`` on ``max_concurrency`` threads, results in order."""
@@ -474,66 +355,7 @@ class PoliteSession:
             self.stats[key] = self.stats.get(key, 0) + n
 
     def _status_error(self, resp: requests.Response, url: str) -> HttpError:
-        code = resp.status_code
-        host = _host(url)
-        where = redact(url)
-        if code == 404:
-            return HttpError(f"{where} not found (HTTP 404); check the date or base_url", url, code)
-        wait = _int_header(resp.headers.get("Retry-After"))
-        if code in (429, 503) and wait is not None and wait > self.max_retry_after:
-            return RateLimited(
-                f"{host} asks us to wait {wait} s (Retry-After), longer than max_retry_after;"
-                " try again later",
-                url,
-                code,
-            )
-        if code == 429:
-            return RateLimited(
-                f"{host} keeps answering 429 Too Many Requests after {self.retries} retries;"
-                " wait a while (or lower rate_limit_per_host) and run again",
-                url,
-                code,
-            )
-        if code in (401, 403):
-            return HttpError(
-                f"{host} refused {where} (HTTP {code}); check the API key or that the URL is public",
-                url,
-                code,
-            )
-        if code >= 500:
-            return HttpError(
-                f"{host} failed with HTTP {code} after {self.retries} retries; try again later",
-                url,
-                code,
-            )
-        return HttpError(f"GET {where} failed with HTTP {code}; check the URL", url, code)
+        return status_error(resp, url, self.retries, self.max_retry_after)
 
     def _describe_exception(self, exc: Exception, url: str) -> str:
-        text = str(exc)
-        where = redact(url)
-        if isinstance(exc, requests.Timeout) or "timed out" in text.lower():
-            return (
-                f"{where} timed out after {self.retries} retries ({self.timeout:g} s each);"
-                " check the connection or raise the timeout"
-            )
-        if "IncompleteRead" in text or isinstance(exc, requests.exceptions.ChunkedEncodingError):
-            return f"{where} was cut off mid-transfer; run again to retry"
-        if "Retry-After" in text:
-            return f"{_host(url)} asks us to wait too long (Retry-After); try again later"
-        if isinstance(exc, requests.exceptions.RetryError):
-            return f"{_host(url)} kept failing after {self.retries} retries; try again later"
-        if isinstance(exc, requests.ConnectionError):
-            return f"cannot connect to {_host(url)} for {where}; check the network and base_url"
-        return f"GET {where} failed ({type(exc).__name__}); check the URL"
-
-    @staticmethod
-    def _truncated(url: str, size: int, length: int | None) -> str:
-        of = f" of {length:,}" if length is not None else ""
-        return f"{redact(url)} was cut off after {size:,}{of} bytes (truncated body); run again to retry"
-
-
-def _int_header(value: str | None) -> int | None:
-    try:
-        return int(str(value).strip()) if value is not None else None
-    except ValueError:
-        return None
+        return describe_exception(exc, url, self.retries, self.timeout)

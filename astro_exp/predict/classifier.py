@@ -17,16 +17,13 @@ becomes a :class:`Prediction` with ``error`` set; the others go on.
 
 from __future__ import annotations
 
-import copy
-import glob
 import logging
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,90 +46,13 @@ from astro_exp.errors import AstroExpError, DataError
 from astro_exp.imageio import read_image
 from astro_exp.models.checkpoint import load_bundle, model_from_bundle
 from astro_exp.predict.fusion import Fusion, fusion_of_bundle
-from astro_exp.sources.folder import IMAGE_EXTENSIONS
+from astro_exp.predict.inputs import Item, Texts, attach_texts, expand_inputs, in_batches
+from astro_exp.predict.prediction import FIELDS, Prediction
 from astro_exp.vision import build_preprocess
 
 log = logging.getLogger(__name__)
 
-FIELDS = (
-    "input",
-    "label",
-    "confidence",
-    "top_k",
-    "anomaly_score",
-    "is_anomaly",
-    "neighbours",
-    "labels",
-    "picture",
-    "text",
-    "evidence",
-    "error",
-)
-GLOB_CHARS = set("*?[")
-
-
-@dataclass
-class Prediction:
-    """What the model says about one input; ``error`` is a one-line reason when it failed."""
-
-    input: str
-    label: str | None = None
-    confidence: float | None = None  # calibrated probability of ``label`` (bundle temperature)
-    top_k: list[dict[str, Any]] = field(default_factory=list)  # [{"label", "probability"}]
-    anomaly_score: float | None = None  # higher = stranger; None without a detector
-    is_anomaly: bool | None = None  # score over the threshold set on val
-    neighbours: list[dict[str, Any]] = field(default_factory=list)  # [{"id", "label", "distance"}]
-    labels: list[str] = field(default_factory=list)  # multilabel: every label over its threshold
-    # what the picture alone says: {"label", "confidence", "probs": {class: p}} (label,
-    # confidence and top_k above are the picture and the day's text together when a text
-    # was given and named something: see astro_exp.predict.fusion)
-    picture: dict[str, Any] | None = None
-    # what the text alone says: {"label", "probs": {class: P(class | text)}, "scores":
-    # the labeller's per-class scores}; None when no text was given or it named nothing
-    text: dict[str, Any] | None = None
-    # what decided the label: "picture+text", or "picture" (no text, or a text naming nothing)
-    evidence: str | None = None
-    error: str | None = None
-    # the detector's embedding of the picture (float32); kept out of to_dict (not JSON)
-    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with exactly the documented field names (no embedding)."""
-        return {name: copy.deepcopy(getattr(self, name)) for name in FIELDS}
-
-
-@dataclass
-class _Item:
-    """One picture to classify: a name and how to get its RGB uint8 pixels (or why not)."""
-
-    name: str
-    load: Callable[[], np.ndarray] | None = None
-    error: str | None = None
-    text: tuple[str | None, str | None] | str | None = None  # the day's words, if given
-
-
-def _is_url(s: str) -> bool:
-    return s.lower().startswith(("http://", "https://"))
-
-
-def _to_hwc_uint8(a: np.ndarray, channels_first: bool) -> np.ndarray:
-    """An image array (gray, CHW or HWC; uint8 or float in [0, 1]) -> RGB uint8 HWC."""
-    if a.ndim == 3 and channels_first:
-        a = a.transpose(1, 2, 0)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise DataError(
-            f"array of shape {a.shape} is not a picture; pass (3, H, W) tensors or (H, W, 3) arrays"
-        )
-    if a.dtype != np.uint8:
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise DataError("array holds NaN or inf values; pass finite pixels in [0, 1] or uint8")
-        a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)  # floats are taken as [0, 1]
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    return np.ascontiguousarray(a[:, :, :3])
+__all__ = ["FIELDS", "Classifier", "Prediction"]
 
 
 class Classifier:
@@ -259,13 +179,13 @@ class Classifier:
         return clf
 
     # -- inputs -------------------------------------------------------------------------------
-    def _file_item(self, path: Path, name: str | None = None) -> _Item:
+    def _file_item(self, path: Path, name: str | None = None) -> Item:
         def load() -> np.ndarray:
             return read_image(path, max_bytes=self.max_bytes, target_size=self.image_size)
 
-        return _Item(name or str(path), load)
+        return Item(name or str(path), load)
 
-    def _url_item(self, url: str, tmp_dir: Callable[[], str]) -> _Item:
+    def _url_item(self, url: str, tmp_dir: Callable[[], str]) -> Item:
         def load() -> np.ndarray:
             from astro_exp.net.session import PoliteSession
 
@@ -282,58 +202,13 @@ class Classifier:
             finally:
                 got.path.unlink(missing_ok=True)
 
-        return _Item(url, load)
+        return Item(url, load)
 
-    def expand(self, inputs: Any, tmp_dir: Callable[[], str] | None = None) -> list[_Item]:
-        """Inputs -> one item per picture: folders recursively, globs, batches split up."""
-        if isinstance(inputs, str | os.PathLike | torch.Tensor | np.ndarray) or _is_pil(inputs):
-            inputs = [inputs]
+    def expand(self, inputs: Any, tmp_dir: Callable[[], str] | None = None) -> list[Item]:
+        """Inputs -> one item per picture: folders recursively, globs, batches split up
+        (:func:`~astro_exp.predict.inputs.expand_inputs`); downloads go to ``tmp_dir()``."""
         tmp = tmp_dir or (lambda: tempfile.gettempdir())
-        items: list[_Item] = []
-        for n, x in enumerate(inputs):
-            if isinstance(x, str | os.PathLike):
-                items += self._expand_path(str(x), tmp)
-            elif _is_pil(x):
-                items.append(_Item(f"<PIL image {n}>", lambda im=x: np.asarray(im.convert("RGB"))))
-            elif isinstance(x, torch.Tensor | np.ndarray):
-                items += _expand_array(x, n)
-            else:
-                items.append(
-                    _Item(
-                        f"<input {n}>",
-                        error=f"input {n} is a {type(x).__name__}; pass paths, URLs, PIL images or tensors",
-                    )
-                )
-        return items
-
-    def _expand_path(self, s: str, tmp: Callable[[], str]) -> list[_Item]:
-        if _is_url(s):
-            return [self._url_item(s, tmp)]
-        p = Path(s).expanduser()
-        if p.is_dir():
-            files = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-            )
-            if not files:
-                return [
-                    _Item(
-                        s,
-                        error=f"{s}: no pictures ({', '.join(IMAGE_EXTENSIONS)}) in this folder; check the path",
-                    )
-                ]
-            return [self._file_item(f) for f in files]
-        if p.exists():
-            return [self._file_item(p, s)]
-        if GLOB_CHARS & set(s):
-            files = sorted(
-                Path(f)
-                for f in glob.glob(os.path.expanduser(s), recursive=True)
-                if os.path.isfile(f)
-            )
-            if not files:
-                return [_Item(s, error=f"{s}: the pattern matches no files; check it")]
-            return [self._file_item(f) for f in files]
-        return [_Item(s, error=f"{s}: no such file or folder; check the path")]
+        return expand_inputs(inputs, self._file_item, lambda url: self._url_item(url, tmp))
 
     # -- the model ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -351,7 +226,7 @@ class Classifier:
         z = logits.double() / self.temperature
         return (z.softmax(-1) if self.task == "multiclass" else z.sigmoid()).numpy()
 
-    def _pixels(self, item: _Item) -> np.ndarray:
+    def _pixels(self, item: Item) -> np.ndarray:
         assert item.load is not None
         px = resize_image(item.load(), self.image_size, self.resize).transpose(2, 0, 1)
         return px if self.view is None else self.view(px)
@@ -408,8 +283,8 @@ class Classifier:
 
         try:
             items = self.expand(inputs, tmp_dir)
-            _attach_texts(items, texts)
-            chunks = list(_chunks(items, max(1, int(batch_size))))
+            attach_texts(items, texts)
+            chunks = list(in_batches(items, max(1, int(batch_size))))
             bar = tqdm(total=len(items), desc="predict", unit="img", disable=not progress)
             workers = 0 if len(items) <= 1 else self._decode_workers()
             if workers == 0:  # decode inline: nothing to overlap, or no core to overlap on
@@ -443,7 +318,7 @@ class Classifier:
             return max(0, min(4, cpus - torch.get_num_threads()))
         return min(4, cpus)
 
-    def _load(self, item: _Item) -> tuple[np.ndarray | None, str | None]:
+    def _load(self, item: Item) -> tuple[np.ndarray | None, str | None]:
         """(uint8 (3, S, S) pixels, None) or (None, one-line error)."""
         if item.error is not None:
             return None, item.error
@@ -455,7 +330,7 @@ class Classifier:
             return None, f"{item.name}: cannot read it ({type(e).__name__}: {str(e)[:120]})"
 
     def _predict_loaded(
-        self, chunk: list[_Item], loaded: list[tuple[np.ndarray | None, str | None]], top_k: int
+        self, chunk: list[Item], loaded: list[tuple[np.ndarray | None, str | None]], top_k: int
     ) -> list[Prediction]:
         out = [
             Prediction(input=item.name, error=err)
@@ -516,50 +391,3 @@ class Classifier:
             else:
                 pred.evidence = "picture"
         return out
-
-
-Texts = Sequence[Any] | Mapping[str, Any] | None
-
-
-def _attach_texts(items: list[_Item], texts: Texts) -> None:
-    """Give each item its day's words: by position (one per picture) or by name."""
-    if texts is None:
-        return
-    if isinstance(texts, Mapping):
-        for it in items:
-            it.text = texts.get(it.name, texts.get(str(Path(it.name).expanduser().resolve())))
-        return
-    texts = list(texts)
-    if len(texts) != len(items):
-        raise DataError(
-            f"{len(texts)} texts for {len(items)} pictures; give one text (or None) per picture, "
-            "or a mapping from picture path to text"
-        )
-    for it, t in zip(items, texts, strict=True):
-        it.text = t
-
-
-def _is_pil(x: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        return False
-    return isinstance(x, Image.Image)
-
-
-def _expand_array(x: torch.Tensor | np.ndarray, n: int) -> list[_Item]:
-    """A tensor is (3, H, W) or (B, 3, H, W); a NumPy array (H, W, 3) or (B, H, W, 3)."""
-    is_torch = isinstance(x, torch.Tensor)
-    a = x.detach().cpu().numpy() if is_torch else np.asarray(x)
-    name = "tensor" if is_torch else "array"
-    if a.ndim == 4:
-        return [
-            _Item(f"<{name} {n}[{b}]>", lambda a=a, b=b: _to_hwc_uint8(a[b], is_torch))
-            for b in range(len(a))
-        ]
-    return [_Item(f"<{name} {n}>", lambda: _to_hwc_uint8(a, is_torch and a.ndim == 3))]
-
-
-def _chunks(items: Sequence[_Item], size: int) -> Iterable[list[_Item]]:
-    for s in range(0, len(items), size):
-        yield list(items[s : s + size])

@@ -31,6 +31,10 @@ Where the two models come from (``Fusion.source``, stored in bundles and run sum
   unlabelled days, the picture model's probabilities anchoring the classes
   (:func:`fit_em`).
 
+Here: :class:`Fusion`, the combiner, and where it comes from (a bundle, a label config).
+The text model and its fit are in :mod:`astro_exp.predict.text_model`, the fusion's formula,
+its weights' fit and EM in :mod:`astro_exp.predict.fusion_fit` (both importable from here).
+
 Example::
 
     >>> import numpy as np
@@ -52,175 +56,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from astro_exp.config import to_plain
 from astro_exp.data.labels import Labeller, build_labeller
 from astro_exp.errors import ConfigError
+from astro_exp.predict.fusion_fit import fit_em, fit_weights, fused_logits
+from astro_exp.predict.text_model import TextModel, fit_text_model, softmax_rows
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("default", "corrections", "em", "none")
-_EPS = 1e-9
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
-
-
-def _log(p: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(p, _EPS, 1.0))
-
-
-@dataclass
-class TextModel:
-    """``P(class | text)`` from the labeller's per-class scores (a multinomial logistic
-    regression on ``log(1 + score)``).
-
-    Args:
-        classes: the classes, in the order of every array here.
-        coef: (C, C) weights: row = class of the answer, column = class of the score.
-        intercept: (C,) biases.
-        prior: (C,) class frequencies of the data it was fitted on (the likelihood divides by it).
-        source: what it was fitted from (``default``, ``corrections``, ``em``).
-        n: how many texts it was fitted on.
-    """
-
-    classes: list[str]
-    coef: np.ndarray
-    intercept: np.ndarray
-    prior: np.ndarray
-    source: str = "default"
-    n: int = 0
-    fitted_on: str = ""
-
-    def features(self, scores: Sequence[Mapping[str, float] | None]) -> np.ndarray:
-        """(N, C) ``log(1 + score)`` per class; a missing text is all zeros (it is masked out
-        by the caller, see :meth:`Fusion.has_evidence`)."""
-        out = np.zeros((len(scores), len(self.classes)))
-        for i, s in enumerate(scores):
-            if s:
-                out[i] = [np.log1p(max(0.0, float(s.get(c, 0.0)))) for c in self.classes]
-        return out
-
-    def proba(self, features: np.ndarray) -> np.ndarray:
-        """(N, C) ``P(class | text)``."""
-        return _softmax(features @ self.coef.T + self.intercept)
-
-    def log_likelihood(self, features: np.ndarray) -> np.ndarray:
-        """(N, C) ``log P(text | class)`` up to a per-text constant: log posterior - log prior."""
-        return _log(self.proba(features)) - _log(self.prior)[None, :]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "classes": list(self.classes),
-            "coef": np.round(self.coef, 6).tolist(),
-            "intercept": np.round(self.intercept, 6).tolist(),
-            "prior": np.round(self.prior, 6).tolist(),
-            "source": self.source,
-            "n": int(self.n),
-            "fitted_on": self.fitted_on,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TextModel:
-        try:
-            classes = [str(c) for c in d["classes"]]
-            coef = np.asarray(d["coef"], dtype=float)
-            intercept = np.asarray(d["intercept"], dtype=float)
-            prior = np.asarray(d["prior"], dtype=float)
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(
-                f"text model lacks or mangles {e}; it needs classes, coef, intercept, prior"
-            ) from None
-        c = len(classes)
-        if coef.shape != (c, c) or intercept.shape != (c,) or prior.shape != (c,):
-            raise ConfigError(
-                f"text model shapes coef {coef.shape}, intercept {intercept.shape}, prior "
-                f"{prior.shape} do not fit its {c} classes"
-            )
-        return cls(
-            classes,
-            coef,
-            intercept,
-            prior / prior.sum(),
-            str(d.get("source", "default")),
-            int(d.get("n", 0)),
-            str(d.get("fitted_on", "")),
-        )
-
-    def reordered(self, classes: Sequence[str]) -> TextModel:
-        """The same model over ``classes`` (another order, or a subset: a four-class picture
-        model without ``other``); the dropped classes' scores are ignored."""
-        idx = [self.classes.index(c) for c in classes]
-        prior = self.prior[idx]
-        return TextModel(
-            list(classes),
-            self.coef[np.ix_(idx, idx)],
-            self.intercept[idx],
-            prior / prior.sum(),
-            self.source,
-            self.n,
-            self.fitted_on,
-        )
-
-
-def fit_text_model(
-    features: np.ndarray,
-    targets: np.ndarray,
-    classes: Sequence[str],
-    *,
-    l2: float = 1.0,
-    source: str = "corrections",
-    fitted_on: str = "",
-    sample_weight: np.ndarray | None = None,
-) -> TextModel:
-    """Fit ``P(class | text)`` by L2-penalised maximum likelihood.
-
-    Args:
-        features: (N, C) from :meth:`TextModel.features`.
-        targets: (N,) class indices, or (N, C) soft targets (rows summing to 1: EM's posteriors).
-        classes: the class names.
-        l2: penalty on the weights (not the biases); 1.0 keeps a few hundred texts from
-            over-fitting one rare class.
-        source, fitted_on: recorded in the model.
-        sample_weight: (N,) weights, default 1.
-
-    Returns:
-        The fitted :class:`TextModel`; ``prior`` is the (weighted) mean target.
-    """
-    X = np.asarray(features, dtype=float)
-    n, c = X.shape[0], len(classes)
-    T = np.asarray(targets)
-    if T.ndim == 1:
-        T = np.eye(c)[T.astype(int)]
-    T = T.astype(float)
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    if n == 0:
-        raise ConfigError("no labelled texts to fit the text model on")
-    prior = (T * w[:, None]).sum(0) + 0.5  # half a picture per class: no class has prior 0
-    prior = prior / prior.sum()
-    d = X.shape[1]
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        W, b = theta[: c * d].reshape(c, d), theta[c * d :]
-        z = X @ W.T + b
-        z = z - z.max(1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        nll = -(w[:, None] * T * logp).sum() / w.sum()
-        P = np.exp(logp)
-        G = (w[:, None] * (P * T.sum(1, keepdims=True) - T)) / w.sum()
-        gW = G.T @ X + l2 * W / max(1.0, w.sum())
-        return nll + 0.5 * l2 * float((W**2).sum()) / max(1.0, w.sum()), np.concatenate(
-            [gW.ravel(), G.sum(0)]
-        )
-
-    theta0 = np.concatenate([np.eye(c, d).ravel(), np.log(prior)])
-    res = minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 500})
-    W, b = res.x[: c * d].reshape(c, d), res.x[c * d :]
-    return TextModel(list(classes), W, b, prior, source, int(n), fitted_on)
 
 
 @dataclass
@@ -274,11 +119,13 @@ class Fusion:
 
     # -- fusion -----------------------------------------------------------------------------
     def logits(self, picture_probs: np.ndarray, features: np.ndarray) -> np.ndarray:
-        bias = np.zeros(len(self.classes)) if self.bias is None else self.bias
-        return (
-            self.picture_weight * _log(picture_probs)
-            + self.text_weight * self.text.log_likelihood(features)
-            + bias
+        """(N, C) fused logits (:func:`~astro_exp.predict.fusion_fit.fused_logits`)."""
+        return fused_logits(
+            picture_probs,
+            self.text.log_likelihood(features),
+            self.picture_weight,
+            self.text_weight,
+            self.bias,
         )
 
     def combine(
@@ -288,7 +135,7 @@ class Fusion:
         P = np.asarray(picture_probs, dtype=float)
         out = P.copy()
         if has_text.any():
-            out[has_text] = _softmax(self.logits(P[has_text], features[has_text]))
+            out[has_text] = softmax_rows(self.logits(P[has_text], features[has_text]))
         return out
 
     def fuse(
@@ -452,99 +299,6 @@ def set_fusion(classifier: Any, setting: str) -> None:
         classifier.fusion = None
     elif setting != "auto":
         raise ConfigError(f"fusion={setting!r} must be auto or none")
-
-
-def fit_weights(
-    picture_probs: np.ndarray,
-    text_loglik: np.ndarray,
-    y: np.ndarray,
-    *,
-    bias_l2: float = 10.0,
-) -> tuple[float, float, np.ndarray]:
-    """Fit ``a``, ``b`` and the class biases of the fusion by NLL on labelled pictures that
-    have text evidence (held-out picture probabilities: a picture the model trained on is
-    over-confident). The biases are penalised towards 0 so a few hundred labels do not
-    re-weight the classes much.
-
-    Returns:
-        (a, b, bias).
-    """
-    L_p, L_t = _log(np.asarray(picture_probs, dtype=float)), np.asarray(text_loglik, dtype=float)
-    y = np.asarray(y, dtype=int)
-    n, c = L_p.shape
-    Y = np.eye(c)[y]
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        a, b, bias = theta[0], theta[1], theta[2:]
-        z = a * L_p + b * L_t + bias
-        z = z - z.max(1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        G = (np.exp(logp) - Y) / n
-        val = -(Y * logp).sum() / n + 0.5 * bias_l2 * float((bias**2).sum()) / n
-        grad = np.concatenate([[(G * L_p).sum()], [(G * L_t).sum()], G.sum(0) + bias_l2 * bias / n])
-        return val, grad
-
-    theta0 = np.concatenate([[1.0, 1.0], np.zeros(c)])
-    bounds = [(0.05, 5.0), (0.0, 5.0)] + [(None, None)] * c
-    res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
-    return float(res.x[0]), float(res.x[1]), res.x[2:]
-
-
-def fit_em(
-    picture_probs: np.ndarray,
-    features: np.ndarray,
-    classes: Sequence[str],
-    *,
-    labels: np.ndarray | None = None,
-    iters: int = 15,
-    l2: float = 1.0,
-    fitted_on: str = "",
-) -> tuple[TextModel, np.ndarray]:
-    """A text model from unlabelled days (and a person's labels, where there are some), by
-    expectation-maximisation.
-
-    The class of each day is hidden; the picture model (calibrated, and scored on pictures it
-    did not train on) gives ``P(class | picture)``. Start from the picture's beliefs, fit
-    ``P(class | text)`` to them, then repeat: each day's posterior is the fusion of both
-    (Bayes' rule, :class:`Fusion` with ``a = b = 1``), and the text model is refitted to the
-    posteriors. The picture anchors what each class means; the text model learns how the
-    rules' scores relate to it, so a rule that fires on the wrong pictures loses weight. A day
-    a person labelled keeps that label as its posterior (semi-supervised EM): a few
-    corrections steer the model and the unlabelled days still count.
-
-    Args:
-        picture_probs: (N, C) the picture model's probabilities on days with text evidence.
-        features: (N, C) :meth:`TextModel.features` of their texts.
-        classes: the class names.
-        labels: (N,) a person's class index per day, -1 where none (None: no labels at all).
-        iters: EM rounds (it stops earlier once the posteriors settle).
-        l2: the text model's penalty.
-        fitted_on: recorded in the model.
-
-    Returns:
-        (the text model, the last posteriors (N, C)).
-    """
-    P = np.asarray(picture_probs, dtype=float)
-    c = len(classes)
-    known = np.zeros(len(P), dtype=bool) if labels is None else np.asarray(labels) >= 0
-    source = "corrections" if known.any() else "em"
-
-    def clamp(post: np.ndarray) -> np.ndarray:
-        if known.any():
-            post = post.copy()
-            post[known] = np.eye(c)[np.asarray(labels)[known].astype(int)]
-        return post
-
-    post = clamp(P)
-    model = fit_text_model(features, post, classes, l2=l2, source=source, fitted_on=fitted_on)
-    for _ in range(iters):
-        new = clamp(_softmax(Fusion(labeller=None, text=model).logits(P, features)))
-        model = fit_text_model(features, new, classes, l2=l2, source=source, fitted_on=fitted_on)
-        settled = np.abs(new - post).max() < 1e-4
-        post = new
-        if settled:
-            break
-    return model, post
 
 
 __all__ = [

@@ -11,9 +11,9 @@ keeps every batch it committed. The run id is the run folder's path under ``outp
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from astro_exp.data.catalog import OK, Catalog
 from astro_exp.data.store import ImageStore
@@ -59,11 +59,6 @@ def prediction_row(sha256: str, pred: Prediction) -> dict[str, Any]:
     }
 
 
-def _batches(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
 def predict_catalog(
     clf: Classifier,
     catalog: Catalog,
@@ -86,10 +81,56 @@ def predict_catalog(
     the classifier reads texts. A picture that cannot be read is logged and left without a
     prediction (the next run tries it again).
     """
-    store = ImageStore(data_dir)
+    todo = _to_classify(catalog, ImageStore(data_dir), rows, run_id, only_missing)
+    out: dict[int, Prediction] = {}
+    batch_size = max(1, int(batch_size))
+    bar = progress_bar(
+        total=len(todo), enabled=progress, unit="img", desc=f"classifying the catalog ({run_id})"
+    )
+    batch = _Batch(catalog, run_id, bar)
+    try:
+        preds = clf.predict_iter(
+            [str(t.path) for t in todo],
+            top_k=len(clf.classes),
+            batch_size=batch_size,
+            texts=[t.text for t in todo],  # the day's words: text and picture together
+        )
+        for t, pred in zip(todo, preds, strict=True):
+            if pred.error:
+                log.warning("picture %s (%s): %s", t.id, t.date, pred.error)
+            elif keep:
+                out[t.id] = pred
+            batch.add(t.sha256, pred)
+            if batch.pending >= batch_size:
+                batch.commit()
+        if batch.pending:
+            batch.commit()
+    finally:
+        bar.close()
+    return out
+
+
+class _Picture(NamedTuple):
+    """A stored picture to classify."""
+
+    id: int
+    sha256: str
+    date: str | None
+    path: Path
+    text: tuple[str, str] | None  # (title, explanation), None without words
+
+
+def _to_classify(
+    catalog: Catalog,
+    store: ImageStore,
+    rows: Iterable[dict[str, Any]] | None,
+    run_id: str,
+    only_missing: bool,
+) -> list[_Picture]:
+    """The ``ok`` rows' pictures, each sha256 once, less those the run already classified."""
     rows = catalog.rows(status=OK) if rows is None else rows
     done = catalog.predicted_shas(run_id) if only_missing else set()
-    todo: list[tuple[int, str, str | None, Path, tuple[str, str] | None]] = []
+    todo: list[_Picture] = []
     seen: set[str] = set()
     for row in rows:
         sha, rel = row.get("sha256"), row.get("path")
@@ -98,7 +139,7 @@ def predict_catalog(
         seen.add(sha)
         text = (row.get("title") or "", row.get("explanation") or "")
         todo.append(
-            (
+            _Picture(
                 int(row["id"]),
                 str(sha),
                 row.get("date"),
@@ -106,48 +147,33 @@ def predict_catalog(
                 text if any(text) else None,
             )
         )
-    del rows, done, seen
-    out: dict[int, Prediction] = {}
-    batch_size = max(1, int(batch_size))
-    kwargs: dict[str, Any] = {
-        "top_k": len(clf.classes),
-        "batch_size": batch_size,
-        "texts": [t[4] for t in todo],  # the day's words: text and picture together
-    }
-    bar = progress_bar(
-        total=len(todo), enabled=progress, unit="img", desc=f"classifying the catalog ({run_id})"
-    )
-    good: list[dict[str, Any]] = []
-    vectors: dict[str, Any] = {}
-    pending = 0
+    return todo
 
-    def commit() -> None:
-        nonlocal good, vectors, pending
-        with catalog.transaction():  # a batch's predictions and embeddings land together
-            catalog.add_predictions(run_id, good)
-            catalog.add_embeddings(run_id, vectors)
-        bar.update(pending)
-        good, vectors, pending = [], {}, 0
 
-    try:
-        preds = clf.predict_iter([str(t[3]) for t in todo], **kwargs)
-        for (pid, sha, day, _, _), pred in zip(todo, preds, strict=True):
-            pending += 1
-            if pred.error:
-                log.warning("picture %s (%s): %s", pid, day, pred.error)
-            else:
-                if keep:
-                    out[pid] = pred
-                good.append(prediction_row(sha, pred))
-                if pred.embedding is not None:
-                    vectors[sha] = pred.embedding
-            if pending >= batch_size:
-                commit()
-        if pending:
-            commit()
-    finally:
-        bar.close()
-    return out
+class _Batch:
+    """The predictions and embeddings not yet committed; a commit writes them together."""
+
+    def __init__(self, catalog: Catalog, run_id: str, bar: Any) -> None:
+        self.catalog, self.run_id, self.bar = catalog, run_id, bar
+        self.good: list[dict[str, Any]] = []
+        self.vectors: dict[str, Any] = {}
+        self.pending = 0  # pictures since the last commit, failed ones included
+
+    def add(self, sha256: str, pred: Prediction) -> None:
+        """One picture's answer (a failed one only counts)."""
+        self.pending += 1
+        if pred.error:
+            return
+        self.good.append(prediction_row(sha256, pred))
+        if pred.embedding is not None:
+            self.vectors[sha256] = pred.embedding
+
+    def commit(self) -> None:
+        with self.catalog.transaction():  # a batch's predictions and embeddings land together
+            self.catalog.add_predictions(self.run_id, self.good)
+            self.catalog.add_embeddings(self.run_id, self.vectors)
+        self.bar.update(self.pending)
+        self.good, self.vectors, self.pending = [], {}, 0
 
 
 __all__ = ["predict_catalog", "prediction_row", "run_id_for"]

@@ -169,6 +169,55 @@ def score_labelled(
     classes = list(classifier.classes)
     index = {c: i for i, c in enumerate(classes)}
     preds = _predict_rows(classifier, rows, root, batch_size, progress, view, texts)
+    got = _answers(rows, preds, index, classes, with_texts=texts is not None)
+    P, y, kept = got.probs, got.truth, got.kept
+    unknown = sorted({r.label for r in kept if r.label not in index})
+    if unknown:
+        log.info("labels the model has no class for (always wrong): %s", ", ".join(unknown))
+    metrics = _class_metrics(P, y, classes)
+    metrics.update(_before_temperature(classifier, got.alone, y))
+    known = y >= 0
+    within = _class_metrics(P[known], y[known], classes) if known.any() else {}
+    row_names = classes + unknown
+    confusion = np.zeros((len(row_names), len(classes)), dtype=np.int64)
+    for r, k in zip(kept, P.argmax(1), strict=True):
+        confusion[row_names.index(r.label), k] += 1
+    multilabel = _multilabel(P, kept, classes)
+    picture_only = {} if texts is None else _picture_only(classifier, got, classes, multilabel)
+    return Scorecard(
+        classes=classes,
+        n=len(kept),
+        failed=got.failed,
+        metrics=metrics,
+        within_classes=within,
+        confusion=confusion.tolist(),
+        confusion_rows=row_names,
+        multilabel=multilabel,
+        rows=got.pictures,
+        picture_only=picture_only,
+    )
+
+
+@dataclass
+class _Answers:
+    """The rows whose picture could be read, with what the classifier said of each."""
+
+    kept: list[LabelRow]
+    probs: np.ndarray  # (N, C) the answer: picture and text together when texts were given
+    alone: np.ndarray  # (N, C) what the picture alone said
+    truth: np.ndarray  # (N,) each row's label as a class index; -1: a label the model lacks
+    pictures: list[dict[str, Any]]  # the scorecard's per-picture rows
+    failed: list[dict[str, str]]  # {file, error} of the pictures that could not be read
+
+
+def _answers(
+    rows: list[LabelRow],
+    preds: list[Prediction],
+    index: dict[str, int],
+    classes: list[str],
+    with_texts: bool,
+) -> _Answers:
+    """Each row's prediction as probability vectors, or as a failure (all failed: an error)."""
     probs, truth, kept, failed, per_picture, alone = [], [], [], [], [], []
     for row, pred in zip(rows, preds, strict=True):
         if pred.error:
@@ -179,7 +228,7 @@ def score_labelled(
         alone.append([pred.picture["probs"][c] for c in classes] if pred.picture else p)
         truth.append(index.get(row.label, -1))
         kept.append(row)
-        per_picture.append(_picture_row(row, pred, p, with_texts=texts is not None))
+        per_picture.append(_picture_row(row, pred, p, with_texts=with_texts))
     if not kept:
         raise DataError(f"no picture of the labels file could be read ({failed[0]['error']})")
     if failed:
@@ -189,48 +238,40 @@ def score_labelled(
             len(rows),
             len(kept),
         )
-    P, y = np.stack(probs), np.asarray(truth)
-    unknown = sorted({r.label for r in kept if r.label not in index})
-    if unknown:
-        log.info("labels the model has no class for (always wrong): %s", ", ".join(unknown))
-    metrics = _class_metrics(P, y, classes)
+    return _Answers(
+        kept,
+        np.stack(probs),
+        np.asarray(alone, dtype=float),
+        np.asarray(truth),
+        per_picture,
+        failed,
+    )
+
+
+def _before_temperature(
+    classifier: Classifier, alone: np.ndarray, truth: np.ndarray
+) -> dict[str, float]:
+    """The ECE before the bundle's temperature and the temperature itself."""
     if classifier.task == "multiclass":
         # the temperature inverts on the picture's own probabilities, not on fused ones: the
         # raw figure is the picture model's before its temperature, with or without texts
-        metrics.update(uncalibrated(np.asarray(alone, dtype=float), y, classifier.temperature))
-    else:
-        metrics.update(
-            {"ece_uncalibrated": float("nan"), "temperature": float(classifier.temperature)}
-        )
-    known = y >= 0
-    within = _class_metrics(P[known], y[known], classes) if known.any() else {}
-    row_names = classes + unknown
-    confusion = np.zeros((len(row_names), len(classes)), dtype=np.int64)
-    for r, k in zip(kept, P.argmax(1), strict=True):
-        confusion[row_names.index(r.label), k] += 1
-    multilabel = _multilabel(P, kept, classes)
-    picture_only: dict[str, Any] = {}
-    if texts is not None:
-        A = np.asarray(alone, dtype=float)
-        picture_only = {
-            "metrics": _class_metrics(A, y, classes),
-            "with_text": float(np.mean([r.get("evidence") == "picture+text" for r in per_picture])),
-            "fusion": None if classifier.fusion is None else classifier.fusion.describe(),
-        }
-        if multilabel:
-            picture_only["map"] = _multilabel(A, kept, classes).get("map")
-    return Scorecard(
-        classes=classes,
-        n=len(kept),
-        failed=failed,
-        metrics=metrics,
-        within_classes=within,
-        confusion=confusion.tolist(),
-        confusion_rows=row_names,
-        multilabel=multilabel,
-        rows=per_picture,
-        picture_only=picture_only,
-    )
+        return uncalibrated(alone, truth, classifier.temperature)
+    return {"ece_uncalibrated": float("nan"), "temperature": float(classifier.temperature)}
+
+
+def _picture_only(
+    classifier: Classifier, got: _Answers, classes: list[str], multilabel: dict[str, float]
+) -> dict[str, Any]:
+    """With texts: the picture's own figures, the share of pictures whose text named a class,
+    and the fusion used."""
+    out: dict[str, Any] = {
+        "metrics": _class_metrics(got.alone, got.truth, classes),
+        "with_text": float(np.mean([r.get("evidence") == "picture+text" for r in got.pictures])),
+        "fusion": None if classifier.fusion is None else classifier.fusion.describe(),
+    }
+    if multilabel:
+        out["map"] = _multilabel(got.alone, got.kept, classes).get("map")
+    return out
 
 
 def _predict_rows(

@@ -10,9 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from astro_exp.config import read_conf, to_plain
+from astro_exp.anomaly.settings import conf_defaults, reject_unknown
+from astro_exp.config import to_plain
 from astro_exp.errors import ConfigError
 
 CONF_FILE = "review/default.yaml"  # in conf/ (the package astro_exp.conf)
@@ -44,22 +43,14 @@ class ReviewSettings:
         """``cfg.review`` (None: the group is absent) over ``conf/review/default.yaml``."""
         if isinstance(node, ReviewSettings):
             return node
-        base = to_plain(OmegaConf.create(read_conf(CONF_FILE)))
+        base = conf_defaults(CONF_FILE)
         given = to_plain(node) or {}
         if not isinstance(given, Mapping):
             raise ConfigError(f"review must be a mapping of settings, not {type(node).__name__}")
         given = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in given.items()}
-        unknown = sorted(set(given) - set(base))
-        if unknown:
-            raise ConfigError(
-                f"review has unknown settings {unknown}; the known ones are in conf/{CONF_FILE}"
-            )
+        reject_unknown("review", given, base, CONF_FILE)
         fb_given = given.pop("feedback", None) or {}
-        unknown = sorted(set(fb_given) - set(base["feedback"]))
-        if unknown:
-            raise ConfigError(
-                f"review.feedback has unknown settings {unknown}; the known ones are in conf/{CONF_FILE}"
-            )
+        reject_unknown("review.feedback", fb_given, base["feedback"], CONF_FILE)
         merged = {**base, **given, "feedback": {**base["feedback"], **fb_given}}
         return cls._checked(merged)
 

@@ -107,6 +107,18 @@ def _reduce(features: np.ndarray, fit_rows: np.ndarray, dims: int) -> np.ndarray
     return PCA(n_components=dims, random_state=0).fit(features[fit_rows]).transform(features)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every curve of one :func:`simulate_corrections` call shares."""
+
+    settings: ReviewSettings
+    rounds: int
+    per_round: int
+    c: float  # the head's inverse L2 strength
+    correction_weight: float
+    inner_folds: int
+
+
 def _one_curve(
     pool: Pool,
     feats: np.ndarray,
@@ -115,13 +127,11 @@ def _one_curve(
     anomaly: np.ndarray,
     order: str,
     seed: int,
-    settings: ReviewSettings,
-    rounds: int,
-    per_round: int,
-    c: float,
-    correction_weight: float,
-    inner_folds: int,
+    plan: _Plan,
 ) -> list[dict]:
+    """One learning curve: the head refitted after each round's corrections, scored on the
+    held-out pictures (and, with texts, fused with the text model of the corrections)."""
+    rounds, per_round, c = plan.rounds, plan.per_round, plan.c
     x, xt = feats[tr], feats[held]
     n_classes = len(pool.classes)
     y = pool.weak[tr].copy()
@@ -139,7 +149,7 @@ def _one_curve(
         if r == rounds and pool.text_features is None:
             curve.append(point)
             break
-        probs = _crossfit(x, y, w, c, n_classes, inner_folds, seed)
+        probs = _crossfit(x, y, w, c, n_classes, plan.inner_folds, seed)
         queue_probs, text_probs = probs, None
         if pool.text_features is not None and pool.has_text is not None:
             # the text model from the corrections so far (and EM over the rest of the pool),
@@ -171,13 +181,13 @@ def _one_curve(
             text_picture=None
             if text_probs is None
             else text_picture_disagreement(probs[left], text_probs[left]).tolist(),
-            measure=settings.uncertainty,
+            measure=plan.settings.uncertainty,
             seed=seed,
         )
         pick = left[idx[:per_round]]
         corrected[pick] = True
         y[pick] = pool.person[tr][pick]
-        w[pick] = correction_weight
+        w[pick] = plan.correction_weight
     return curve
 
 
@@ -210,46 +220,11 @@ def simulate_corrections(
     """Learning curves: held-out macro-F1 after 0, per_round, ... corrections, per order,
     averaged over the ``held_out`` folds (and, for ``random``, over ``seeds``)."""
     fold_ids = np.array([fold_of(i, folds) for i in pool.ids])
-    n_classes = len(pool.classes)
-    reduced = {}
-    ceiling = []
-    for k in held_out:  # what every pool label from the person would give: the curves' roof
-        held = fold_ids == k
-        tr = np.flatnonzero(~held)
-        reduced[k] = _reduce(pool.features, tr, dims)
-        head = _fit_head(reduced[k][tr], pool.person[tr], np.ones(len(tr)), c, n_classes)
-        ceiling.append(_scores(pool.person[held], head(reduced[k][held]), n_classes))
+    plan = _Plan(settings, rounds, per_round, c, correction_weight, inner_folds)
+    reduced, ceiling = _features_and_ceiling(pool, fold_ids, held_out, dims, c)
     curves: dict[str, list[dict]] = {}
     for order in orders:
-        runs = []
-        for k in held_out:
-            held = fold_ids == k
-            tr = np.flatnonzero(~held)
-            feats = reduced[k]
-            anomaly = _knn_scores(pool.anomaly_features[tr], inner_folds, settings.seed)
-            for seed in seeds:  # every order: the seed moves the inner folds and the ties
-                runs.append(
-                    _one_curve(
-                        pool,
-                        feats,
-                        tr,
-                        held,
-                        anomaly,
-                        order,
-                        seed,
-                        settings,
-                        rounds,
-                        per_round,
-                        c,
-                        correction_weight,
-                        inner_folds,
-                    )
-                )
-                if progress:
-                    progress(
-                        f"{order} fold {k} seed {seed}: "
-                        + " ".join(f"{p['corrections']}:{p['f1_macro']:.3f}" for p in runs[-1])
-                    )
+        runs = _order_runs(pool, plan, order, fold_ids, held_out, reduced, seeds, progress)
         curves[order] = _mean_curve(runs)
     gains = {o: curves[o][-1]["f1_macro"] - curves[o][0]["f1_macro"] for o in curves}
     fused_gains = {
@@ -281,6 +256,49 @@ def simulate_corrections(
             key: float(np.mean([p[key] for p in ceiling])) for key in ("acc", "f1_macro")
         },
     }
+
+
+def _features_and_ceiling(
+    pool: Pool, fold_ids: np.ndarray, held_out: Sequence[int], dims: int, c: float
+) -> tuple[dict[int, np.ndarray], list[dict[str, float]]]:
+    """Per held-out fold: the features reduced by a PCA fitted on the rest, and what every
+    pool label from the person would give (the curves' roof)."""
+    n_classes = len(pool.classes)
+    reduced = {}
+    ceiling = []
+    for k in held_out:
+        held = fold_ids == k
+        tr = np.flatnonzero(~held)
+        reduced[k] = _reduce(pool.features, tr, dims)
+        head = _fit_head(reduced[k][tr], pool.person[tr], np.ones(len(tr)), c, n_classes)
+        ceiling.append(_scores(pool.person[held], head(reduced[k][held]), n_classes))
+    return reduced, ceiling
+
+
+def _order_runs(
+    pool: Pool,
+    plan: _Plan,
+    order: str,
+    fold_ids: np.ndarray,
+    held_out: Sequence[int],
+    reduced: dict[int, np.ndarray],
+    seeds: Sequence[int],
+    progress: Callable[[str], None] | None,
+) -> list[list[dict]]:
+    """The curves of one queue order, a run per held-out fold and seed."""
+    runs = []
+    for k in held_out:
+        held = fold_ids == k
+        tr = np.flatnonzero(~held)
+        anomaly = _knn_scores(pool.anomaly_features[tr], plan.inner_folds, plan.settings.seed)
+        for seed in seeds:  # every order: the seed moves the inner folds and the ties
+            runs.append(_one_curve(pool, reduced[k], tr, held, anomaly, order, seed, plan))
+            if progress:
+                progress(
+                    f"{order} fold {k} seed {seed}: "
+                    + " ".join(f"{p['corrections']}:{p['f1_macro']:.3f}" for p in runs[-1])
+                )
+    return runs
 
 
 def _mean_curve(runs: list[list[dict]]) -> list[dict]:

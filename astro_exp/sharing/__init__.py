@@ -3,16 +3,18 @@
 A bundle is one ``.tar.gz`` holding a catalog subset's pictures and a ``manifest.json``
 (rows, labels, corrections with who/when, credits, and every file's sha256). Modules:
 
-- :mod:`~astro_exp.sharing.archive`: export a catalog subset;
+- :mod:`~astro_exp.sharing.export`: export a catalog subset;
 - :mod:`~astro_exp.sharing.unpack`: open a bundle safely and verify it against its manifest;
 - :mod:`~astro_exp.sharing.ingest`: import a verified bundle, all or nothing;
 - :mod:`~astro_exp.sharing.dedupe` / :mod:`~astro_exp.sharing.label_rules` / :mod:`~astro_exp.sharing.merge`:
   merge several bundles without duplicates and settle label disagreements by rules;
 - :mod:`~astro_exp.sharing.artifacts`: publish / pull bundles as W&B dataset artifacts;
+- :mod:`~astro_exp.sharing.publishing`: ``dataset publish`` / ``pull`` end to end (export or
+  verify, then upload; download, then import);
 - :mod:`~astro_exp.sharing.settings`: ``conf/share/default.yaml`` (limits, merge rules, W&B project).
 """
 
-from astro_exp.sharing.archive import BundleFilter, ExportResult, export_bundle
+from astro_exp.sharing.export import BundleFilter, ExportResult, export_bundle
 from astro_exp.sharing.ingest import ImportResult, import_bundle
 from astro_exp.sharing.merge import MergeReport, merge_bundles
 from astro_exp.sharing.settings import (

@@ -62,6 +62,12 @@ def check_manifest(manifest: Any, refuse: Callable[[str], Exception]) -> dict[st
     files, pictures = manifest.get("files"), manifest.get("pictures")
     if not isinstance(files, list) or not isinstance(pictures, list):
         raise bad("'files' and 'pictures' must be lists")
+    _check_pictures(pictures, _check_files(files, bad), bad)
+    return manifest
+
+
+def _check_files(files: list[Any], bad: Callable[[str], Exception]) -> dict[str, str]:
+    """Every listed file is a store path with its sha256 and size, once; returns path -> sha256."""
     listed: dict[str, str] = {}
     for f in files:
         if not isinstance(f, dict):
@@ -75,6 +81,14 @@ def check_manifest(manifest: Any, refuse: Callable[[str], Exception]) -> dict[st
         if path in listed:
             raise bad(f"file {path} listed twice")
         listed[path] = sha
+    return listed
+
+
+def _check_pictures(
+    pictures: list[Any], listed: dict[str, str], bad: Callable[[str], Exception]
+) -> None:
+    """Every picture has a source and date (once), names a listed file by its sha256, and its
+    labels and corrections have the right shape."""
     keys: set[tuple[str, str]] = set()
     for p in pictures:
         if not isinstance(p, dict):
@@ -98,4 +112,3 @@ def check_manifest(manifest: Any, refuse: Callable[[str], Exception]) -> dict[st
             for c in corr
         ):
             raise bad(f"picture {source}/{date} has corrections without label, who and created_at")
-    return manifest

@@ -36,7 +36,7 @@ from astro_exp.sharing.ingest import (
 from astro_exp.sharing.label_rules import Vote, decide, unique_votes, votes_of
 from astro_exp.sharing.manifest import picture_entry, record_of
 from astro_exp.sharing.settings import BundleLimits, MergeRules
-from astro_exp.sharing.unpack import open_bundle
+from astro_exp.sharing.unpack import VerifiedBundle, open_bundle
 from astro_exp.tables import report_table
 
 CATALOG = "catalog"  # origin of the target catalog's own rows
@@ -147,25 +147,7 @@ def merge_bundles(
         ]
         names = [vb.name for vb in verified]
         names = [n if names.count(n) == 1 else f"{i + 1}:{n}" for i, n in enumerate(names)]
-        rep = MergeReport(
-            created_at=now_iso(),
-            target=str(target),
-            bundles=[
-                {
-                    "path": str(vb.path),
-                    "name": n,
-                    "creator": vb.creator,
-                    "created_at": vb.manifest.get("created_at"),
-                    "pictures": len(vb.manifest["pictures"]),
-                }
-                for vb, n in zip(verified, names, strict=True)
-            ],
-            settings={
-                "rules": list(rules.rules),
-                "near_duplicate_distance": rules.near_duplicate_distance,
-                "aspect_tolerance": rules.aspect_tolerance,
-            },
-        )
+        rep = _new_report(target, verified, names, rules)
         with Catalog(path, timeout=timeout) as cat, staged(store) as files, catalog_errors(path):
             members = _catalog_members(cat, store)
             for vb, n in zip(verified, names, strict=True):
@@ -184,6 +166,31 @@ def merge_bundles(
             rep.files_added = len(files.added)
     _write_report(rep, target, report)
     return rep
+
+
+def _new_report(
+    target: Path, verified: list[VerifiedBundle], names: list[str], rules: MergeRules
+) -> MergeReport:
+    """The report's heading: the target, each bundle (name, creator, date, size), the rules."""
+    return MergeReport(
+        created_at=now_iso(),
+        target=str(target),
+        bundles=[
+            {
+                "path": str(vb.path),
+                "name": n,
+                "creator": vb.creator,
+                "created_at": vb.manifest.get("created_at"),
+                "pictures": len(vb.manifest["pictures"]),
+            }
+            for vb, n in zip(verified, names, strict=True)
+        ],
+        settings={
+            "rules": list(rules.rules),
+            "near_duplicate_distance": rules.near_duplicate_distance,
+            "aspect_tolerance": rules.aspect_tolerance,
+        },
+    )
 
 
 def _catalog_members(cat: Catalog, store: ImageStore) -> list[Member]:
@@ -227,22 +234,15 @@ def _merge_group(
     rules: MergeRules,
     rep: MergeReport,
 ) -> None:
+    """One group of copies: keep one row, record the removed copies, carry every person's
+    corrections over to it and settle a label disagreement."""
     existing = [i for i, m in enumerate(group) if m.existing_id is not None]
     if len(existing) == len(group):
         return  # no bundle holds this picture: the target's own rows stay exactly as they are
     # a row already in the target wins; else the largest copy (the first on a tie)
     k = existing[0] if existing else max(range(len(group)), key=lambda i: (group[i].pixels, -i))
     keeper = group[k]
-    if keeper.existing_id is not None:
-        pid = keeper.existing_id
-        rep.kept_existing += 1
-    else:
-        if keeper.file is not None and keeper.entry.get("path"):
-            files.place(keeper.file, keeper.entry["path"])
-        before = cat.get(*keeper.key)
-        pid = cat.upsert(record_of(keeper.entry))
-        rep.added += before is None
-        rep.updated += before is not None
+    pid = _write_keeper(cat, files, keeper, rep)
     for i, m in enumerate(group):
         if i != k and m.existing_id is None:
             rep.duplicates.append(_duplicate(m, pics[i], keeper, pics[k], rules))
@@ -255,6 +255,36 @@ def _merge_group(
     votes = unique_votes(v for m in group for v in votes_of(m.entry, m.creator, m.name))
     if len({v.label for v in votes}) < 2:
         return
+    rep.disagreements.append(_settle(cat, pid, keeper, group, votes, corrections, rules, rep))
+
+
+def _write_keeper(cat: Catalog, files: StagedFiles, keeper: Member, rep: MergeReport) -> int:
+    """The kept copy's picture id: a target row as it is, else the bundle row written (and its
+    file placed in the store)."""
+    if keeper.existing_id is not None:
+        rep.kept_existing += 1
+        return keeper.existing_id
+    if keeper.file is not None and keeper.entry.get("path"):
+        files.place(keeper.file, keeper.entry["path"])
+    before = cat.get(*keeper.key)
+    pid = cat.upsert(record_of(keeper.entry))
+    rep.added += before is None
+    rep.updated += before is not None
+    return pid
+
+
+def _settle(
+    cat: Catalog,
+    pid: int,
+    keeper: Member,
+    group: list[Member],
+    votes: list[Vote],
+    corrections: list[dict[str, Any]],
+    rules: MergeRules,
+    rep: MergeReport,
+) -> dict[str, Any]:
+    """Decide a disagreement by the rules; a correction by ``merge:<rule>`` when the decision
+    is not what the kept row would train with. Returns the report's entry."""
     decision = decide(votes, rules.rules)
     current = (
         max(corrections, key=lambda c: c["created_at"])["label"]
@@ -263,31 +293,19 @@ def _merge_group(
     )
     wrote = False
     if decision.label is not None and decision.label != current:
-        wrote = bool(
-            cat.merge_corrections(
-                pid,
-                [
-                    {
-                        "label": decision.label,
-                        "who": f"merge:{decision.rule}",
-                        "created_at": now_iso(),
-                    }
-                ],
-            )
-        )
+        mine = {"label": decision.label, "who": f"merge:{decision.rule}", "created_at": now_iso()}
+        wrote = bool(cat.merge_corrections(pid, [mine]))
         rep.corrections_added += wrote
-    rep.disagreements.append(
-        {
-            "picture": f"{keeper.key[0]}/{keeper.key[1]}",
-            "sha256": keeper.entry.get("sha256"),
-            "copies": [m.name for m in group],
-            "votes": [v.as_dict() for v in votes],
-            "label": decision.label if decision.label is not None else current,
-            "rule": decision.rule
-            or f"undecided (a tie after {', '.join(rules.rules)}; kept {current})",
-            "wrote_correction": wrote,
-        }
-    )
+    return {
+        "picture": f"{keeper.key[0]}/{keeper.key[1]}",
+        "sha256": keeper.entry.get("sha256"),
+        "copies": [m.name for m in group],
+        "votes": [v.as_dict() for v in votes],
+        "label": decision.label if decision.label is not None else current,
+        "rule": decision.rule
+        or f"undecided (a tie after {', '.join(rules.rules)}; kept {current})",
+        "wrote_correction": wrote,
+    }
 
 
 def _duplicate(

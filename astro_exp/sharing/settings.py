@@ -57,13 +57,19 @@ def load_settings(overrides: Iterable[str] = ()) -> dict[str, Any]:
     return data
 
 
-def bundle_limits(settings: Mapping[str, Any]) -> BundleLimits:
-    """The ``bundle:`` node as checked numbers."""
-    node = dict(settings.get("bundle") or {})
-    known = {f for f in BundleLimits.__dataclass_fields__}
+def _node(settings: Mapping[str, Any], key: str, shape: type) -> dict[str, Any]:
+    """The ``key:`` node as a dict; a key that ``shape`` (a dataclass) lacks is refused."""
+    node = dict(settings.get(key) or {})
+    known = set(shape.__dataclass_fields__)
     unknown = set(node) - known
     if unknown:
-        raise ConfigError(f"unknown bundle settings {sorted(unknown)}; known: {sorted(known)}")
+        raise ConfigError(f"unknown {key} settings {sorted(unknown)}; known: {sorted(known)}")
+    return node
+
+
+def bundle_limits(settings: Mapping[str, Any]) -> BundleLimits:
+    """The ``bundle:`` node as checked numbers."""
+    node = _node(settings, "bundle", BundleLimits)
     try:
         values = {k: int(v) for k, v in node.items()}
     except (TypeError, ValueError):
@@ -75,11 +81,7 @@ def bundle_limits(settings: Mapping[str, Any]) -> BundleLimits:
 
 def merge_rules(settings: Mapping[str, Any]) -> MergeRules:
     """The ``merge:`` node, with the rule names checked."""
-    node = dict(settings.get("merge") or {})
-    known = {f for f in MergeRules.__dataclass_fields__}
-    unknown = set(node) - known
-    if unknown:
-        raise ConfigError(f"unknown merge settings {sorted(unknown)}; known: {sorted(known)}")
+    node = _node(settings, "merge", MergeRules)
     rules = node.get("rules", list(RULES))
     if isinstance(rules, str):
         rules = [rules]

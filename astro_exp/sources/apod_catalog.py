@@ -7,73 +7,32 @@ now); ``source.refresh=true`` scrapes the missing days first. ``ApodThumbsSource
 (``source=apod_thumbs``) labels a folder of pictures from a JSON-lines file's text fields.
 Both return an :class:`ImageSet` whose fingerprint covers picture content, labels and the
 labeller version, so the tensor cache is rebuilt exactly when one of them changes.
+
+``ApodThumbsSource`` lives in :mod:`astro_exp.sources.apod_thumbs` and what both share in
+:mod:`astro_exp.sources.labelled`; both names stay importable from here (configs name them so).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
-import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from astro_exp.apod.scrape import REQUEST_DEFAULTS, ScrapeRequest, ScrapeSummary, parse_date, scrape
 from astro_exp.data.catalog import OK, Catalog, catalog_path
 from astro_exp.data.imageset import ImageSet, Task
-from astro_exp.data.label_files import read_label_file
 from astro_exp.data.labels import Labeller, build_labeller
 from astro_exp.data.store import ImageStore
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.imageio import read_image
+from astro_exp.sources.apod_thumbs import ApodThumbsSource, field_value
+from astro_exp.sources.labelled import _check_classes, _usable, labelled_set
+
+__all__ = ["ApodCatalogSource", "ApodThumbsSource", "field_value"]
 
 log = logging.getLogger(__name__)
-
-
-def _targets(labels: list[list[str]], classes: list[str], task: Task) -> np.ndarray:
-    index = {c: i for i, c in enumerate(classes)}
-    if task == "multiclass":
-        return np.array([index[labs[0]] for labs in labels], dtype=np.int64)
-    out = np.zeros((len(labels), len(classes)), dtype=np.float32)
-    for r, labs in enumerate(labels):
-        out[r, [index[lab] for lab in labs]] = 1.0
-    return out
-
-
-def _usable(labs: Sequence[str], classes: list[str], task: Task) -> list[str]:
-    """The labels of one picture a training set can use: multiclass the primary only."""
-    keep = [lab for lab in labs if lab in classes]
-    if task == "multiclass":
-        return keep[:1] if labs and labs[0] in classes else []
-    return keep
-
-
-def _check_classes(labels: list[list[str]], classes: list[str], where: str) -> None:
-    if not labels:
-        raise DataError(
-            f"no labelled pictures in {where}; check the label config or source.include_other"
-        )
-    present = {lab for labs in labels for lab in labs}
-    if len(present) < 2:
-        raise DataError(
-            f"{where} gives only the labels {sorted(present)}; need at least 2 classes to train"
-        )
-    missing = [c for c in classes if c not in present]
-    if missing:
-        log.warning("no pictures labelled %s in %s", missing, where)
-
-
-def _fingerprint(
-    shas: list[str], labels: list[list[str]], labeller: Labeller, classes: list[str], task: str
-) -> str:
-    digest = hashlib.sha256(f"{labeller.version}|{task}|{','.join(classes)}\n".encode())
-    for sha, labs in zip(shas, labels, strict=True):
-        digest.update(f"{sha}|{'|'.join(labs)}\n".encode())
-    return digest.hexdigest()
 
 
 class ApodCatalogSource:
@@ -134,21 +93,10 @@ class ApodCatalogSource:
 
     # -- scraping ---------------------------------------------------------------------------------
     def request(self) -> ScrapeRequest:
-        """The scrape this config describes (raises ConfigError when no days are given)."""
-        return ScrapeRequest(
-            source=self.name,
-            kind=self.kind,
-            base_url=self.base_url,
-            api_url=self.api_url,
-            api_key=self.api_key,
-            start_date=self.start_date,
-            end_date=self.end_date,
-            last_days=self.last_days,
-            picture=self.picture,
-            max_bytes=self.max_bytes,
-            max_pixels=self.max_pixels,
-            chunk_days=self.chunk_days,
-        )
+        """The scrape this config describes (raises ConfigError when no days are given):
+        its name as the request's ``source``, every other request field of the same name."""
+        same = [f.name for f in dataclasses.fields(ScrapeRequest) if f.name != "source"]
+        return ScrapeRequest(source=self.name, **{k: getattr(self, k) for k in same})
 
     def scrape(self, progress: bool | None = None) -> ScrapeSummary:
         """Fetch the missing days into the catalog (what ``scripts/scrape.py`` runs)."""
@@ -188,6 +136,46 @@ class ApodCatalogSource:
             raise DataError(f"no catalog at {path}; {hint}")
         store = ImageStore(self.data_dir, max_pixels=self.max_pixels, max_bytes=self.max_bytes)
         classes = labeller.label_classes(self.include_other)
+        rows, corrections = self._read_catalog(path, hint)
+        items, n_fixed, n_relabelled = self._label_rows(rows, corrections, labeller, classes)
+        log.info(
+            "%s: %d pictures (%d human corrections, %d labelled now by %s)",
+            self.name,
+            len(items),
+            n_fixed,
+            n_relabelled,
+            labeller.version,
+        )
+        labels = [labs for _, labs in items]
+        _check_classes(labels, classes, f"the catalog {path}")
+        paths = [store.abspath(r["path"]) for r, _ in items]
+        shas = [r["sha256"] for r, _ in items]
+        several = len(self.sources) > 1
+        ids = [f"{r['source']}/{r['date']}" if several else r["date"] for r, _ in items]
+        return labelled_set(
+            self.name,
+            classes,
+            self.task,
+            ids,
+            paths,
+            shas,
+            labels,
+            labeller,
+            meta={
+                "paths": [str(p) for p in paths],
+                "sha256": shas,
+                "labeller": labeller.version,
+                "catalog_ids": [r["id"] for r, _ in items],
+                "n_corrections": n_fixed,
+                # each picture's words and whether a person labelled it: the text fusion's
+                # refits (astro_exp/predict/fusion_stage.py) read them
+                "texts": [(r.get("title") or "", r.get("explanation") or "") for r, _ in items],
+                "corrected": [r["id"] in corrections for r, _ in items],
+            },
+        )
+
+    def _read_catalog(self, path: Path, hint: str) -> tuple[list[dict[str, Any]], dict[int, str]]:
+        """The rows this config trains on and the people's corrections (none: DataError)."""
         with Catalog(path) as catalog:
             rows = self._rows(catalog)
             corrections = catalog.corrections()
@@ -195,6 +183,21 @@ class ApodCatalogSource:
             raise DataError(
                 f"no stored pictures of source {', '.join(self.sources)} in {path}; {hint}"
             )
+        return rows, corrections
+
+    def _label_rows(
+        self,
+        rows: list[dict[str, Any]],
+        corrections: dict[int, str],
+        labeller: Labeller,
+        classes: list[str],
+    ) -> tuple[list[tuple[dict[str, Any], list[str]]], int, int]:
+        """Each distinct picture with its usable labels: a person's correction first, then
+        the weak label stored by this labeller version, else the rules run now.
+
+        Returns:
+            ``(items, corrected count, labelled-now count)``.
+        """
         seen: set[str] = set()
         items: list[tuple[dict[str, Any], list[str]]] = []
         n_fixed = n_relabelled = 0
@@ -223,246 +226,4 @@ class ApodCatalogSource:
             if labs:
                 seen.add(r["sha256"])
                 items.append((r, labs))
-        log.info(
-            "%s: %d pictures (%d human corrections, %d labelled now by %s)",
-            self.name,
-            len(items),
-            n_fixed,
-            n_relabelled,
-            labeller.version,
-        )
-        labels = [labs for _, labs in items]
-        _check_classes(labels, classes, f"the catalog {path}")
-        paths = [store.abspath(r["path"]) for r, _ in items]
-        shas = [r["sha256"] for r, _ in items]
-        several = len(self.sources) > 1
-        ids = [f"{r['source']}/{r['date']}" if several else r["date"] for r, _ in items]
-
-        def load(i: int, size: int) -> np.ndarray:
-            return read_image(paths[i], target_size=size)  # JPEG draft at the cache size
-
-        return ImageSet(
-            name=self.name,
-            classes=classes,
-            task=self.task,
-            ids=ids,
-            targets=_targets(labels, classes, self.task),
-            fingerprint=_fingerprint(shas, labels, labeller, classes, self.task),
-            load=load,
-            meta={
-                "paths": [str(p) for p in paths],
-                "sha256": shas,
-                "labeller": labeller.version,
-                "catalog_ids": [r["id"] for r, _ in items],
-                "n_corrections": n_fixed,
-                # each picture's words and whether a person labelled it: the text fusion's
-                # refits (astro_exp/predict/fusion_stage.py) read them
-                "texts": [(r.get("title") or "", r.get("explanation") or "") for r, _ in items],
-                "corrected": [r["id"] in corrections for r, _ in items],
-            },
-        )
-
-
-_INDEX_RE = re.compile(r"^\d+$")
-_FRAME_RE = re.compile(r"-\d+$")
-
-
-def field_value(row: Mapping[str, Any], path: str) -> Any:
-    """``candidates.0.title`` of a JSON row: dotted keys, integers index lists; None when absent."""
-    node: Any = row
-    for part in path.split("."):
-        if isinstance(node, Mapping):
-            node = node.get(part)
-        elif isinstance(node, list) and _INDEX_RE.match(part):
-            i = int(part)
-            node = node[i] if i < len(node) else None
-        else:
-            return None
-        if node is None:
-            return None
-    return node
-
-
-class ApodThumbsSource:
-    """A folder of APOD pictures with a JSON-lines metadata file, labelled from its text.
-
-    ``title_fields`` / ``explanation_fields`` are dotted paths tried in order (the first
-    non-empty wins), e.g. ``candidates.0.title``; without any title the file name is used
-    ("The_Seagull_Nebula.jpg" -> "The Seagull Nebula") when ``title_from_filename``.
-    Frames of one animation (``X-0.jpg``, ``X-1.jpg``, ...) and byte-identical files count
-    once, so near-copies cannot sit on both sides of the train/test split.
-    """
-
-    def __init__(
-        self,
-        root: str,
-        metadata: str = "metadata.jsonl",
-        path_field: str = "file",
-        title_fields: Sequence[str] = ("title",),
-        explanation_fields: Sequence[str] = ("explanation",),
-        title_from_filename: bool = True,
-        one_frame_per_animation: bool = True,
-        labels: Mapping[str, Any] | Labeller | None = None,
-        include_other: bool = False,
-        task: Task = "multiclass",
-        name: str = "apod_thumbs",
-        corrections: str | None = None,
-    ) -> None:
-        self.root = Path(root).expanduser()
-        if not self.root.is_dir():
-            raise ConfigError(
-                f"source.root={root!r} is not a folder; point it at the pictures (e.g. ../shared/data/apod-thumbs)"
-            )
-        self.metadata = Path(metadata) if Path(metadata).is_absolute() else self.root / metadata
-        if not self.metadata.is_file():
-            raise ConfigError(f"source.metadata={metadata!r} not found (looked at {self.metadata})")
-        self.path_field = path_field
-        self.title_fields = list(title_fields)
-        self.explanation_fields = list(explanation_fields)
-        self.title_from_filename = title_from_filename
-        self.one_frame_per_animation = one_frame_per_animation
-        self.labels_cfg = labels
-        self.include_other = bool(include_other)
-        if task not in ("multiclass", "multilabel"):
-            raise ConfigError(f"source.task={task!r} must be multiclass or multilabel")
-        self.task: Task = task
-        self.name = name
-        self.corrections = None
-        if corrections:
-            path = Path(corrections).expanduser()
-            self.corrections = path if path.is_absolute() else self.root / path
-            if not self.corrections.is_file():
-                raise ConfigError(
-                    f"source.corrections={corrections!r} not found (looked at {self.corrections}); "
-                    "give a labels file (file,label CSV or JSON lines) or null"
-                )
-
-    def _corrections(self, classes: list[str], other: str) -> dict[str, list[str]]:
-        """A person's labels by file (as the metadata names it): they replace the weak labels."""
-        if self.corrections is None:
-            return {}
-        known = set(classes) | {other}
-        out: dict[str, list[str]] = {}
-        for row in read_label_file(self.corrections):
-            bad = [lab for lab in row.all if lab not in known]
-            if bad:
-                raise DataError(
-                    f"{self.corrections}: {row.file} is labelled {bad[0]!r}; use one of {sorted(known)}"
-                )
-            out[row.file] = list(row.all) if self.task == "multilabel" else [row.label]
-        return out
-
-    def _first(self, row: Mapping[str, Any], paths: list[str]) -> str:
-        for p in paths:
-            value = field_value(row, p)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        return ""
-
-    def keep_row(self, row: Mapping[str, Any]) -> bool:
-        """Whether a metadata row takes part (all do here; the archive source leaves some out)."""
-        return True
-
-    def records(self) -> list[dict[str, Any]]:
-        """Every metadata row as {file, title, explanation} (text as the labeller sees it)."""
-        out = []
-        for n, line in enumerate(self.metadata.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{self.metadata}:{n}: not valid JSON ({e.msg})") from None
-            if not self.keep_row(row):
-                continue
-            rel = field_value(row, self.path_field)
-            if not isinstance(rel, str):
-                raise ConfigError(
-                    f"{self.metadata} row {n} has no '{self.path_field}'; set source.path_field"
-                )
-            title = self._first(row, self.title_fields)
-            if not title and self.title_from_filename:
-                title = _FRAME_RE.sub("", Path(rel).stem).replace("_", " ")
-            out.append(
-                {
-                    "file": rel,
-                    "title": title,
-                    "explanation": self._first(row, self.explanation_fields),
-                }
-            )
-        return out
-
-    def imageset(self) -> ImageSet:
-        labeller = build_labeller(self.labels_cfg)
-        classes = labeller.label_classes(self.include_other)
-        fixes = self._corrections(classes, labeller.other)
-        items: list[tuple[Path, str, list[str]]] = []
-        texts: list[tuple[str, str]] = []
-        corrected: list[bool] = []
-        seen_sha: set[str] = set()
-        seen_anim: set[str] = set()
-        missing = n_fixed = 0
-        for rec in self.records():
-            path = self.root / rec["file"]
-            if not path.is_file():
-                missing += 1
-                continue
-            if self.one_frame_per_animation and _FRAME_RE.search(path.stem):
-                group = str(path.with_name(_FRAME_RE.sub("", path.stem)))
-                if group in seen_anim:
-                    continue
-                seen_anim.add(group)
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            if sha in seen_sha:
-                continue
-            given = fixes.get(rec["file"])
-            if given is None:
-                res = labeller.label(rec["title"], rec["explanation"])
-                given_or_weak = res.all if self.task == "multilabel" else [res.primary]
-            else:
-                given_or_weak = given
-            labs = _usable(given_or_weak, classes, self.task)
-            if labs:
-                seen_sha.add(sha)
-                items.append((path, sha, labs))
-                texts.append((rec["title"], rec["explanation"]))
-                corrected.append(given is not None)
-                n_fixed += given is not None
-        if missing:
-            log.warning(
-                "%d pictures listed in %s are missing; skipping them", missing, self.metadata
-            )
-        if fixes:
-            log.info(
-                "%s: %d pictures, %d labelled by %s (the rest by %s)",
-                self.name,
-                len(items),
-                n_fixed,
-                self.corrections,
-                labeller.version,
-            )
-        labels = [labs for _, _, labs in items]
-        _check_classes(labels, classes, str(self.root))
-        paths = [p for p, _, _ in items]
-
-        def load(i: int, size: int) -> np.ndarray:
-            return read_image(paths[i], target_size=size)  # JPEG draft at the cache size
-
-        return ImageSet(
-            name=self.name,
-            classes=classes,
-            task=self.task,
-            ids=[str(p.relative_to(self.root)) for p in paths],
-            targets=_targets(labels, classes, self.task),
-            fingerprint=_fingerprint(
-                [s for _, s, _ in items], labels, labeller, classes, self.task
-            ),
-            load=load,
-            meta={
-                "paths": [str(p) for p in paths],
-                "labeller": labeller.version,
-                "n_corrections": n_fixed,
-                "texts": texts,
-                "corrected": corrected,
-            },
-        )
+        return items, n_fixed, n_relabelled

@@ -1,7 +1,7 @@
 """The APOD archive at scale: train straight from its folder, or import it into the catalog.
 
 ``ApodArchiveSource`` (``source=apod_archive``) is the thumbnails source
-(:class:`~astro_exp.sources.apod_catalog.ApodThumbsSource`: JSON-lines metadata, weak labels
+(:class:`~astro_exp.sources.apod_thumbs.ApodThumbsSource`: JSON-lines metadata, weak labels
 from title + explanation, byte-identical pictures once) over a folder laid out like
 ``../shared/data/apod-archive``, with the two building blocks of an honest score against
 ``apod-thumbs/gold.csv``: ``exclude_thumbs`` leaves out every row the archive itself marks
@@ -25,6 +25,7 @@ the catalog rows it wrote, as ``source=apod`` would.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -40,7 +41,8 @@ from astro_exp.data.label_files import read_label_file
 from astro_exp.data.labels import Labeller, build_labeller
 from astro_exp.data.phash import CopyPair, HashedSet, hash_files, near_copies
 from astro_exp.errors import ConfigError, DataError
-from astro_exp.sources.apod_catalog import ApodCatalogSource, ApodThumbsSource
+from astro_exp.sources.apod_catalog import ApodCatalogSource
+from astro_exp.sources.apod_thumbs import ApodThumbsSource
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,8 @@ class ApodArchiveSource(ApodThumbsSource):
     :func:`label_margin` of at least ``min_margin``), ``fused`` (the labels of the
     ``fused_labels`` file, ``file,label`` as the metadata names files; pictures the file does
     not name are left out: the study writes the pool it measured, without the thumbnails'
-    re-cropped twins that pHash misses). Multiclass only for ``fused``.
+    re-cropped twins that pHash misses). Multiclass only for ``fused``. ``only_files``: a CSV
+    with a ``file`` column; only the pictures it names (the study's pool, for any ``targets``).
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class ApodArchiveSource(ApodThumbsSource):
         targets: str = "weak",
         min_margin: float = 6.0,
         fused_labels: str | None = None,
+        only_files: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(root, name=name, one_frame_per_animation=one_frame_per_animation, **kwargs)
@@ -139,6 +143,14 @@ class ApodArchiveSource(ApodThumbsSource):
             self.fused_labels = Path(fused_labels).expanduser()
             if not self.fused_labels.is_file():
                 raise ConfigError(f"source.fused_labels={fused_labels!r} is not a file")
+        self.only_files: Path | None = None
+        if only_files:
+            self.only_files = Path(only_files).expanduser()
+            if not self.only_files.is_file():
+                raise ConfigError(
+                    f"source.only_files={only_files!r} is not a file; give a CSV with a `file` "
+                    "column (e.g. the study's pool, docs/archive.md) or null"
+                )
         self.exclude_thumbs = bool(exclude_thumbs)
         self.thumbs_field = thumbs_field
         self.copies_of = Path(copies_of).expanduser() if copies_of else None
@@ -164,6 +176,15 @@ class ApodArchiveSource(ApodThumbsSource):
     def records(self) -> list[dict[str, Any]]:
         self.n_excluded = 0
         recs = super().records()
+        if self.only_files is not None:
+            with open(self.only_files, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                if "file" not in (reader.fieldnames or []):
+                    raise DataError(f"{self.only_files} has no `file` column (source.only_files)")
+                keep = {row["file"] for row in reader}
+            n = len(recs)
+            recs = [r for r in recs if r["file"] in keep]
+            log.info("%s: source.only_files keeps %d of %d rows", self.name, len(recs), n)
         if self.exclude_thumbs:
             log.info(
                 "%s: left out %d rows with %s (scored pictures)",

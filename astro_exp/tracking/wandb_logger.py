@@ -109,18 +109,18 @@ class WandbLogger:
         self.mode = resolve_mode(mode)
         self._step = 0
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        kwargs = dict(
-            dir=str(run_dir),
-            project=project,
-            entity=entity,
-            group=group,
-            name=name,
-            tags=list(tags),
-            job_type=job_type,
-            id=resume_id,
-            resume="allow" if resume_id else None,
-            reinit="finish_previous",
-        )
+        kwargs = {
+            "dir": str(run_dir),
+            "project": project,
+            "entity": entity,
+            "group": group,
+            "name": name,
+            "tags": list(tags),
+            "job_type": job_type,
+            "id": resume_id,
+            "resume": "allow" if resume_id else None,
+            "reinit": "finish_previous",
+        }
         try:
             self.run = wandb.init(mode=self.mode, settings=self._settings(), **kwargs)
         except Exception as e:  # server down / timeout: keep training, record offline

@@ -1,5 +1,7 @@
 """JSON endpoints with the pages' data, for scripts: ``/api/pictures``, ``/api/pictures/<id>``,
-``/api/classify`` and ``/api/runs``. Errors are ``{"error", "status"}`` with the HTTP code."""
+``/api/classify`` and ``/api/runs`` (the app registers this blueprint under ``/api``, exempt
+from CSRF tokens: no cookie is trusted here). Errors are ``{"error", "status"}`` with the
+HTTP code (:func:`~astro_exp.web.error_pages.error_response`)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,13 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
 
+from astro_exp.data.catalog import Filters
 from astro_exp.imageio import BadImage
-from astro_exp.web import error_response, queries
-from astro_exp.web import runs as runs_mod
+from astro_exp.web import runs as runs_data
+from astro_exp.web.error_pages import error_response
 from astro_exp.web.fetch import UrlRefused
-from astro_exp.web.media import decode_untrusted
-from astro_exp.web.state import NotFound, state
-from astro_exp.web.views import picture_analysis, read_submission
+from astro_exp.web.media import decode_untrusted, read_submission
+from astro_exp.web.state import WebState, state
 
 bp = Blueprint("api", __name__)
 PICTURE_FIELDS = (
@@ -49,20 +51,32 @@ def _item(row: dict[str, Any]) -> dict[str, Any]:
         "is_anomaly": None if row.get("is_anomaly") is None else bool(row["is_anomaly"]),
         "catalog_label": row.get("truth"),
         "weak_label": row.get("weak_label"),
-        "url": url_for("web.picture", picture_id=row["id"]),
-        "thumb_url": url_for("web.thumb", picture_id=row["id"]),
+        "url": url_for("gallery.picture", picture_id=row["id"]),
+        "thumb_url": url_for("gallery.thumb", picture_id=row["id"]),
     }
+
+
+def _with_neighbour_ids(st: WebState, prediction: dict[str, Any]) -> dict[str, Any]:
+    """A prediction as JSON: each neighbour with the catalog picture it names as an id."""
+    out = dict(prediction)
+    out["neighbours"] = [
+        {
+            **{k: v for k, v in n.items() if k != "picture"},
+            "picture_id": (n.get("picture") or {}).get("id"),
+        }
+        for n in st.neighbour_refs(out.get("neighbours") or [])
+    ]
+    return out
 
 
 @bp.get("/pictures")
 def pictures():  # noqa: ANN201
     st = state()
-    f = queries.Filters.from_args(request.args, st.settings.page_size)
-    if not st.has_catalog:
-        raise NotFound(f"no catalog at {st.catalog_path}")
+    f = Filters.from_args(request.args, st.settings.page_size)
+    st.require_catalog()
     run_id = st.run_id(request.args.get("run"))
-    with st.connect() as conn:
-        rows, total = queries.list_pictures(conn, f, run_id, counts=st.counts)
+    with st.catalog() as cat:
+        rows, total = cat.list_pictures(f, run_id, counts=st.counts)
     return jsonify(
         {
             "run_id": run_id,
@@ -83,17 +97,8 @@ def picture(picture_id: int):  # noqa: ANN201
     st = state()
     run_id = st.run_id(request.args.get("run"))
     row = st.picture(picture_id, run_id)
-    analysis = picture_analysis(st, row, views=False)
-    prediction = None
-    if analysis is not None:
-        prediction = dict(analysis.prediction)
-        prediction["neighbours"] = [
-            {
-                **{k: v for k, v in n.items() if k != "picture"},
-                "picture_id": (n.get("picture") or {}).get("id"),
-            }
-            for n in st.neighbour_refs(prediction.get("neighbours") or [])
-        ]
+    analysis = st.analyse_row(row, views=False)
+    prediction = _with_neighbour_ids(st, analysis.prediction) if analysis is not None else None
     return jsonify(
         {
             **{k: row.get(k) for k in PICTURE_FIELDS},
@@ -103,7 +108,7 @@ def picture(picture_id: int):  # noqa: ANN201
             "run_id": run_id,
             "prediction": prediction,
             "threshold": analysis.threshold if analysis else None,
-            "original_url": url_for("web.original", picture_id=picture_id),
+            "original_url": url_for("gallery.original", picture_id=picture_id),
         }
     )
 
@@ -121,29 +126,21 @@ def classify():  # noqa: ANN201
         if not isinstance(url, str) or not url.strip():
             return error_response(400, 'send {"url": "https://..."} or a multipart "file"')
     try:
-        decoded = decode_untrusted(read_submission(st, url), st.settings.max_pixels)
+        decoded = decode_untrusted(read_submission(st.settings, url), st.settings.max_pixels)
     except UrlRefused as e:
         return error_response(403 if "switched off" in str(e) else 400, str(e))
     except BadImage as e:
         return error_response(400, f"not accepted: {e}")
     sha = st.uploads.save(decoded)
     analysis = st.analyse_upload(decoded, views=False)
-    pred = dict(analysis.prediction)
-    pred["neighbours"] = [
-        {
-            **{k: v for k, v in n.items() if k != "picture"},
-            "picture_id": (n.get("picture") or {}).get("id"),
-        }
-        for n in st.neighbour_refs(pred.get("neighbours") or [])
-    ]
     return jsonify(
         {
             "sha256": sha,
             "width": decoded.size[0],
             "height": decoded.size[1],
-            "prediction": pred,
+            "prediction": _with_neighbour_ids(st, analysis.prediction),
             "threshold": analysis.threshold,
-            "url": url_for("web.upload", sha=sha),
+            "url": url_for("classify.upload", sha=sha),
         }
     )
 
@@ -157,14 +154,11 @@ def runs():  # noqa: ANN201
             "metric": metric,
             "mode": mode,
             "axes": axes,
-            "runs": [runs_mod.summary(e, metric, axes) for e in ranked],
+            "runs": [runs_data.summary(e, metric, axes) for e in ranked],
         }
     )
 
 
 @bp.get("/runs/<path:run_id>")
 def run(run_id: str):  # noqa: ANN201
-    entry = state().runs.get(run_id)
-    if entry is None:
-        raise NotFound(f"no run {run_id!r} under the outputs folder")
-    return jsonify(runs_mod.details(entry))
+    return jsonify(runs_data.details(state().run_entry(run_id)))

@@ -1,5 +1,6 @@
-"""Pictures in and out of the web app: validating untrusted bytes, cached thumbnails, and
-files resolved only inside the folders the app owns (never from a path in a request)."""
+"""Pictures in and out of the web app: a classify request's picture (an upload or a URL),
+validating untrusted bytes, cached thumbnails, and files resolved only inside the folders
+the app owns (never from a path in a request)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from flask import abort, request
 from PIL import Image
 
 from astro_exp.data.store import STORE_DIR
 from astro_exp.files import atomic_write
 from astro_exp.imageio import FORMATS, BadImage, decode_picture
+from astro_exp.web.fetch import UrlRefused, fetch_picture
+from astro_exp.web.settings import WebSettings
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -33,6 +37,37 @@ class Decoded:
     @property
     def size(self) -> tuple[int, int]:
         return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+
+def read_submission(settings: WebSettings, url: str | None = None) -> bytes:
+    """The picture bytes of a classify request (an upload, else ``url`` or the form's URL).
+
+    Args:
+        settings: the upload limit and whether (and where) a URL may be fetched.
+        url: the URL of a JSON request (None: the form's ``url`` field).
+
+    Returns:
+        The bytes, at most ``max_upload_bytes`` (an upload over it is a 413); UrlRefused
+        when a URL may not be fetched, BadImage when the request names no picture.
+    """
+    upload = request.files.get("file")
+    url = (url if url is not None else request.form.get("url") or "").strip()
+    if upload is not None and upload.filename:
+        data = upload.stream.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            abort(413)
+        return data
+    if url:
+        if not settings.allow_url_classify:
+            raise UrlRefused(
+                "classifying by URL is switched off on this server (allow_url_classify=false)"
+            )
+        return fetch_picture(
+            url, settings.max_upload_bytes, settings.url_allow_hosts, settings.url_timeout_s
+        )
+    raise BadImage(
+        "choose a picture to upload" + (" or give its URL" if settings.allow_url_classify else "")
+    )
 
 
 def decode_untrusted(data: bytes, max_pixels: int) -> Decoded:

@@ -1,6 +1,7 @@
 """The classifier behind the pages: one :class:`~astro_exp.predict.classifier.Classifier` (the same code
 path as the CLI), plus the pictures that explain a prediction: the preprocessed view the
-model sees and a few training-time augmentations of it."""
+model sees and a few training-time augmentations of it; without a model, a run's stored
+prediction is shown the same way (:func:`stored_prediction`)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,40 @@ class ModelService:
                 )
             samples = [png_data_uri(b.cpu().numpy()) for b in batch]
         return view, samples
+
+
+def stored_prediction(row: dict[str, Any], classes: list[str] | None) -> dict[str, Any] | None:
+    """The catalog's stored prediction of a run as a Prediction-like dict (no neighbours)."""
+    if row.get("pred_label") is None:
+        return None
+    probs = row.get("probs")
+    if isinstance(probs, dict):
+        pairs = [(str(k), float(v)) for k, v in probs.items()]
+    elif isinstance(probs, list) and classes and len(probs) == len(classes):
+        pairs = list(zip(classes, map(float, probs), strict=True))
+    else:
+        pairs = []
+    top = [{"label": k, "probability": v} for k, v in sorted(pairs, key=lambda kv: -kv[1])]
+    picture_probs = row.get("picture_probs") if isinstance(row.get("picture_probs"), dict) else None
+    text_probs = row.get("text_probs") if isinstance(row.get("text_probs"), dict) else None
+    return {
+        "label": row["pred_label"],
+        "confidence": row.get("confidence"),
+        "top_k": top,
+        # the text+picture answer's parts (a picture-only row: the picture, no text)
+        "picture": {
+            "label": row.get("picture_label") or row["pred_label"],
+            "confidence": row.get("picture_confidence", row.get("confidence")),
+            "probs": picture_probs or dict(pairs),
+        },
+        "text": {"label": max(text_probs, key=text_probs.get), "probs": text_probs}
+        if text_probs
+        else None,
+        "evidence": row.get("evidence") or ("picture+text" if text_probs else "picture"),
+        "anomaly_score": row.get("anomaly_score"),
+        "is_anomaly": None if row.get("is_anomaly") is None else bool(row["is_anomaly"]),
+        "neighbours": [],
+        "labels": [row["pred_label"]],
+        "error": None,
+        "stored": True,
+    }

@@ -9,15 +9,13 @@ a cross-site ``<form>`` can post only form encodings or ``text/plain``, never
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from flask import request, url_for
 
-from astro_exp.data.catalog import MAX_WHO, PREDICTIONS, read_corrections
+from astro_exp.data.catalog import MAX_WHO, CatalogReader
 from astro_exp.review.from_catalog import (
     Candidate,
     candidates,
@@ -29,7 +27,6 @@ from astro_exp.review.queue import QUEUE_ORDERS
 from astro_exp.web.state import WebState
 
 MAX_BATCH = 200  # items one queue request returns at most
-CLASS_SAMPLE = 500  # prediction rows read to learn a run's classes when no model is loaded
 MULTI_SEP = "|"  # a multi-label answer is one correction: "galaxy|star"
 
 
@@ -74,7 +71,7 @@ def review_task(st: WebState, run_id: str | None) -> ReviewTask:
         if clf is not None and getattr(clf, "thresholds", None) is not None:
             thr = {k: float(t) for k, t in zip(classes, clf.thresholds, strict=False)}
         return ReviewTask(classes, str(info.get("task") or "multiclass"), thr)
-    classes = st.cached(("review_classes", run_id), lambda conn: _run_classes(conn, run_id))
+    classes = st.cached(("review_classes", run_id), lambda cat: cat.run_classes(run_id))
     return ReviewTask(list(classes), _run_task(st, run_id), {})
 
 
@@ -93,28 +90,13 @@ def _run_task(st: WebState, run_id: str | None) -> str:
     return "multilabel" if name == "multilabel" else "multiclass"
 
 
-def _run_classes(conn: sqlite3.Connection, run_id: str | None) -> list[str]:
-    found: set[str] = set()
-    for (probs,) in conn.execute(
-        f"SELECT probs FROM {PREDICTIONS} WHERE run_id = ? AND probs IS NOT NULL LIMIT ?",
-        (run_id or "", CLASS_SAMPLE),
-    ):
-        try:
-            value = json.loads(probs)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            found.update(str(k) for k in value)
-    return sorted(found)
-
-
 def item(c: Candidate, task: ReviewTask | None = None) -> dict[str, Any]:
     """A candidate as the pages' JSON: :meth:`Candidate.to_dict` plus its addresses."""
     out = c.to_dict()
     out.update(
-        url=url_for("web.picture", picture_id=c.picture_id),
-        thumb_url=url_for("web.thumb", picture_id=c.picture_id),
-        image_url=url_for("web.original", picture_id=c.picture_id),
+        url=url_for("gallery.picture", picture_id=c.picture_id),
+        thumb_url=url_for("gallery.thumb", picture_id=c.picture_id),
+        image_url=url_for("gallery.original", picture_id=c.picture_id),
     )
     if task is not None:
         out["suggested"] = task.suggested(c)
@@ -154,9 +136,9 @@ def queue_payload(
     )
     ranking, members = st.ranked(
         key,
-        lambda conn: _with_set(
+        lambda cat: _with_set(
             queue_ranking(
-                conn,
+                cat.conn,
                 run_id,
                 st.review,
                 order,
@@ -168,10 +150,10 @@ def queue_payload(
     )
     n = max(1, min(MAX_BATCH, n))
     offset = max(0, offset)
-    with st.connect() as conn:
-        corrected = read_corrections(conn)
+    with st.catalog() as cat:
+        corrected = cat.corrections()
         left = [i for i in ranking if i not in corrected] if corrected else ranking
-        page = candidates_by_id(conn, run_id, left[offset : offset + n])
+        page = candidates_by_id(cat.conn, run_id, left[offset : offset + n])
     return {
         "run_id": run_id,
         "order": order,
@@ -188,7 +170,7 @@ def queue_payload(
 def _pool(st: WebState, run_id: str | None) -> list[Candidate]:
     """The run's candidates, read once per catalog version for every order and the anomaly
     ranking (what they are ranked from; nobody changes them in place)."""
-    return st.ranked(("candidates", run_id), lambda conn: candidates(conn, run_id, full=False))
+    return st.ranked(("candidates", run_id), lambda cat: candidates(cat.conn, run_id, full=False))
 
 
 def _with_set(ranking: list[int]) -> tuple[list[int], frozenset[int]]:
@@ -202,8 +184,8 @@ def anomaly_ranking(st: WebState, run_id: str | None, every: bool) -> tuple[list
     if not st.has_catalog or run_id is None:
         return [], 0
 
-    def compute(conn: Any) -> tuple[list[Candidate], list[Candidate], int]:
-        ranked, n_used = ranked_anomalies(conn, run_id, st.review, pool=_pool(st, run_id))
+    def compute(cat: CatalogReader) -> tuple[list[Candidate], list[Candidate], int]:
+        ranked, n_used = ranked_anomalies(cat.conn, run_id, st.review, pool=_pool(st, run_id))
         return ranked, [c for c in ranked if c.is_anomaly], n_used
 
     ranked, flagged, n_used = st.ranked(("anomalies", run_id), compute)

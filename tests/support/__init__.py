@@ -1,5 +1,6 @@
-"""Test helpers that the benchmarks may import too (the local APOD stand-in server), and the
-one place the tests find ``../shared/data`` (real APOD pages, pictures and labels)."""
+"""Test helpers: the checkout's APOD sites for the stand-in (the server itself is the
+package's, astro_exp.apod.standin), and the one place the tests find ``../shared/data``
+(real APOD pages, pictures and labels)."""
 
 from pathlib import Path
 

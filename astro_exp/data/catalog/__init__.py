@@ -7,12 +7,15 @@ scraper leaves the catalog as of its last commit), and ``(source, date)`` is uni
 re-run updates a day instead of adding it twice. The schema is versioned with
 ``PRAGMA user_version``; :data:`MIGRATIONS` takes any older file to the current version.
 This package is the only code that writes the catalog or knows its schema; the web app's
-gallery pages read it through :func:`connect_read_only` (``astro_exp.web.queries``).
+pages read it through :func:`read_only` (a :class:`CatalogReader`, no write in reach).
 
 The parts, one file each: ``schema.py`` (tables, migrations, connections), ``pictures.py``
 (picture rows, weak labels, stats), ``corrections.py`` (a person's label corrections and
 anomaly marks), ``predictions.py`` (a run's predictions and embeddings), ``watch_state.py``
-(watched days and alerts). :class:`Catalog` is all of them over one connection.
+(watched days and alerts), ``gallery.py`` (the gallery's filtered, sorted, paged list;
+``gallery_filters.py``: what it asks for), ``lookups.py`` (the pages' reads by key).
+:class:`Catalog` is all of them over one connection; ``reader.py``'s
+:class:`CatalogReader` is the two read parts on a read-only one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from astro_exp.data.catalog.corrections import Corrections, read_corrections, read_marks
+from astro_exp.data.catalog.gallery import CountCache, Gallery
+from astro_exp.data.catalog.gallery_filters import Filters
+from astro_exp.data.catalog.lookups import Lookups
 from astro_exp.data.catalog.pictures import PictureRecord, Pictures
 from astro_exp.data.catalog.predictions import (
     Predictions,
@@ -31,6 +37,7 @@ from astro_exp.data.catalog.predictions import (
     read_predicted_pictures,
     text_picture_gap,
 )
+from astro_exp.data.catalog.reader import CatalogReader, read_only
 from astro_exp.data.catalog.schema import (
     ALERTS,
     CATALOG_FILE,
@@ -58,7 +65,7 @@ from astro_exp.data.catalog.watch_state import WatchState
 from astro_exp.errors import DataError
 
 
-class Catalog(Pictures, Corrections, Predictions, WatchState):
+class Catalog(Pictures, Corrections, Predictions, WatchState, Gallery, Lookups):
     """The catalog file; open with ``Catalog(path)`` (created and migrated as needed).
 
     One connection, for the thread that opened it (the scraper writes from its main thread
@@ -171,6 +178,9 @@ __all__ = [
     "WATCHED",
     "WEAK_SQL",
     "Catalog",
+    "CatalogReader",
+    "CountCache",
+    "Filters",
     "PictureRecord",
     "catalog_path",
     "connect_read_only",
@@ -178,6 +188,7 @@ __all__ = [
     "read_corrections",
     "read_embeddings",
     "read_marks",
+    "read_only",
     "read_predicted_pictures",
     "text_picture_gap",
 ]

@@ -106,21 +106,14 @@ class Pictures:
         media_type: str | None = None,
     ) -> list[dict[str, Any]]:
         """Rows (labels parsed), oldest day first, filtered by source, status and media type."""
-        where, params = [], []
-        if sources is not None:
-            srcs = list(sources)
-            where.append(f"source IN ({','.join('?' * len(srcs))})")
-            params += srcs
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if media_type is not None:
-            where.append("media_type = ?")
-            params.append(media_type)
-        sql = (
-            f"SELECT * FROM {PICTURES}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY date, source"
+        sql, params = select_where(
+            PICTURES,
+            {
+                "source": None if sources is None else list(sources),
+                "status": status,
+                "media_type": media_type,
+            },
+            order_by="date, source",
         )
         return [_row(r) for r in self.conn.execute(sql, params)]
 
@@ -211,6 +204,38 @@ _UPSERT = (
         if c not in ("source", "date")
     )
 )
+
+
+def select_where(
+    table: str, equal: Mapping[str, Any], order_by: str, also: Iterable[str] = ()
+) -> tuple[str, list[Any]]:
+    """``SELECT *`` from ``table`` with only the filters that are set, and its parameters.
+
+    Why one builder: every listing of the catalog filters by optional columns, and the
+    placeholders must line up with the parameters.
+
+    Args:
+        table: the table to read.
+        equal: column -> value (``column = ?``) or list of values (``column IN (?, ...)``);
+            a None value sets no filter.
+        order_by: the ``ORDER BY`` clause.
+        also: further conditions without parameters (``delivered_at IS NULL``).
+
+    Returns:
+        ``(sql, params)`` for ``conn.execute``.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in equal.items():
+        if isinstance(value, list):
+            where.append(f"{column} IN ({','.join('?' * len(value))})")
+            params += value
+        elif value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    where += also
+    sql = f"SELECT * FROM {table}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    return sql + f" ORDER BY {order_by}", params
 
 
 def _values(record: PictureRecord) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from astro_exp.data.catalog.pictures import select_where
 from astro_exp.data.catalog.schema import ALERTS, WATCHED, now_iso
 
 
@@ -59,20 +60,11 @@ class WatchState:
         ids: Iterable[int] | None = None,
     ) -> list[dict[str, Any]]:
         """Queued alerts, oldest first (payload parsed); ``pending_only``: not yet delivered."""
-        where, params = [], []
-        if ids is not None:
-            wanted = [int(i) for i in ids]
-            where.append(f"id IN ({','.join('?' * len(wanted))})")
-            params += wanted
-        if pending_only:
-            where.append("delivered_at IS NULL")
-        if source is not None:
-            where.append("source = ?")
-            params.append(source)
-        sql = (
-            f"SELECT * FROM {ALERTS}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY id"
+        sql, params = select_where(
+            ALERTS,
+            {"id": None if ids is None else [int(i) for i in ids], "source": source},
+            order_by="id",
+            also=["delivered_at IS NULL"] if pending_only else [],
         )
         out = []
         for r in self.conn.execute(sql, params):

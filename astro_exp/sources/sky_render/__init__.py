@@ -31,8 +31,8 @@ do not give the class away. Everything is deterministic for a given ``np.random.
 
 The package, one module per part of the sky: ``primitives`` (coordinates, noise fields,
 profiles), ``stars`` (PSF, star fields, the star class), ``galaxies``, ``nebulae``,
-``planets``, ``anomalies``, ``camera`` (the finishing camera model) and ``scene`` (the entry
-points below, re-exported here).
+``planets`` (with ``planet_surfaces``: the worlds' surface maps), ``anomalies``, ``camera``
+(the finishing camera model) and ``scene`` (the entry points below, re-exported here).
 """
 
 from astro_exp.sources.sky_render.scene import (

@@ -16,7 +16,7 @@ from astro_exp.sources.sky_render.anomalies import _aurora, _comet, _lens_flare,
 from astro_exp.sources.sky_render.camera import _finish
 from astro_exp.sources.sky_render.galaxies import _galaxy, _galaxy_light
 from astro_exp.sources.sky_render.nebulae import _nebula, _nebula_light
-from astro_exp.sources.sky_render.planets import _planet, _planet_light
+from astro_exp.sources.sky_render.planets import _planet, _planet_kind, _planet_light
 from astro_exp.sources.sky_render.primitives import Image, _grid, _loguniform, _rgb
 from astro_exp.sources.sky_render.stars import _cluster, _psf_for, _sky, _star, _star_field
 
@@ -114,12 +114,7 @@ def render_multilabel(kinds: Sequence[str], rng: np.random.Generator, size: int 
         img += _galaxy_light(rng, n, cy, cx, rad * rng.uniform(1.0, 1.3), spiral_p=0.8)
     if "planet" in want:
         cy, cx, rad = slots["planet"]
-        kind = str(
-            rng.choice(
-                ["jupiter", "saturn", "mars", "ice", "rocky", "terran"],
-                p=[0.22, 0.2, 0.16, 0.16, 0.14, 0.12],
-            )
-        )
+        kind = _planet_kind(rng)
         pr = rad * (
             rng.uniform(0.36, 0.42) if kind in ("saturn", "ice") else rng.uniform(0.6, 0.85)
         )

@@ -93,6 +93,131 @@ def predict_parts(clf: Classifier, files: list[Path]) -> dict[str, float]:
     return t
 
 
+def random_bundle(
+    path: Path,
+    model_cfg: dict,
+    preprocess_cfg: dict,
+    classes: list[str],
+    size: int,
+    temperature: float = 1.0,
+) -> Path:
+    """A bundle of a fresh model saved at ``path``: random weights, since its speed, not its
+    accuracy, is what is timed. Returns ``path``."""
+    model = create_model(model_cfg["model_name"], len(classes), img_size=size)
+    bundle = make_bundle(
+        model,
+        model_cfg=model_cfg,
+        classes=classes,
+        task="multiclass",
+        preprocess=preprocess_cfg,
+        image_size=size,
+        temperature=temperature,
+    )
+    return save_bundle(bundle, path)
+
+
+def _add_detector(ckpt: Path, images: np.ndarray, detector: str) -> int:
+    """A real detector + reference beside the bundle, so predict pays for scoring and
+    neighbours; fitted on the embeddings of up to 2,000 of ``images``. Returns their width."""
+    clf = Classifier.from_checkpoint(ckpt, device="cpu", anomaly=False)
+    clf.embedding = AnomalySettings.from_config(
+        None
+    ).embedding  # the one train.py fits detectors on
+    ref_n = min(len(images), 2000)
+    _, emb = clf.forward(torch.from_numpy(np.ascontiguousarray(images[:ref_n])))
+    det = AnomalyDetector(detector_configs()[detector]).fit(emb.numpy())
+    det.calibrate(det.score(emb.numpy()), 0.05)
+    det.meta = {
+        "digest": model_digest(clf.model),
+        "n_neighbors": 5,
+        "embedding": clf.embedding.to_meta(),
+    }
+    det.save(ckpt.parent / DETECTOR_FILE)
+    save_reference(
+        ckpt.parent / REFERENCE_FILE,
+        emb.numpy(),
+        ["x"] * ref_n,
+        [str(i) for i in range(ref_n)],
+        det.meta["digest"],
+    )
+    return int(emb.shape[1])
+
+
+def _write_pictures(images: np.ndarray, folder: Path, n: int) -> list[Path]:
+    """The first ``n`` pictures as JPEGs at 4x their size, as new pictures arrive in practice."""
+    folder.mkdir()
+    size = int(images.shape[-1])
+    for i in range(n):
+        img = Image.fromarray(np.ascontiguousarray(images[i].transpose(1, 2, 0)))
+        img.resize((size * 4, size * 4), Image.Resampling.BICUBIC).save(
+            folder / f"{i:05d}.jpg", quality=92
+        )
+    return sorted(folder.iterdir())
+
+
+def _model_alone(
+    clf: Classifier, images: np.ndarray, n_single: int, batch_size: int, n_files: int
+) -> tuple[list[float], float]:
+    """The baselines: the model alone on tensors already in memory; seconds of each of
+    ``n_single`` single pictures, and pictures/s in batches over about ``n_files``."""
+    x1 = clf.preprocess(torch.from_numpy(np.ascontiguousarray(images[:1])))
+    xb = clf.preprocess(torch.from_numpy(np.ascontiguousarray(images[:batch_size])))
+    with torch.no_grad():
+        for _ in range(3):
+            clf.model(x1)
+        single = []
+        for _ in range(n_single):
+            t0 = time.perf_counter()
+            clf.model(x1)
+            single.append(time.perf_counter() - t0)
+        clf.model(xb)
+        t0, reps = time.perf_counter(), max(1, n_files // batch_size)
+        for _ in range(reps):
+            clf.model(xb)
+        model_batch = reps * len(xb) / (time.perf_counter() - t0)
+    return single, model_batch
+
+
+def _predict_times(
+    clf: Classifier, folder: Path, files: list[Path], n_single: int, batch_size: int
+) -> tuple[list[float], float]:
+    """Warm ``predict([file])`` seconds of ``n_single`` of ``files``, and pictures/s of
+    ``predict([folder])`` over all of them."""
+    for f in files[:3]:
+        clf.predict([f])  # warm
+    lat = []
+    for k in range(n_single):
+        t0 = time.perf_counter()
+        (p,) = clf.predict([files[k % len(files)]])
+        lat.append(time.perf_counter() - t0)
+        assert p.error is None, p.error
+    t0 = time.perf_counter()
+    preds = clf.predict([folder], batch_size=batch_size)
+    return lat, len(preds) / (time.perf_counter() - t0)
+
+
+def _parts_of_time(
+    clf: Classifier, files: list[Path], n_single: int, batch_size: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Where the time goes: single pictures (median of each part, seconds) and batches
+    (seconds per picture)."""
+    singles = [predict_parts(clf, [files[k % len(files)]]) for k in range(n_single)]
+    single_parts = {p: float(np.median([s[p] for s in singles])) for p in singles[0]}
+    batches = [
+        predict_parts(clf, files[i : i + batch_size]) for i in range(0, len(files), batch_size)
+    ]
+    batch_parts = {p: sum(b[p] for b in batches) / len(files) for p in batches[0]}
+    return single_parts, batch_parts
+
+
+def _in_ms(parts: dict[str, float], total_ms: float) -> dict[str, float]:
+    """Parts in seconds as ms, with their ``serial_sum`` and the measured ``total``."""
+    out = {p: round(v * 1e3, 3) for p, v in parts.items()}
+    out["serial_sum"] = round(sum(parts.values()) * 1e3, 3)
+    out["total"] = round(total_ms, 3)
+    return out
+
+
 def predict_figures(
     model_cfg: dict,
     preprocess_cfg: dict,
@@ -105,120 +230,53 @@ def predict_figures(
 ) -> dict[str, float]:
     """Warm single-picture latency and batch throughput of predict on CPU, with baselines.
 
-    ``images`` are uint8 (N, 3, S, S) pictures (the bench's tensor cache); they are written as
-    JPEGs at 4x the size, as new pictures arrive in practice.
+    Args:
+        model_cfg: the model group (``model_name``) of the bundle to time.
+        preprocess_cfg: its preprocess group.
+        classes: its classes.
+        images: uint8 (N, 3, S, S) pictures (the bench's tensor cache); they are written as
+            JPEGs at 4x the size, as new pictures arrive in practice.
+        n_single: single pictures timed; n_batch: pictures of the batch figures;
+        batch_size: predict's batch size; detector: the conf/detector option scored.
+
+    Returns:
+        The figures (module docstring), ms and pictures/s.
     """
     torch.manual_seed(0)
     size = int(images.shape[-1])
-    model = create_model(model_cfg["model_name"], len(classes), img_size=size)
-    bundle = make_bundle(
-        model,
-        model_cfg=model_cfg,
-        classes=classes,
-        task="multiclass",
-        preprocess=preprocess_cfg,
-        image_size=size,
-        temperature=1.3,
-    )
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
-        ckpt = save_bundle(bundle, Path(tmp) / "ckpt" / "best.pt")
-        clf = Classifier.from_checkpoint(ckpt, device="cpu", anomaly=False)
-        clf.embedding = AnomalySettings.from_config(
-            None
-        ).embedding  # the one train.py fits detectors on
-        # a real detector + reference beside the bundle: predict pays for scoring and neighbours
-        ref_n = min(len(images), 2000)
-        _, emb = clf.forward(torch.from_numpy(np.ascontiguousarray(images[:ref_n])))
-        det = AnomalyDetector(detector_configs()[detector]).fit(emb.numpy())
-        det.calibrate(det.score(emb.numpy()), 0.05)
-        det.meta = {
-            "digest": model_digest(clf.model),
-            "n_neighbors": 5,
-            "embedding": clf.embedding.to_meta(),
-        }
-        det.save(ckpt.parent / DETECTOR_FILE)
-        save_reference(
-            ckpt.parent / REFERENCE_FILE,
-            emb.numpy(),
-            ["x"] * ref_n,
-            [str(i) for i in range(ref_n)],
-            det.meta["digest"],
+        ckpt = random_bundle(
+            Path(tmp) / "ckpt" / "best.pt", model_cfg, preprocess_cfg, classes, size, 1.3
         )
+        embedding_dim = _add_detector(ckpt, images, detector)
         clf = Classifier.from_checkpoint(ckpt, device="cpu")
         decode_workers = clf._decode_workers()  # 0: decoded inline, between the batches
-        pics = Path(tmp) / "pics"
-        pics.mkdir()
         n_files = min(n_batch, len(images))
-        for i in range(n_files):
-            img = Image.fromarray(np.ascontiguousarray(images[i].transpose(1, 2, 0)))
-            img.resize((size * 4, size * 4), Image.Resampling.BICUBIC).save(
-                pics / f"{i:05d}.jpg", quality=92
-            )
-        files = sorted(pics.iterdir())
-
-        # baselines: the model alone on tensors already in memory
-        x1 = clf.preprocess(torch.from_numpy(np.ascontiguousarray(images[:1])))
-        xb = clf.preprocess(torch.from_numpy(np.ascontiguousarray(images[:batch_size])))
-        with torch.no_grad():
-            for _ in range(3):
-                clf.model(x1)
-            single = []
-            for _ in range(n_single):
-                t0 = time.perf_counter()
-                clf.model(x1)
-                single.append(time.perf_counter() - t0)
-            clf.model(xb)
-            t0, reps = time.perf_counter(), max(1, n_files // batch_size)
-            for _ in range(reps):
-                clf.model(xb)
-            model_batch = reps * len(xb) / (time.perf_counter() - t0)
-
-        for f in files[:3]:
-            clf.predict([f])  # warm
-        lat = []
-        for k in range(n_single):
-            t0 = time.perf_counter()
-            (p,) = clf.predict([files[k % len(files)]])
-            lat.append(time.perf_counter() - t0)
-            assert p.error is None, p.error
-        t0 = time.perf_counter()
-        preds = clf.predict([pics], batch_size=batch_size)
-        batch_img_s = len(preds) / (time.perf_counter() - t0)
-
-        # where the time goes: single pictures (median of each part), batches (per picture)
-        singles = [predict_parts(clf, [files[k % len(files)]]) for k in range(n_single)]
-        single_parts = {p: float(np.median([s[p] for s in singles])) for p in singles[0]}
-        batches = [
-            predict_parts(clf, files[i : i + batch_size]) for i in range(0, len(files), batch_size)
-        ]
-        batch_parts = {p: sum(b[p] for b in batches) / len(files) for p in batches[0]}
+        pics = Path(tmp) / "pics"
+        files = _write_pictures(images, pics, n_files)
+        single, model_batch = _model_alone(clf, images, n_single, batch_size, n_files)
+        lat, batch_img_s = _predict_times(clf, pics, files, n_single, batch_size)
+        single_parts, batch_parts = _parts_of_time(clf, files, n_single, batch_size)
 
     m50 = _pct(single, 50) * 1e3
     p50, p95 = _pct(lat, 50) * 1e3, _pct(lat, 95) * 1e3
-
-    def in_ms(parts: dict[str, float], total_ms: float) -> dict[str, float]:
-        out = {p: round(v * 1e3, 3) for p, v in parts.items()}
-        out["serial_sum"] = round(sum(parts.values()) * 1e3, 3)
-        out["total"] = round(total_ms, 3)
-        return out
-
     return {
         "predict_device": "cpu",
         "predict_torch_threads": torch.get_num_threads(),
         "predict_decode_workers": decode_workers,
         "predict_input": f"JPEG {size * 4}px -> {size}px",
         "predict_detector": detector,
-        "embedding_dim": int(emb.shape[1]),
+        "embedding_dim": embedding_dim,
         "model_single_p50_ms": round(m50, 2),
         "predict_single_p50_ms": round(p50, 2),
         "predict_single_p95_ms": round(p95, 2),
         "predict_single_p50_over_model_only": round(p50 / m50, 2),
         "predict_single_p95_over_model_only": round(p95 / m50, 2),
-        "predict_single_parts_ms": in_ms(single_parts, p50),
+        "predict_single_parts_ms": _in_ms(single_parts, p50),
         "model_batch_img_s": round(model_batch, 1),
         "predict_batch_img_s": round(batch_img_s, 1),
         "predict_batch_over_model_only": round(batch_img_s / model_batch, 3),
-        "predict_batch_parts_ms_per_img": in_ms(batch_parts, 1e3 / batch_img_s),
+        "predict_batch_parts_ms_per_img": _in_ms(batch_parts, 1e3 / batch_img_s),
     }
 
 

@@ -19,6 +19,8 @@ import statistics
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,32 +76,34 @@ def request_mix(path: Path, n: int, seed: int = 0) -> list[tuple[str, str]]:
     for _ in range(n):
         kind = rng.choice(kinds)
         pid = rng.randint(1, max_id)
-        if kind == "gallery":
-            url = rng.choice(GALLERY)
-        elif kind == "next_page":  # Next -> from a page that ends on a random picture
-            base = rng.choice(GALLERY[:4])
-            sep = "&" if "?" in base else "?"
-            url = f"{base}{sep}page={rng.randint(2, max(2, max_id // 48))}&after={pid}"
-        elif kind == "picture":
-            url = f"/pictures/{pid}"
-        elif kind == "thumbnail":
-            url = f"/media/thumb/{pid}.jpg"
-        elif kind == "search":
-            url = "/?q=" + rng.choice(SEARCHES).replace(" ", "+")
-        elif kind == "anomalies":
-            url = rng.choice(
-                ["/anomalies", f"/anomalies?page={rng.randint(2, 20)}", "/api/anomalies?n=50"]
-            )
-        elif kind == "review":
-            url = (
-                f"/api/review?order={rng.choice(ORDERS)}&n=20&offset={rng.choice([0, 0, 20, 400])}"
-            )
-        elif kind == "runs":
-            url = "/runs"
-        else:  # a person's typo: a missing picture, an unknown order
-            url = rng.choice([f"/pictures/{max_id + 1000}", "/api/review?order=newest"])
-        out.append((kind, url))
+        out.append((kind, _url(kind, pid, max_id, rng)))
     return out
+
+
+def _url(kind: str, pid: int, max_id: int, rng: random.Random) -> str:
+    """One request of ``kind`` about picture ``pid`` (of ``max_id``), drawn with ``rng``."""
+    if kind == "gallery":
+        return rng.choice(GALLERY)
+    if kind == "next_page":  # Next -> from a page that ends on a random picture
+        base = rng.choice(GALLERY[:4])
+        sep = "&" if "?" in base else "?"
+        return f"{base}{sep}page={rng.randint(2, max(2, max_id // 48))}&after={pid}"
+    if kind == "picture":
+        return f"/pictures/{pid}"
+    if kind == "thumbnail":
+        return f"/media/thumb/{pid}.jpg"
+    if kind == "search":
+        return "/?q=" + rng.choice(SEARCHES).replace(" ", "+")
+    if kind == "anomalies":
+        return rng.choice(
+            ["/anomalies", f"/anomalies?page={rng.randint(2, 20)}", "/api/anomalies?n=50"]
+        )
+    if kind == "review":
+        return f"/api/review?order={rng.choice(ORDERS)}&n=20&offset={rng.choice([0, 0, 20, 400])}"
+    if kind == "runs":
+        return "/runs"
+    # a person's typo: a missing picture, an unknown order
+    return rng.choice([f"/pictures/{max_id + 1000}", "/api/review?order=newest"])
 
 
 def _client(port: int, work: list[tuple[str, str]], out: list[tuple[str, int, float]]) -> None:
@@ -129,30 +133,42 @@ def _pcts(ms: list[float]) -> dict[str, float]:
     }
 
 
-def load_test(app: Any, mix: list[tuple[str, str]], clients: int = 8, threads: int = 8) -> dict:
-    """Serve ``app`` with waitress on a free port and run ``mix`` through ``clients``
-    concurrent keep-alive connections; the figures as a dict."""
+@contextmanager
+def serving(app: Any, threads: int) -> Iterator[Any]:
+    """``app`` served by waitress on a free port of 127.0.0.1 in a thread (the server; its
+    port is ``effective_port``), shut down on leaving: its threads first, as a closed
+    trigger would fail them."""
     from waitress import create_server
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = create_server(app, host="127.0.0.1", port=0, threads=threads)
     threading.Thread(target=server.run, daemon=True).start()
-    results: list[tuple[str, int, float]] = []
     try:
-        parts = [mix[i::clients] for i in range(clients)]
-        workers = [
-            threading.Thread(target=_client, args=(server.effective_port, part, results))
-            for part in parts
-        ]
-        t0 = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        wall = time.perf_counter() - t0
+        yield server
     finally:
         server.task_dispatcher.shutdown()
         server.close()
+
+
+def _run_clients(port: int, mix: list[tuple[str, str]], clients: int) -> tuple[list, float]:
+    """``mix`` dealt round robin to ``clients`` concurrent connections: every request's
+    (kind, status, ms), and the wall seconds of the whole run."""
+    results: list[tuple[str, int, float]] = []
+    parts = [mix[i::clients] for i in range(clients)]
+    workers = [threading.Thread(target=_client, args=(port, part, results)) for part in parts]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return results, time.perf_counter() - t0
+
+
+def load_test(app: Any, mix: list[tuple[str, str]], clients: int = 8, threads: int = 8) -> dict:
+    """Serve ``app`` with waitress on a free port and run ``mix`` through ``clients``
+    concurrent keep-alive connections; the figures as a dict."""
+    with serving(app, threads) as server:
+        results, wall = _run_clients(server.effective_port, mix, clients)
     by_kind: dict[str, list[float]] = defaultdict(list)
     statuses = Counter()
     for kind, status, ms in results:
@@ -215,60 +231,36 @@ def predict_catalog_figures(
     predictions + embeddings batch by batch) against the model alone on the same pictures
     already decoded, resized and in memory: pictures/s of each and their ratio (target >= 0.8).
     A model with random weights (the bundle's format, not its accuracy, is what is timed)."""
-    import numpy as np
     import torch
 
+    from astro_exp.bench.latency import random_bundle
     from astro_exp.data.catalog import Catalog
     from astro_exp.data.store import ImageStore
-    from astro_exp.models.checkpoint import make_bundle, save_bundle
-    from astro_exp.models.factory import create_model
     from astro_exp.predict.classifier import Classifier
-    from astro_exp.predict.into_catalog import predict_catalog
     from astro_exp.web.demo import build_archive
 
     build_archive(folder, archive, rows=n, pool=n, run_id="other")
-    classes = ["galaxy", "nebula", "planet", "star"]
     torch.manual_seed(0)
-    model = create_model(model_name, len(classes), img_size=image_size)
-    bundle = make_bundle(
-        model,
-        model_cfg={"name": "bench", "model_name": model_name, "pretrained": False},
-        classes=classes,
-        task="multiclass",
-        preprocess={
+    ckpt = random_bundle(
+        folder / "run" / "checkpoints" / "best.pt",
+        {"name": "bench", "model_name": model_name, "pretrained": False},
+        {
             "name": "default",
             "image_size": image_size,
             "resize": "crop",
             "mean": [0.5] * 3,
             "std": [0.5] * 3,
         },
-        image_size=image_size,
+        ["galaxy", "nebula", "planet", "star"],
+        image_size,
     )
-    ckpt = save_bundle(bundle, folder / "run" / "checkpoints" / "best.pt")
     clf = Classifier.from_checkpoint(ckpt, device="cpu", anomaly=False)
     with Catalog(catalog_path(folder)) as cat:
         rows = cat.rows(status="ok")
-        # the model alone: the same pictures, decoded and resized up front, in batches
         store = ImageStore(folder)
         files = [str(store.abspath(str(r["path"]))) for r in rows]
-        pixels = np.stack([clf._load(item)[0] for item in clf.expand(files)])
-        x_all = torch.from_numpy(pixels)
-        with torch.no_grad():
-            clf.forward(clf.preprocess(x_all[:batch_size]))  # warm
-            t0 = time.perf_counter()
-            for i in range(0, len(x_all), batch_size):
-                clf.forward(clf.preprocess(x_all[i : i + batch_size]))
-            model_s = time.perf_counter() - t0
-        predict_catalog(clf, cat, "warm", folder, rows=rows[:batch_size], progress=False)
-        t0 = time.perf_counter()
-        got = predict_catalog(
-            clf, cat, "bench", folder, batch_size=batch_size, progress=False, keep=False
-        )
-        end_to_end_s = time.perf_counter() - t0
-        stored = len(cat.predicted_shas("bench"))
-    del got
-    model_img_s = len(x_all) / model_s
-    e2e_img_s = stored / end_to_end_s
+        model_img_s = _model_alone_img_s(clf, files, batch_size)
+        stored, e2e_img_s = _predict_catalog_img_s(clf, cat, folder, rows, batch_size)
     return {
         "pictures": stored,
         "model": model_name,
@@ -281,3 +273,37 @@ def predict_catalog_figures(
         "predict_catalog_img_s": round(e2e_img_s, 1),
         "predict_over_model_alone": round(e2e_img_s / model_img_s, 3),
     }
+
+
+def _model_alone_img_s(clf: Any, files: list[str], batch_size: int) -> float:
+    """Pictures/s of the model alone on ``files``, decoded and resized up front, in batches."""
+    import numpy as np
+    import torch
+
+    pixels = np.stack([clf._load(item)[0] for item in clf.expand(files)])
+    x_all = torch.from_numpy(pixels)
+    with torch.no_grad():
+        clf.forward(clf.preprocess(x_all[:batch_size]))  # warm
+        t0 = time.perf_counter()
+        for i in range(0, len(x_all), batch_size):
+            clf.forward(clf.preprocess(x_all[i : i + batch_size]))
+        model_s = time.perf_counter() - t0
+    return len(x_all) / model_s
+
+
+def _predict_catalog_img_s(
+    clf: Any, cat: Any, folder: Path, rows: list, batch_size: int
+) -> tuple[int, float]:
+    """``predict_catalog`` over the whole catalog after a warm-up batch: the predictions
+    stored and pictures/s."""
+    from astro_exp.predict.into_catalog import predict_catalog
+
+    predict_catalog(clf, cat, "warm", folder, rows=rows[:batch_size], progress=False)
+    t0 = time.perf_counter()
+    got = predict_catalog(
+        clf, cat, "bench", folder, batch_size=batch_size, progress=False, keep=False
+    )
+    end_to_end_s = time.perf_counter() - t0
+    stored = len(cat.predicted_shas("bench"))
+    del got
+    return stored, stored / end_to_end_s

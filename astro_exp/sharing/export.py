@@ -17,13 +17,16 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astro_exp.data.catalog import DONE_STATUSES, OK, Catalog, catalog_path, now_iso
 from astro_exp.data.store import ImageStore, sha256_file
 from astro_exp.errors import ConfigError, DataError
 from astro_exp.files import atomic_write
 from astro_exp.sharing.manifest import FILE_RE, FORMAT, FORMAT_VERSION, MANIFEST, picture_entry
+
+if TYPE_CHECKING:
+    from astro_exp.data.labels import Labeller
 
 STATUSES = {"ok": (OK,), "done": DONE_STATUSES}
 
@@ -113,31 +116,8 @@ def export_bundle(
 
         labeller = Labeller(load_label_config(selection.labels))
     store = ImageStore(data_dir)
-    with Catalog(path) as cat:
-        rows = [r for r in cat.rows(selection.sources) if selection.keeps(r)]
-        by_picture = cat.correction_history()
-        source_info = {
-            "path": str(path.resolve()),
-            "schema_version": cat.version,
-            "rows": cat.count(),
-        }
-    if not rows:
-        raise DataError(f"no catalog rows match {_describe(selection)} in {path}; widen the filter")
-
-    pictures, files = [], {}
-    for r in rows:
-        entry = picture_entry(r, by_picture.get(int(r["id"]), []))
-        if labeller is not None and r.get("title"):
-            entry["labels"] = labeller.label(r["title"], r.get("explanation")).to_json()
-        if entry.get("path"):
-            rel = str(entry["path"])
-            if FILE_RE.match(rel) is None:
-                raise DataError(
-                    f"row {r['source']}/{r['date']} points at {rel}, not a store path; scrape that day again"
-                )
-            if rel not in files:
-                files[rel] = _checked_file(store.abspath(rel), entry.get("sha256"), r)
-        pictures.append(entry)
+    rows, by_picture, source_info = _read_catalog(path, selection)
+    pictures, files = _entries(rows, by_picture, labeller, store)
 
     manifest = {
         "format": FORMAT,
@@ -163,6 +143,49 @@ def export_bundle(
         labels=manifest["labels"],
         manifest=manifest,
     )
+
+
+def _read_catalog(
+    path: Path, selection: BundleFilter
+) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]], dict[str, Any]]:
+    """The rows ``selection`` keeps, every picture's correction history, and what the
+    manifest records of the catalog they came from."""
+    with Catalog(path) as cat:
+        rows = [r for r in cat.rows(selection.sources) if selection.keeps(r)]
+        by_picture = cat.correction_history()
+        source_info = {
+            "path": str(path.resolve()),
+            "schema_version": cat.version,
+            "rows": cat.count(),
+        }
+    if not rows:
+        raise DataError(f"no catalog rows match {_describe(selection)} in {path}; widen the filter")
+    return rows, by_picture, source_info
+
+
+def _entries(
+    rows: list[dict[str, Any]],
+    by_picture: dict[int, list[dict[str, Any]]],
+    labeller: Labeller | None,
+    store: ImageStore,
+) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
+    """The manifest's picture entries (weak labels recomputed when a labeller is given) and
+    the store files they name, each checked against its row: ``{path: (sha256, bytes)}``."""
+    pictures, files = [], {}
+    for r in rows:
+        entry = picture_entry(r, by_picture.get(int(r["id"]), []))
+        if labeller is not None and r.get("title"):
+            entry["labels"] = labeller.label(r["title"], r.get("explanation")).to_json()
+        if entry.get("path"):
+            rel = str(entry["path"])
+            if FILE_RE.match(rel) is None:
+                raise DataError(
+                    f"row {r['source']}/{r['date']} points at {rel}, not a store path; scrape that day again"
+                )
+            if rel not in files:
+                files[rel] = _checked_file(store.abspath(rel), entry.get("sha256"), r)
+        pictures.append(entry)
+    return pictures, files
 
 
 def _checked_file(file: Path, sha: str | None, row: dict[str, Any]) -> tuple[str, int]:
