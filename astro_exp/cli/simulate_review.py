@@ -258,7 +258,7 @@ def main(cfg: DictConfig) -> int:
         "source": str(cfg.source.name),
         "classes": pool.classes,
         "n": len(pool.ids),
-        "features": OmegaConf.to_container(cfg.features),
+        "features": OmegaConf.to_container(cfg.features, resolve=True),
         "labels_note": "the person's labels replace weak ones only for the pictures the queue "
         "picked; the held-out fold's are used for scoring only",
         "corrections": simulate_corrections(
