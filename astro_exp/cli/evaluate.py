@@ -73,21 +73,6 @@ def _prepare(args: list[str]) -> list[str]:
     )
 
 
-def first_frames(rows: list) -> list:
-    """The first listed frame of each animation (``X-0.jpg``, ``X-1.jpg``, ... share
-    :func:`~astro_exp.data.splits.group_key`): 31 near-identical frames would weigh 31 times."""
-    from astro_exp.data.splits import group_key
-
-    seen: set[str] = set()
-    out = []
-    for r in rows:
-        key = group_key(r.file)
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out
-
-
 @command("evaluate", prepare=_prepare)
 def main(cfg: DictConfig) -> int:
     from astro_exp.data.label_files import read_label_file
@@ -103,6 +88,8 @@ def main(cfg: DictConfig) -> int:
     labels = Path(str(cfg.label_file)).expanduser()
     rows = read_label_file(labels)
     if cfg.get("one_frame_per_animation"):
+        from astro_exp.data.splits import first_frames
+
         rows = first_frames(rows)
     root = Path(str(cfg.root)).expanduser() if cfg.root else labels.parent
     ckpt = Path(str(cfg.ckpt_path)).expanduser()

@@ -30,7 +30,7 @@ import numpy as np
 
 from astro_exp.crossval.fused import fused_figures
 from astro_exp.data.label_files import LabelRow, read_label_file
-from astro_exp.data.splits import fold_of, group_key
+from astro_exp.data.splits import first_frames, fold_of
 from astro_exp.errors import DataError
 from astro_exp.files import atomic_write
 from astro_exp.predict.classifier import Classifier
@@ -51,17 +51,8 @@ def held_out(
     frames scored one by one make one picture weigh 30 times (on the shared thumbnails one
     31-frame comet animation, flipping between two classes from one run to the next, moved a
     fold's accuracy by 0.12). False: every frame."""
-    out: list[LabelRow] = []
-    seen: set[str] = set()
-    for r in rows:
-        if fold_of(r.file, folds) != fold:
-            continue
-        key = group_key(r.file)
-        if one_per_animation and key in seen:
-            continue
-        seen.add(key)
-        out.append(r)
-    return out
+    out = [r for r in rows if fold_of(r.file, folds) == fold]
+    return first_frames(out) if one_per_animation else out
 
 
 def train_fold(

@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,25 @@ def group_key(item_id: str) -> str:
     if not path.suffix:
         return str(path)
     return str(path.with_name(_FRAME_RE.sub("", path.stem)))
+
+
+def first_frames(rows: Sequence[Any]) -> list[Any]:
+    """The first listed row of each :func:`group_key` (rows with a ``file``): one frame stands
+    for its animation, as the training sources count one; 31 near-identical frames scored one
+    by one would weigh 31 times.
+
+    >>> from types import SimpleNamespace as Row
+    >>> [r.file for r in first_frames([Row(file="a-0.jpg"), Row(file="a-1.jpg"), Row(file="b.jpg")])]
+    ['a-0.jpg', 'b.jpg']
+    """
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        key = group_key(r.file)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
 
 
 def fold_of(item_id: str, folds: int) -> int:
