@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from omegaconf import OmegaConf
 
 from astro_exp.data.splits import TEST, fold_of
+from astro_exp.errors import ConfigError
 from tests.test_anomaly import RecordingLogger
 
 
@@ -206,3 +208,24 @@ def test_mixup_blends_pictures_and_scores_both_labels(make_cfg, tmp_path: Path) 
         assert np.isfinite(t.train_epoch(0))
         ends.append([p.detach().clone() for p in t.model.parameters()])
     assert any(not torch.equal(a, b) for a, b in zip(*ends, strict=True))
+
+
+def test_low_res_epochs_train_smaller_then_full_size(make_cfg, tmp_path: Path) -> None:
+    """trainer.low_res: the first epochs see the smaller size, the rest and val the full one."""
+    args = ["preprocess.image_size=64", "trainer.max_epochs=3", "trainer.low_res.epochs=2"]
+    trainer = _trainer(make_cfg, tmp_path, [*args, "trainer.low_res.size=40"])
+    seen: list[tuple[bool, int]] = []
+    trainer.model.register_forward_pre_hook(
+        lambda m, inputs: seen.append((m.training, inputs[0].shape[-1]))
+    )
+    trainer.fit()
+    sizes = [size for training, size in seen if training]
+    per_epoch = len(sizes) // 3
+    assert per_epoch > 0 and len(sizes) == 3 * per_epoch
+    assert set(sizes[: 2 * per_epoch]) == {40} and set(sizes[2 * per_epoch :]) == {64}
+    assert {size for training, size in seen if not training} == {64}  # val: the scored size
+
+
+def test_low_res_must_leave_a_full_size_epoch(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="low_res.epochs=2 must be in"):
+        _trainer(make_cfg, tmp_path, ["trainer.max_epochs=2", "trainer.low_res.epochs=2"])

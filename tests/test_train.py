@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from astro_exp.errors import ConfigError
 from astro_exp.models.checkpoint import load_bundle, model_from_bundle
 from astro_exp.train import train
 from tests.conftest import ROOT, run_script
@@ -97,6 +98,35 @@ def test_resume_gives_the_same_weights_as_not_stopping(make_cfg, tmp_path: Path)
     for key, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][key]), key
     assert a["resume"]["global_step"] == b["resume"]["global_step"]
+
+
+def test_weight_average_is_best_pt_and_resumes_exactly(make_cfg, tmp_path: Path) -> None:
+    """trainer.ema_decay: best.pt holds the average, last.pt the live weights plus the average."""
+    args = [
+        *TINY,
+        "trainer.max_epochs=3",
+        "trainer.ema_decay=0.9",
+        "trainer.checkpoint_monitor=epoch",
+    ]
+    train(make_cfg(args, run_dir=tmp_path / "straight"))
+    best = load_bundle(tmp_path / "straight" / "checkpoints" / "best.pt")
+    last = load_bundle(tmp_path / "straight" / "checkpoints" / "last.pt")
+    average, live = last["resume"]["ema"], last["state_dict"]
+    floats = [k for k, v in live.items() if v.is_floating_point()]
+    assert all(torch.equal(best["state_dict"][k], average[k]) for k in floats)
+    assert any(not torch.equal(average[k], live[k]) for k in floats)  # it is an average
+
+    stopped = make_cfg([*args, "trainer.stop_after_epoch=1"], run_dir=tmp_path / "stopped")
+    train(stopped)
+    ckpt = tmp_path / "stopped" / "checkpoints" / "last.pt"
+    train(make_cfg([*args, f"ckpt_path={ckpt}"], run_dir=tmp_path / "resumed"))
+    resumed = load_bundle(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    for key, tensor in average.items():
+        assert torch.equal(tensor, resumed["resume"]["ema"][key]), key
+    with pytest.raises(ConfigError, match="ema_decay"):
+        train(
+            make_cfg([*TINY, "trainer.max_epochs=3", f"ckpt_path={ckpt}"], run_dir=tmp_path / "x")
+        )
 
 
 def test_train_py_runs_and_unknown_model_is_one_line(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -143,6 +144,9 @@ class ApodStandin:
         self._today = today
         self._api_days: dict[dt.date, dict] | None = None
         self._quota_used: dict[str, int] = {}
+        # requests inside a ``slow`` fault's wait now, and the most at once (a client's bound)
+        self.slow_in_flight = 0
+        self.slow_peak = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), make_handler(self))
         self._server.daemon_threads = True
@@ -208,6 +212,17 @@ class ApodStandin:
                 out["pictures"] += 1
                 out["picture_bytes"] += nbytes
         return out
+
+    def slow_wait(self, delay: float) -> None:
+        """A ``slow`` fault's wait, counted in ``slow_in_flight`` / ``slow_peak``."""
+        with self._lock:
+            self.slow_in_flight += 1
+            self.slow_peak = max(self.slow_peak, self.slow_in_flight)
+        try:
+            time.sleep(delay)
+        finally:
+            with self._lock:
+                self.slow_in_flight -= 1
 
     def clear_log(self) -> None:
         """Forget logged requests (between phases of a test)."""

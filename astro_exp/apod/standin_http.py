@@ -273,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer with ``fault`` when it replaces the answer (True); ``slow`` only waits, and
         the faults of a file's answer (wrong_type, truncate, no_length) are :meth:`_file`'s."""
         if fault.kind == "slow":
-            time.sleep(fault.delay)
+            self.standin.slow_wait(fault.delay)
         elif fault.kind == "reset":
             self.standin._log(self.command, self.path, 0, 0)
             self.close_connection = True

@@ -1,6 +1,7 @@
 """The training loop: AdamW, warm-up + cosine, the loss of engine/loss.py, MixUp, a smaller
 backbone learning rate or a head-only warm-up, gradient clipping, AMP, test-time flips,
-early stopping, best/last checkpoints and an exact resume (engine/resume.py).
+a weight average (engine/ema.py), early stopping, best/last checkpoints and an exact resume
+(engine/resume.py).
 
 Everything after the DataLoader runs batched on the model's device: uint8 batch ->
 ``preprocess.prepare`` -> ``augment`` (train only) -> ``preprocess.normalize`` -> model.
@@ -22,51 +23,26 @@ from torch import nn
 
 from astro_exp.data.datamodule import DataModule
 from astro_exp.engine import distributed
+from astro_exp.engine.checks import (
+    calibration_label_noise,
+    low_res_epochs,
+    max_epochs,
+    multilabel_threshold,
+)
 from astro_exp.engine.device import autocast, resolve_flag
+from astro_exp.engine.ema import make_ema, swapped_in
 from astro_exp.engine.loss import Criterion, class_weights
 from astro_exp.engine.metrics import classification_metrics
 from astro_exp.engine.resume import FitState, rng_state, set_rng_state
 from astro_exp.errors import ConfigError
 from astro_exp.progress import progress
+from astro_exp.vision.downscale import Downscale
 from astro_exp.vision.mixup import MixUp
 from astro_exp.vision.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FitState", "Trainer", "rng_state", "set_rng_state"]
-
-
-def _multilabel_threshold(kind: str, task: Mapping) -> float | None:
-    """``task.threshold`` of multilabel data, checked; None for multiclass."""
-    if kind != "multilabel":
-        return None
-    if task.get("threshold") is None:
-        raise ConfigError(
-            "the data is multilabel but the task config has no threshold; compose task=multilabel"
-        )
-    threshold = float(task["threshold"])
-    if not 0.0 < threshold < 1.0:
-        raise ConfigError(f"task.threshold={threshold} must be between 0 and 1")
-    return threshold
-
-
-def _max_epochs(cfg: Mapping) -> int:
-    """``trainer.max_epochs``, checked."""
-    max_epochs = int(cfg["max_epochs"])
-    if max_epochs < 1:
-        raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1")
-    return max_epochs
-
-
-def _calibration_label_noise(cfg: Mapping) -> float:
-    """``trainer.calibration_label_noise``, checked before training rather than after it."""
-    noise = float(cfg.get("calibration_label_noise", 0.0))
-    if not 0.0 <= noise < 0.5:
-        raise ConfigError(
-            f"trainer.calibration_label_noise={noise} must be in "
-            "[0, 0.5): the share of val labels that are wrong"
-        )
-    return noise
 
 
 class Trainer:
@@ -111,18 +87,27 @@ class Trainer:
         self.augment = augment.to(device)
         self.label_smoothing = float(task["label_smoothing"])
         # multilabel: a label is on at this probability until final_eval tunes one per label on val
-        self.threshold = _multilabel_threshold(self.task, task)
-        self.max_epochs = _max_epochs(cfg)
+        self.threshold = multilabel_threshold(self.task, task)
+        self.max_epochs = max_epochs(cfg)
         self.train_loader = datamodule.loader("train")
         self.steps_per_epoch = len(self.train_loader)
         self.backbone_lr_scale = float(cfg["backbone_lr_scale"])
         self.freeze_backbone_epochs = int(cfg["freeze_backbone_epochs"])
         self.tta_flip = bool(cfg["tta_flip"])
+        # the first epochs at a smaller size (vision/downscale.py): cheaper, then full size
+        low = cfg.get("low_res") or {}
+        self.low_res_epochs = low_res_epochs(low, self.max_epochs)
+        self.low_res = Downscale(low.get("size", 160)) if self.low_res_epochs else None
         mix = cfg.get("mixup") or {}
         self.mixup = MixUp(p=float(mix.get("p", 0.0)), lambda_max=float(mix.get("lambda_max", 0.4)))
         # the share of wrong val labels the temperature fit allows for (calibration.py)
-        self.calibration_label_noise = _calibration_label_noise(cfg)
+        self.calibration_label_noise = calibration_label_noise(cfg)
         self.optimizer = instantiate(cfg["optimizer"])(self._param_groups())
+        self.ema = make_ema(
+            self.model,
+            cfg.get("ema_decay", 0.0),
+            start_step=self.freeze_backbone_epochs * self.steps_per_epoch,
+        )
         self.class_weights = self._class_weights(float(cfg["class_weight_power"]))
         # the batch loss (engine/loss.py): trainer.loss(logits, y, mix)
         self.loss = Criterion(self.task, self.label_smoothing, self.class_weights)
@@ -238,12 +223,14 @@ class Trainer:
         return torch.full((len(self.classes),), self.threshold)
 
     # -- one batch through the device-side pipeline ------------------------------------------
-    def _inputs(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+    def _inputs(self, x: torch.Tensor, train: bool, low_res: bool = False) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         with torch.no_grad():
             x = self.preprocess.prepare(x)
             if train:
                 x = self.augment(x)
+            if low_res and self.low_res is not None:
+                x = self.low_res(x)
             x = self.preprocess.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -273,10 +260,12 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def _resume_state(self) -> dict:
+        ema = {"ema": self.ema.module.state_dict()} if self.ema is not None else {}
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(),
+            **ema,
             **self.state.to_resume(),
         }
 
@@ -303,6 +292,12 @@ class Trainer:
         self.model.load_state_dict(bundle["state_dict"])
         self.optimizer.load_state_dict(resume["optimizer"])
         self.scheduler.load_state_dict(resume["scheduler"])
+        if (self.ema is None) != ("ema" not in resume):
+            raise ConfigError(
+                "ckpt_path's run and this one differ in trainer.ema_decay (0 or not); resume with its value"
+            )
+        if self.ema is not None:
+            self.ema.module.load_state_dict(resume["ema"])
         set_rng_state(resume["rng"])
         self.state = FitState.from_resume(resume)
         log.info("resumed from epoch %d (step %d)", self.state.epoch, self.state.global_step)
@@ -329,8 +324,12 @@ class Trainer:
             unit="batch",
             leave=False,
         )
+        low_res = epoch < self.low_res_epochs
+        if low_res:
+            log.info("epoch %d: trained at %d px (trainer.low_res)", epoch + 1, self.low_res.size)
         for x, y, _ in bar:
-            inputs, y = self._inputs(x, train=True), y.to(self.device, non_blocking=True)
+            inputs = self._inputs(x, train=True, low_res=low_res)
+            y = y.to(self.device, non_blocking=True)
             inputs, mix = self.mixup(inputs)  # mix: None, or MixUp's (pair, lam)
             with autocast(self.device, self.precision):
                 logits = self.forward_model(inputs)
@@ -347,6 +346,8 @@ class Trainer:
                 )
             self.optimizer.step()
             self.state.global_step += 1
+            if self.ema is not None:
+                self.ema.update(self.model, step=self.state.global_step)
             self.scheduler.step_update(self.state.global_step)
             total += loss.item() * len(y)
             count += len(y)
@@ -372,7 +373,8 @@ class Trainer:
         for epoch in range(start_epoch, self.max_epochs):
             t0 = time.perf_counter()
             train_loss = self.train_epoch(epoch)
-            logits, targets, _ = self.predict_logits("val")
+            with swapped_in(self.model, self.ema):  # the average is scored and is best.pt
+                logits, targets, _ = self.predict_logits("val")
             metrics, _ = classification_metrics(
                 logits,
                 targets,
@@ -407,7 +409,8 @@ class Trainer:
             )
             if self._improved(score, self.state.best_score, self.monitor_mode):
                 self.state.best_score, self.state.best_epoch = score, epoch + 1
-                self.save("best.pt", metrics, with_resume=False)
+                with swapped_in(self.model, self.ema):
+                    self.save("best.pt", metrics, with_resume=False)
             es_score = metrics.get(self.es_monitor, score)
             if self._improved(es_score, self.state.es_best, self.es_mode, self.es_min_delta):
                 self.state.es_best, self.state.bad_epochs = es_score, 0
