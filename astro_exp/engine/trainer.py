@@ -4,7 +4,8 @@ a weight average (engine/ema.py), early stopping, best/last checkpoints and an e
 (engine/resume.py).
 
 Everything after the DataLoader runs batched on the model's device: uint8 batch ->
-``preprocess.prepare`` -> ``augment`` (train only) -> ``preprocess.normalize`` -> model.
+``preprocess.prepare`` -> ``augment`` (train only) -> ``low_res`` (its epochs only) ->
+``preprocess.normalize`` -> model.
 """
 
 from __future__ import annotations
