@@ -230,7 +230,7 @@ class Trainer:
             x = self.preprocess.prepare(x)
             if train:
                 x = self.augment(x)
-            if low_res and self.low_res is not None:
+            if low_res:
                 x = self.low_res(x)
             x = self.preprocess.normalize(x)
         if self.channels_last:
